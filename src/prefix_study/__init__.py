@@ -1,0 +1,1 @@
+"""prefix-study: prefix (KV-cache) sharing in LLM serving, measured on vLLM."""

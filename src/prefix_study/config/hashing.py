@@ -1,0 +1,61 @@
+"""Content hashes of the config each stage depends on.
+
+Each stage writes under `results/<stage>/<hash>/`; the hash covers only the
+config that stage (and the stages before it) read, so a capacity sweep reuses
+the engine traces and a new workload size re-runs everything downstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+#: Stage -> (upstream stages, config keys read by the stage itself).
+STAGE_DEPENDENCIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "assets": ((), ("engine.model",)),
+    "workloads": (("assets",), ("seed", "dataset", "workloads")),
+    "engine": (("workloads",), ("engine",)),
+    "traces": (("engine",), ()),
+    "stats": (("traces",), ("sweep.block_sizes",)),
+    "replay": (("traces",), ("sweep",)),
+    "mixed": (("traces",), ("mix", "workloads")),
+    "figures": (("stats", "replay", "mixed"), ()),
+}
+STAGES = tuple(STAGE_DEPENDENCIES)
+
+
+def _select(cfg: Any, key: str) -> Any:
+    node = OmegaConf.select(cfg, key)
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def stage_key(cfg: Any, stage: str) -> dict[str, Any]:
+    """The config a stage's outputs depend on, upstream stages included."""
+    upstream, keys = STAGE_DEPENDENCIES[stage]
+    key: dict[str, Any] = {k: _select(cfg, k) for k in keys}
+    for up in upstream:
+        key[f"<{up}>"] = stage_hash(cfg, up)
+    return key
+
+
+def stage_hash(cfg: Any, stage: str, length: int = 10) -> str:
+    """Short, stable hash of `stage_key` (sorted JSON, sha256)."""
+    blob = json.dumps(stage_key(cfg, stage), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def stage_dir(cfg: Any, stage: str) -> Path:
+    return Path(cfg.results_dir) / stage / stage_hash(cfg, stage)
+
+
+def run_hash(cfg: Any) -> str:
+    """Hash of everything that shapes a run's outputs."""
+    return stage_hash(cfg, "figures")
+
+
+def run_dir(cfg: Any) -> Path:
+    return Path(cfg.results_dir) / "runs" / f"{cfg.experiment}-{run_hash(cfg)}"

@@ -1,0 +1,179 @@
+"""Drive a request stream through the engine on a clock, recording reuse.
+
+Requests enter in arrival order: a conversation's first turn at its Poisson
+arrival time, each later turn only once its previous turn has finished and
+its think time has passed (closed loop). The clock skips idle gaps, so the
+run honours arrival times without sleeping; with the `simulated` clock each
+step costs `step_overhead_s + tokens * token_time_s`, which makes the whole
+run (scheduling, cache events, outputs) deterministic.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from tqdm import tqdm
+
+from prefix_study.engine.runtime import Engine
+from prefix_study.engine.simulator import simulator_params
+
+
+@dataclass
+class ClockModel:
+    kind: str = "simulated"
+    step_overhead_s: float = 0.004
+    token_time_s: float = 0.0002
+
+    def step_cost(self, wall_s: float, tokens: int) -> float:
+        if self.kind == "wall":
+            return wall_s
+        return self.step_overhead_s + tokens * self.token_time_s
+
+
+@dataclass
+class StepObserver:
+    """Wraps `Scheduler.schedule` to note each step's new requests and tokens."""
+
+    new_request_ids: list[str] = field(default_factory=list)
+    tokens: int = 0
+
+    def wrap(self, scheduler: Any) -> None:
+        original = scheduler.schedule
+
+        def schedule(*args: Any, **kwargs: Any):
+            out = original(*args, **kwargs)
+            self.tokens += int(out.total_num_scheduled_tokens)
+            self.new_request_ids.extend(r.req_id for r in out.scheduled_new_reqs)
+            return out
+
+        scheduler.schedule = schedule
+
+    def take(self) -> tuple[list[str], int]:
+        ids, tokens = self.new_request_ids, self.tokens
+        self.new_request_ids, self.tokens = [], 0
+        return ids, tokens
+
+
+@dataclass
+class DriveResult:
+    requests: pl.DataFrame
+    kv_events: pl.DataFrame
+    stats: dict[str, Any]
+
+
+REQUEST_SCHEMA = {
+    "request_id": pl.String, "workload": pl.String, "conversation_id": pl.String,
+    "turn_index": pl.Int32, "arrival_s": pl.Float64, "scheduled_s": pl.Float64,
+    "first_token_s": pl.Float64, "finished_s": pl.Float64,
+    "num_prompt_tokens": pl.Int32, "num_cached_tokens": pl.Int32,
+    "reuse_fraction": pl.Float64, "prompt_token_ids": pl.List(pl.Int32),
+    "output_token_ids": pl.List(pl.Int32), "scheduled_step": pl.Int64,
+    "lookup_event_index": pl.Int64,
+}
+KV_EVENT_SCHEMA = {
+    "seq": pl.Int64, "event_index": pl.Int64, "step": pl.Int64, "time_s": pl.Float64,
+    "event": pl.String, "block_hash": pl.UInt64, "parent_block_hash": pl.UInt64,
+    "num_tokens": pl.Int32,
+}
+
+
+def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
+          clock: ClockModel | None = None, progress: bool = True,
+          desc: str = "engine") -> DriveResult:
+    """Run `stream` (a checked request stream) through `engine`."""
+    clock = clock or ClockModel()
+    llm_engine = engine.llm.llm_engine
+    observer = StepObserver()
+    observer.wrap(engine.scheduler)
+    rows = stream.sort(["conversation_id", "turn_index"]).to_dicts()
+    next_turn: dict[int, int] = {}
+    for i, row in enumerate(rows):
+        if i + 1 < len(rows) and rows[i + 1]["conversation_id"] == row["conversation_id"]:
+            next_turn[i] = i + 1
+    first_turns = {i + 1 for i in next_turn.keys()}
+    ready: list[tuple[float, str, int]] = [
+        (float(r["arrival_s"]), r["request_id"], i) for i, r in enumerate(rows) if i not in first_turns
+    ]
+    heapq.heapify(ready)
+
+    now, step = 0.0, 0
+    in_flight: dict[str, int] = {}          # internal id -> row index
+    records: dict[int, dict[str, Any]] = {}
+    done_prompt = done_cached = done_tokens = 0
+    wall_start = time.perf_counter()
+    bar = tqdm(total=len(rows), desc=desc, unit="req", disable=not progress, mininterval=0.5)
+    while ready or in_flight:
+        while ready and ready[0][0] <= now:
+            arrival, _, idx = heapq.heappop(ready)
+            row = rows[idx]
+            prompt = list(row["prompt_token_ids"])
+            params = simulator_params(mode, len(prompt), row["scripted_output_token_ids"])
+            internal = llm_engine.add_request(row["request_id"], {"prompt_token_ids": prompt}, params)
+            in_flight[internal] = idx
+            records[idx] = {"arrival_s": arrival, "scheduled_s": None, "scheduled_step": None,
+                            "first_token_s": None}
+        if not in_flight:
+            now = max(now, ready[0][0])
+            continue
+        engine.events.step, engine.events.clock = step, now
+        t0 = time.perf_counter()
+        outputs = llm_engine.step()
+        wall = time.perf_counter() - t0
+        new_ids, tokens = observer.take()
+        for internal in new_ids:
+            if internal in in_flight and records[in_flight[internal]]["scheduled_s"] is None:
+                rec = records[in_flight[internal]]
+                rec["scheduled_s"], rec["scheduled_step"] = now, step
+        now += clock.step_cost(wall, tokens)
+        done_tokens += tokens
+        step += 1
+        for out in outputs:
+            idx = in_flight.get(out.request_id)
+            if idx is None:
+                continue
+            rec = records[idx]
+            if rec["first_token_s"] is None and out.outputs and out.outputs[0].token_ids:
+                rec["first_token_s"] = now
+            if not out.finished:
+                continue
+            del in_flight[out.request_id]
+            row = rows[idx]
+            n_prompt = len(row["prompt_token_ids"])
+            cached = int(out.num_cached_tokens or 0)
+            lookup = engine.lookups.lookups.get(out.request_id)
+            rec.update(
+                request_id=row["request_id"], workload=row["workload"],
+                conversation_id=row["conversation_id"], turn_index=row["turn_index"],
+                finished_s=now, num_prompt_tokens=n_prompt, num_cached_tokens=cached,
+                reuse_fraction=cached / n_prompt, prompt_token_ids=list(row["prompt_token_ids"]),
+                output_token_ids=list(out.outputs[0].token_ids),
+                lookup_event_index=None if lookup is None else lookup[0],
+            )
+            done_prompt += n_prompt
+            done_cached += cached
+            if idx in next_turn:
+                nxt = next_turn[idx]
+                think = float(rows[nxt].get("think_time_s") or 0.0)
+                heapq.heappush(ready, (now + think, rows[nxt]["request_id"], nxt))
+            bar.update(1)
+            elapsed = time.perf_counter() - wall_start
+            bar.set_postfix(tok_s=f"{done_tokens / max(elapsed, 1e-9):.0f}",
+                            hit=f"{done_cached / max(done_prompt, 1):.3f}", refresh=False)
+    bar.close()
+    wall_total = time.perf_counter() - wall_start
+    requests = pl.DataFrame([records[i] for i in sorted(records)], schema=REQUEST_SCHEMA) \
+        if records else pl.DataFrame(schema=REQUEST_SCHEMA)
+    requests = requests.sort(["scheduled_step", "request_id"], nulls_last=True)
+    kv_events = pl.DataFrame(engine.events.rows, schema=KV_EVENT_SCHEMA) if engine.events.rows \
+        else pl.DataFrame(schema=KV_EVENT_SCHEMA)
+    stats = {
+        "requests": len(records), "steps": step, "wall_s": wall_total,
+        "tokens_scheduled": done_tokens, "tokens_per_s": done_tokens / max(wall_total, 1e-9),
+        "prompt_tokens": done_prompt, "cached_tokens": done_cached,
+        "hit_rate": done_cached / max(done_prompt, 1), "simulated_end_s": now,
+    }
+    return DriveResult(requests=requests, kv_events=kv_events, stats=stats)

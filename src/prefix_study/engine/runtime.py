@@ -1,0 +1,194 @@
+"""Build an in-process vLLM V1 engine on the CPU and observe its KV cache.
+
+Only public extension points are used: engine arguments, a custom logits
+processor (the token simulator), and the scheduler's KV-event publisher, which
+is replaced by an in-process recorder instead of a ZMQ socket. A thin wrapper
+around the KV cache manager's prefix lookup records, for each request, how
+many KV events had been emitted when it was looked up, so the consistency of
+`num_cached_tokens` with the event stream can be checked.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Must be set before vLLM is imported anywhere in the process.
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
+
+#: Hash algorithm of vLLM's prefix cache (engine default, used for traces too).
+PREFIX_HASH_ALGO = "sha256"
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything that shapes one engine instance."""
+
+    model_dir: str
+    block_size: int = 32
+    prefix_caching: bool = True
+    capacity_blocks: int = 16384
+    max_model_len: int = 4096
+    max_num_seqs: int = 16
+    max_num_batched_tokens: int = 4096
+    enforce_eager: bool = True
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, engine_cfg: Any, model_dir: str | Path, block_size: int) -> "EngineSpec":
+        return cls(
+            model_dir=str(model_dir),
+            block_size=int(block_size),
+            prefix_caching=bool(engine_cfg.prefix_caching),
+            capacity_blocks=int(engine_cfg.capacity_blocks),
+            max_model_len=int(engine_cfg.max_model_len),
+            max_num_seqs=int(engine_cfg.max_num_seqs),
+            max_num_batched_tokens=int(engine_cfg.max_num_batched_tokens),
+            enforce_eager=bool(engine_cfg.enforce_eager),
+            seed=int(engine_cfg.seed),
+        )
+
+
+@dataclass
+class KVEventRecorder:
+    """In-process stand-in for vLLM's event publisher: keeps every event.
+
+    `rows` holds one dict per block hash (stored/removed) or per clear, with
+    a global sequence number; `step` and `clock` are set by the driver so each
+    event carries the step and simulated time at which it was published.
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    published: int = 0
+    step: int = 0
+    clock: float = 0.0
+
+    def publish(self, batch: Any) -> None:
+        from vllm.distributed.kv_events import AllBlocksCleared, BlockRemoved, BlockStored
+
+        for event in batch.events:
+            if isinstance(event, BlockStored):
+                parent = event.parent_block_hash
+                for i, h in enumerate(event.block_hashes):
+                    self.rows.append(self._row("stored", h, parent, len(event.token_ids) // max(1, len(event.block_hashes))))
+                    parent = h
+            elif isinstance(event, BlockRemoved):
+                for h in event.block_hashes:
+                    self.rows.append(self._row("removed", h, None, 0))
+            elif isinstance(event, AllBlocksCleared):
+                self.rows.append(self._row("cleared", None, None, 0))
+            self.published += 1
+
+    def _row(self, kind: str, block_hash: Any, parent: Any, num_tokens: int) -> dict[str, Any]:
+        return {
+            "seq": len(self.rows),
+            "event_index": self.published,
+            "step": self.step,
+            "time_s": self.clock,
+            "event": kind,
+            "block_hash": _as_uint64(block_hash),
+            "parent_block_hash": _as_uint64(parent),
+            "num_tokens": num_tokens,
+        }
+
+    def shutdown(self) -> None:  # publisher interface
+        pass
+
+    def get_publisher_config(self) -> None:  # publisher interface
+        return None
+
+
+def _as_uint64(h: Any) -> int | None:
+    if h is None:
+        return None
+    if isinstance(h, (bytes, bytearray)):
+        return int.from_bytes(h, "big") & ((1 << 64) - 1)
+    return int(h) & ((1 << 64) - 1)
+
+
+@dataclass
+class PrefixLookupRecorder:
+    """Wraps the KV cache manager's prefix lookup; keeps the latest per request.
+
+    For request r: (number of recorder rows published before the lookup,
+    number of cached tokens the lookup returned).
+    """
+
+    events: KVEventRecorder
+    block_pool: Any
+    lookups: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def wrap(self, manager: Any) -> None:
+        original = manager.get_computed_blocks
+
+        def get_computed_blocks(request: Any):
+            result = original(request)
+            pending = len(self.block_pool.kv_event_queue)
+            self.lookups[request.request_id] = (self.events.published + pending, int(result[1]))
+            return result
+
+        manager.get_computed_blocks = get_computed_blocks
+
+
+@dataclass
+class Engine:
+    """A built engine with its observers."""
+
+    llm: Any
+    spec: EngineSpec
+    events: KVEventRecorder
+    lookups: PrefixLookupRecorder
+
+    @property
+    def scheduler(self) -> Any:
+        return self.llm.llm_engine.engine_core.engine_core.scheduler
+
+    def none_hash_seed(self) -> str:
+        from vllm.v1.core.kv_cache_utils import get_none_hash_seed
+
+        return get_none_hash_seed()
+
+
+def build_engine(spec: EngineSpec, instrument: bool = True) -> Engine:
+    """Start vLLM on the CPU with the token simulator and (optionally) observers."""
+    from vllm import LLM
+    from vllm.config import KVEventsConfig
+
+    from prefix_study.engine.simulator import TokenSimulator
+
+    if os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") != "0":
+        raise RuntimeError("set VLLM_ENABLE_V1_MULTIPROCESSING=0: the engine must run in process")
+    model_dir = Path(spec.model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"model directory {model_dir} has no config.json; build the model assets first")
+    kwargs: dict[str, Any] = dict(
+        model=str(model_dir),
+        tokenizer=str(model_dir),
+        block_size=spec.block_size,
+        enable_prefix_caching=spec.prefix_caching,
+        num_gpu_blocks_override=spec.capacity_blocks,
+        max_model_len=spec.max_model_len,
+        max_num_seqs=spec.max_num_seqs,
+        max_num_batched_tokens=max(spec.max_num_batched_tokens, spec.max_model_len),
+        enforce_eager=spec.enforce_eager,
+        logits_processors=[TokenSimulator],
+        seed=spec.seed,
+        dtype="float32",
+        prefix_caching_hash_algo=PREFIX_HASH_ALGO,
+        disable_log_stats=True,
+    )
+    if instrument:
+        kwargs["kv_events_config"] = KVEventsConfig(enable_kv_cache_events=True, publisher="null")
+    llm = LLM(**kwargs)
+    scheduler = llm.llm_engine.engine_core.engine_core.scheduler
+    events = KVEventRecorder()
+    lookups = PrefixLookupRecorder(events=events, block_pool=scheduler.kv_cache_manager.block_pool)
+    if instrument:
+        scheduler.kv_event_publisher = events
+        lookups.wrap(scheduler.kv_cache_manager)
+    return Engine(llm=llm, spec=spec, events=events, lookups=lookups)

@@ -1,0 +1,49 @@
+"""Engine stage entry point: one workload at one engine block size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from prefix_study.engine.driver import ClockModel, drive
+from prefix_study.engine.requests import check_request_stream
+from prefix_study.engine.runtime import PREFIX_HASH_ALGO, EngineSpec, build_engine
+from prefix_study.io import write_json, write_parquet
+
+
+def run_engine_stage(engine_cfg: Any, workload_parquet: str | Path, model_dir: str | Path,
+                     block_size: int, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Check the stream, run it, write requests/kv_events Parquet and run.json."""
+    import torch
+    import vllm
+
+    out = Path(out_dir)
+    stream = pl.read_parquet(workload_parquet)
+    mode = str(engine_cfg.simulator)
+    checked = check_request_stream(stream, int(engine_cfg.max_model_len), mode,
+                                   bool(engine_cfg.skip_too_long))
+    spec = EngineSpec.from_config(engine_cfg, model_dir, block_size)
+    engine = build_engine(spec)
+    clock = ClockModel(str(engine_cfg.clock), float(engine_cfg.step_overhead_s),
+                       float(engine_cfg.token_time_s))
+    workload = stream["workload"][0] if stream.height else Path(workload_parquet).stem
+    result = drive(engine, checked.frame, mode=mode, clock=clock, progress=progress,
+                   desc=f"engine {workload} b{block_size}")
+    write_parquet(result.kv_events, out / "kv_events.parquet")
+    write_parquet(result.requests, out / "requests.parquet")
+    meta = {
+        "workload": workload, "block_size": block_size, "mode": mode,
+        "engine": {k: getattr(spec, k) for k in spec.__dataclass_fields__ if k != "model_dir"},
+        "prefix_hash_algo": PREFIX_HASH_ALGO, "none_hash_seed": engine.none_hash_seed(),
+        "skipped": checked.skipped, "stats": result.stats,
+        "versions": {"vllm": vllm.__version__, "torch": torch.__version__},
+    }
+    write_json(meta, out / "run.json")
+    return meta
+
+
+def read_run_meta(engine_dir: str | Path) -> dict[str, Any]:
+    return json.loads((Path(engine_dir) / "run.json").read_text())

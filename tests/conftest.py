@@ -1,0 +1,43 @@
+"""Shared fixtures: a tiny random-weight GPT-2 and real CPU vLLM engines.
+
+Engine tests import vLLM directly: without it they error, never skip.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    from prefix_study.assets.model import build_model_dir
+
+    return build_model_dir(tmp_path_factory.mktemp("model") / "tiny", shape="tiny", seed=0,
+                           n_positions=2048)
+
+
+@pytest.fixture(scope="session")
+def engine_factory(model_dir):
+    """Engines cached per (block size, prefix caching, capacity) for the session."""
+    from prefix_study.engine import EngineSpec, build_engine
+
+    cache = {}
+
+    def make(block_size=32, prefix_caching=True, capacity_blocks=1024, max_model_len=2048):
+        key = (block_size, prefix_caching, capacity_blocks, max_model_len)
+        if key not in cache:
+            cache[key] = build_engine(EngineSpec(
+                model_dir=str(model_dir), block_size=block_size, prefix_caching=prefix_caching,
+                capacity_blocks=capacity_blocks, max_model_len=max_model_len,
+                max_num_batched_tokens=max_model_len))
+        engine = cache[key]
+        engine.llm.reset_prefix_cache()
+        return engine
+
+    return make
