@@ -37,7 +37,7 @@ def engine_factory(model_dir):
                 capacity_blocks=capacity_blocks, max_model_len=max_model_len,
                 max_num_batched_tokens=max_model_len))
         engine = cache[key]
-        engine.llm.reset_prefix_cache()
+        engine.reset()
         return engine
 
     return make

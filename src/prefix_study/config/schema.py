@@ -116,6 +116,8 @@ class MixConfig:
     # single-workload hit rate at the same capacity.
     cache_friendly: list[str] = field(default_factory=list)
     friendly_threshold: float = 0.2
+    # Replay semantics of the mixed comparison (values from SEMANTICS).
+    semantics: list[str] = field(default_factory=lambda: ["block", "prefix"])
 
 
 @dataclass

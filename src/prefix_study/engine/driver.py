@@ -101,7 +101,9 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
     heapq.heapify(ready)
 
     now, step = 0.0, 0
-    in_flight: dict[str, int] = {}          # internal id -> row index
+    in_flight: dict[str, int] = {}          # request id -> row index
+    internal_ids: dict[str, str] = {}       # engine-internal id -> request id
+    engine_ids: dict[str, str] = {}         # request id -> engine-internal id
     records: dict[int, dict[str, Any]] = {}
     done_prompt = done_cached = done_tokens = 0
     wall_start = time.perf_counter()
@@ -113,26 +115,33 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
             prompt = list(row["prompt_token_ids"])
             params = simulator_params(mode, len(prompt), row["scripted_output_token_ids"])
             internal = llm_engine.add_request(row["request_id"], {"prompt_token_ids": prompt}, params)
-            in_flight[internal] = idx
+            internal_ids[internal] = row["request_id"]
+            engine_ids[row["request_id"]] = internal
+            in_flight[row["request_id"]] = idx
             records[idx] = {"arrival_s": arrival, "scheduled_s": None, "scheduled_step": None,
                             "first_token_s": None}
         if not in_flight:
             now = max(now, ready[0][0])
             continue
+        if not llm_engine.has_unfinished_requests():
+            raise RuntimeError(f"engine idle with {len(in_flight)} requests unaccounted for: "
+                               f"{list(in_flight)[:5]}")
         engine.events.step, engine.events.clock = step, now
         t0 = time.perf_counter()
         outputs = llm_engine.step()
         wall = time.perf_counter() - t0
         new_ids, tokens = observer.take()
         for internal in new_ids:
-            if internal in in_flight and records[in_flight[internal]]["scheduled_s"] is None:
-                rec = records[in_flight[internal]]
+            rid = internal_ids.get(internal, internal)
+            if rid in in_flight and records[in_flight[rid]]["scheduled_s"] is None:
+                rec = records[in_flight[rid]]
                 rec["scheduled_s"], rec["scheduled_step"] = now, step
         now += clock.step_cost(wall, tokens)
         done_tokens += tokens
         step += 1
         for out in outputs:
-            idx = in_flight.get(out.request_id)
+            rid = internal_ids.get(out.request_id, out.request_id)
+            idx = in_flight.get(rid)
             if idx is None:
                 continue
             rec = records[idx]
@@ -140,11 +149,11 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
                 rec["first_token_s"] = now
             if not out.finished:
                 continue
-            del in_flight[out.request_id]
+            del in_flight[rid]
             row = rows[idx]
             n_prompt = len(row["prompt_token_ids"])
             cached = int(out.num_cached_tokens or 0)
-            lookup = engine.lookups.lookups.get(out.request_id)
+            lookup = engine.lookups.lookups.get(engine_ids[rid])
             rec.update(
                 request_id=row["request_id"], workload=row["workload"],
                 conversation_id=row["conversation_id"], turn_index=row["turn_index"],

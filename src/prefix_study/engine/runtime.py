@@ -11,9 +11,11 @@ many KV events had been emitted when it was looked up, so the consistency of
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 # Must be set before vLLM is imported anywhere in the process.
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -148,10 +150,38 @@ class Engine:
     def scheduler(self) -> Any:
         return self.llm.llm_engine.engine_core.engine_core.scheduler
 
+    def reset(self) -> None:
+        """Empty the prefix cache and forget recorded events and lookups."""
+        if not self.llm.reset_prefix_cache():
+            raise RuntimeError("vLLM refused to reset the prefix cache (requests running?)")
+        self.events.rows.clear()
+        self.events.published = self.events.step = 0
+        self.events.clock = 0.0
+        self.lookups.lookups.clear()
+
     def none_hash_seed(self) -> str:
         from vllm.v1.core.kv_cache_utils import get_none_hash_seed
 
         return get_none_hash_seed()
+
+
+@contextmanager
+def _hidden_modules(prefixes: tuple[str, ...] = ("llvmlite", "numba")) -> Iterator[None]:
+    """Hide modules from vLLM's start-up scan of `sys.modules` while it runs.
+
+    vLLM 0.32's Triton kernel-override pass calls `vars(x).get(...)` on every
+    module attribute; llvmlite's FFI wrapper (loaded with numba, which the
+    replay kernels use) answers `vars()` with a non-dict and the engine fails
+    to start. Those modules hold no vLLM kernels, so skipping them is safe.
+    """
+    hidden = {name: mod for name, mod in sys.modules.items()
+              if name.split(".")[0] in prefixes}
+    for name in hidden:
+        del sys.modules[name]
+    try:
+        yield
+    finally:
+        sys.modules.update(hidden)
 
 
 def build_engine(spec: EngineSpec, instrument: bool = True) -> Engine:
@@ -184,7 +214,8 @@ def build_engine(spec: EngineSpec, instrument: bool = True) -> Engine:
     )
     if instrument:
         kwargs["kv_events_config"] = KVEventsConfig(enable_kv_cache_events=True, publisher="null")
-    llm = LLM(**kwargs)
+    with _hidden_modules():
+        llm = LLM(**kwargs)
     scheduler = llm.llm_engine.engine_core.engine_core.scheduler
     events = KVEventRecorder()
     lookups = PrefixLookupRecorder(events=events, block_pool=scheduler.kv_cache_manager.block_pool)

@@ -1,0 +1,64 @@
+"""Engine-measured prefix hit rate beside the `prefix` replay at the engine's
+capacity, both in tokens: the engine's num_cached_tokens / prompt tokens, and
+the replay's hit blocks x block size / the same prompt tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from prefix_study.figures.style import new_figure, policy_color, save_figure
+
+
+def engine_vs_replay(engine_requests: pl.DataFrame, replay: pl.DataFrame) -> pl.DataFrame:
+    """Per workload x block size: engine_hit_rate, replay_hit_rate (tokens).
+
+    engine_requests: engine per-request records (workload, block_size,
+    num_prompt_tokens, num_cached_tokens); replay: prefix-replay rows
+    (workload, block_size, hits), e.g. from `hit_rate_table` at the engine
+    capacity (minus vLLM's null block).
+    """
+    eng = engine_requests.group_by("workload", "block_size").agg(
+        pl.col("num_prompt_tokens").sum().alias("prompt_tokens"),
+        pl.col("num_cached_tokens").sum().alias("engine_cached_tokens"),
+        pl.col("reuse_fraction").mean().alias("engine_mean_reuse_fraction")
+        if "reuse_fraction" in engine_requests.columns else pl.lit(None, dtype=pl.Float64).alias("engine_mean_reuse_fraction"),
+    )
+    rep = replay.select("workload", "block_size", "hits")
+    return (
+        eng.join(rep, on=["workload", "block_size"], how="inner")
+        .with_columns(
+            (pl.col("engine_cached_tokens") / pl.col("prompt_tokens")).alias("engine_hit_rate"),
+            (pl.col("hits") * pl.col("block_size") / pl.col("prompt_tokens")).alias("replay_hit_rate"),
+        )
+        .sort("workload", "block_size")
+    )
+
+
+def plot_engine_vs_replay(engine_requests: pl.DataFrame, replay: pl.DataFrame,
+                          out_stem: Path | str) -> list[Path]:
+    """Grouped bars per workload, one panel per block size."""
+    table = engine_vs_replay(engine_requests, replay)
+    sizes = sorted(table["block_size"].unique().to_list())
+    workloads = sorted(table["workload"].unique().to_list())
+    fig, axes = new_figure(1, max(len(sizes), 1), panel_w=max(3.2, 0.9 * len(workloads) + 1.2), panel_h=3.0)
+    x = np.arange(len(workloads))
+    for c, bs in enumerate(sizes):
+        ax = axes[0][c]
+        d = table.filter(pl.col("block_size") == bs)
+        eng = dict(zip(d["workload"].to_list(), d["engine_hit_rate"].to_list()))
+        rep = dict(zip(d["workload"].to_list(), d["replay_hit_rate"].to_list()))
+        ax.bar(x - 0.2, [eng.get(w, 0.0) for w in workloads], 0.4, color="#444444", label="engine (vLLM)")
+        ax.bar(x + 0.2, [rep.get(w, 0.0) for w in workloads], 0.4, color=policy_color("lru"),
+               label="prefix replay (LRU, tail-first)")
+        ax.set_xticks(x, workloads, rotation=20, ha="right")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("cached prompt tokens / prompt tokens")
+        ax.set_title(f"{bs}-token blocks")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle("Engine-measured vs replayed prefix hit rate")
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
+    return save_figure(fig, out_stem)

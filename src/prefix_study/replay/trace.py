@@ -1,0 +1,190 @@
+"""Block-access traces encoded for the replay kernels.
+
+The kernels never see 64-bit hashes: every distinct `block_hash` becomes a
+dense int32 id (0..num_ids-1, in order of first appearance), so cache state
+lives in flat arrays indexed by id instead of hash maps, and blocks used close
+in time sit close in memory. Request boundaries and the trace's `lookup`
+column travel as per-access flag bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from prefix_study.replay.kernels._common import jit
+
+#: Flag bit: this access is the first block of a request.
+REQUEST_START = np.uint8(1)
+#: Flag bit: the engine stores this block but never looks it up (trace column
+#: `lookup` is false: blocks from the prompt's last token on, and output
+#: blocks). Such an access updates the cache like any other, is never a prefix
+#: hit, and is left out of accesses and hits under both semantics.
+NOT_LOOKED_UP = np.uint8(2)
+
+#: Columns of `traces/{workload}/b{bs}.parquet` (the trace contract); `lookup`
+#: is optional (absent: every block is looked up).
+TRACE_COLUMNS = ("request_id", "workload", "time_s", "position", "block_hash", "engine_hit", "lookup")
+
+#: Next-use value for an access that is the last use of its block.
+NEVER = np.iinfo(np.int64).max
+
+
+@dataclass
+class BlockTrace:
+    """One trace, ready for the kernels.
+
+    ids: dense block id per access (int32); flags: REQUEST_START / NOT_LOOKED_UP
+    bits (uint8); workload: index into `workload_names` per access (int16).
+    """
+
+    ids: np.ndarray
+    flags: np.ndarray
+    num_ids: int
+    workload: np.ndarray
+    workload_names: tuple[str, ...]
+    _next_use: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def accesses(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def looked_up(self) -> np.ndarray:
+        """Accesses that count towards accesses and hits."""
+        return (self.flags & NOT_LOOKED_UP) == 0
+
+    @property
+    def num_lookups(self) -> int:
+        return int(np.count_nonzero(self.looked_up))
+
+    @property
+    def num_requests(self) -> int:
+        return int(np.count_nonzero(self.flags & REQUEST_START))
+
+    @property
+    def next_use(self) -> np.ndarray:
+        """Index of the next access of the same block (NEVER if none), for Belady."""
+        if self._next_use is None:
+            self._next_use = next_use_positions(self.ids)
+        return self._next_use
+
+    def select(self, keep: np.ndarray) -> "BlockTrace":
+        """The sub-trace of accesses where `keep` is True (whole requests only)."""
+        # Re-densify so arrays stay as small as the sub-trace's working set.
+        ids, num_ids = dense_block_ids(self.ids[keep].astype(np.uint64))
+        return BlockTrace(
+            ids=ids,
+            flags=self.flags[keep],
+            num_ids=int(num_ids),
+            workload=self.workload[keep],
+            workload_names=self.workload_names,
+        )
+
+
+@jit
+def _first_appearance_ids(hashes):
+    """Dense ids in order of first appearance (open addressing, one pass)."""
+    n = hashes.shape[0]
+    size = 1
+    while size < n + n // 2 + 1:
+        size *= 2
+    mask = size - 1
+    keys = np.empty(size, dtype=np.uint64)
+    vals = np.full(size, -1, dtype=np.int32)
+    out = np.empty(n, dtype=np.int32)
+    count = 0
+    for i in range(n):
+        k = hashes[i]
+        j = ((k ^ (k >> np.uint64(29))) * np.uint64(0xBF58476D1CE4E5B9)) >> np.uint64(20)
+        j = np.int64(j & np.uint64(mask))
+        while True:
+            v = vals[j]
+            if v == -1:
+                keys[j] = k
+                vals[j] = count
+                out[i] = count
+                count += 1
+                break
+            if keys[j] == k:
+                out[i] = v
+                break
+            j = (j + 1) & mask
+    return out, count
+
+
+def dense_block_ids(hashes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Map uint64 block hashes to dense int32 ids 0..k-1 in order of first
+    appearance, so blocks used close in time sit close in memory."""
+    return _first_appearance_ids(np.ascontiguousarray(hashes, dtype=np.uint64))
+
+
+def next_use_positions(ids: np.ndarray) -> np.ndarray:
+    """For each access, the index of the next access to the same id (NEVER if none)."""
+    n = ids.shape[0]
+    out = np.full(n, NEVER, dtype=np.int64)
+    if n < 2:
+        return out
+    order = np.argsort(ids, kind="stable")
+    same = ids[order[1:]] == ids[order[:-1]]
+    out[order[:-1][same]] = order[1:][same]
+    return out
+
+
+def request_start_mask(frame: pl.DataFrame) -> np.ndarray:
+    """True where a new request begins: position 0, or request/workload changes."""
+    starts = frame.select(
+        (
+            (pl.col("position") == 0)
+            | (pl.col("request_id") != pl.col("request_id").shift(1))
+            | (pl.col("workload") != pl.col("workload").shift(1))
+        )
+        .fill_null(True)
+        .alias("start")
+    )["start"]
+    return starts.to_numpy()
+
+
+def encode_trace(frame: pl.DataFrame) -> BlockTrace:
+    """Encode a trace frame (trace contract columns, in access order)."""
+    n = frame.height
+    if n == 0:
+        return BlockTrace(
+            ids=np.zeros(0, np.int32),
+            flags=np.zeros(0, np.uint8),
+            num_ids=0,
+            workload=np.zeros(0, np.int16),
+            workload_names=(),
+        )
+    ids, num_ids = dense_block_ids(frame["block_hash"].to_numpy())
+    flags = np.where(request_start_mask(frame), REQUEST_START, np.uint8(0)).astype(np.uint8)
+    if "lookup" in frame.columns:
+        not_looked_up = ~frame["lookup"].fill_null(True).to_numpy()
+        flags |= np.where(not_looked_up, NOT_LOOKED_UP, np.uint8(0)).astype(np.uint8)
+    names = frame["workload"].unique(maintain_order=True).to_list()
+    codes = frame["workload"].replace_strict(
+        names, list(range(len(names))), return_dtype=pl.Int16
+    ).to_numpy()
+    return BlockTrace(
+        ids=ids,
+        flags=flags,
+        num_ids=int(num_ids),
+        workload=codes,
+        workload_names=tuple(names),
+    )
+
+
+REPLAY_COLUMNS = ("request_id", "workload", "position", "block_hash", "lookup")
+
+
+def read_trace(path: Path | str, columns: tuple[str, ...] = REPLAY_COLUMNS) -> pl.DataFrame:
+    """Read the columns of a trace Parquet file that the replays need
+    (optional columns such as `lookup` are skipped when absent)."""
+    present = pl.read_parquet_schema(path)
+    return pl.read_parquet(path, columns=[c for c in columns if c in present])
+def load_block_trace(path: Path | str) -> BlockTrace:
+    """Read and encode one trace file."""
+    return encode_trace(read_trace(path))

@@ -1,0 +1,170 @@
+"""Block-access traces derived from the engine's token ids with vLLM's own hash.
+
+vLLM's CPU backend runs block sizes that are multiples of 32 only; 16-token
+traces are derived offline. The derivation calls vLLM's chained
+`hash_block_tokens` with the engine's hash function and NONE_HASH seed, and is
+proven by reproducing the hashes in the engine's own KV events at 32 and 64.
+
+Each request contributes one row per full block of the tokens the engine holds
+KV for: the prompt and all but the last output token. `lookup` marks the
+blocks vLLM looks up in its prefix cache (full blocks before the prompt's last
+token; the rest are only computed and stored). `engine_hit` is the engine's
+own answer where it ran at that block size, else null.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Callable, Iterable, Sequence
+
+import polars as pl
+
+from prefix_study.engine.runtime import PREFIX_HASH_ALGO
+
+TRACE_SCHEMA = {
+    "request_id": pl.String,
+    "workload": pl.String,
+    "time_s": pl.Float64,
+    "position": pl.Int32,
+    "block_hash": pl.UInt64,
+    "engine_hit": pl.Boolean,
+    "lookup": pl.Boolean,
+}
+_MASK64 = (1 << 64) - 1
+
+
+@lru_cache(maxsize=8)
+def _hash_fn(algo: str) -> Callable:
+    from vllm.utils.hashing import get_hash_fn_by_name
+
+    return get_hash_fn_by_name(algo)
+
+
+def chained_block_hashes(token_ids: Sequence[int], block_size: int, none_hash_seed: str,
+                         algo: str = PREFIX_HASH_ALGO) -> list[int]:
+    """uint64 hashes of every full block, chained from NONE_HASH as vLLM does."""
+    from vllm.v1.core.kv_cache_utils import hash_block_tokens
+
+    hash_fn = _hash_fn(algo)
+    parent = hash_fn(none_hash_seed)  # == vLLM's NONE_HASH for this seed
+    out = []
+    for start in range(0, len(token_ids) - block_size + 1, block_size):
+        parent = hash_block_tokens(hash_fn, parent, token_ids[start:start + block_size])
+        out.append(int.from_bytes(parent, "big") & _MASK64)
+    return out
+
+
+def kv_token_ids(prompt: Sequence[int], output: Sequence[int]) -> list[int]:
+    """Tokens the engine computes KV for: the prompt and all but the last output."""
+    return list(prompt) + list(output)[:-1]
+
+
+def derive_block_trace(requests: pl.DataFrame, block_size: int, none_hash_seed: str,
+                       engine_block_size: int | None = None,
+                       algo: str = PREFIX_HASH_ALGO) -> pl.DataFrame:
+    """One row per block access, in the order the engine scheduled the requests.
+
+    `engine_hit` is filled when `engine_block_size == block_size` (the engine
+    ran at this size): a lookup block is a hit iff it lies within the
+    engine's `num_cached_tokens`.
+    """
+    measured = engine_block_size == block_size
+    cols: dict[str, list] = {k: [] for k in TRACE_SCHEMA}
+    ordered = requests.sort(["scheduled_s", "scheduled_step", "request_id"], nulls_last=True)
+    for r in ordered.iter_rows(named=True):
+        prompt, output = r["prompt_token_ids"], r["output_token_ids"]
+        hashes = chained_block_hashes(kv_token_ids(prompt, output), block_size, none_hash_seed, algo)
+        n_lookup = (len(prompt) - 1) // block_size
+        n_hit = r["num_cached_tokens"] // block_size
+        for pos, h in enumerate(hashes):
+            cols["request_id"].append(r["request_id"])
+            cols["workload"].append(r["workload"])
+            cols["time_s"].append(r["scheduled_s"])
+            cols["position"].append(pos)
+            cols["block_hash"].append(h)
+            cols["lookup"].append(pos < n_lookup)
+            cols["engine_hit"].append((pos < n_hit) if measured else None)
+    return pl.DataFrame(cols, schema=TRACE_SCHEMA)
+
+
+def cached_set_before(kv_events: pl.DataFrame) -> Callable[[int], set[int]]:
+    """Replay the engine's KV events: the set of cached hashes before event index i."""
+    events = kv_events.sort("seq").select("event_index", "event", "block_hash").rows()
+    state: set[int] = set()
+    pos = 0
+
+    def before(event_index: int) -> set[int]:
+        nonlocal pos
+        while pos < len(events) and events[pos][0] < event_index:
+            _, kind, h = events[pos]
+            if kind == "stored":
+                state.add(h)
+            elif kind == "removed":
+                state.discard(h)
+            else:
+                state.clear()
+            pos += 1
+        return state
+
+    return before
+
+
+def check_engine_consistency(requests: pl.DataFrame, kv_events: pl.DataFrame,
+                             trace: pl.DataFrame, block_size: int) -> dict:
+    """Prove the derivation and the accounting against the engine's own events.
+
+    - derivation: the set of derived block hashes equals the set of hashes the
+      engine stored (every block starts uncached, so each was stored once);
+    - consistency: for every request, `num_cached_tokens` equals block size x
+      the number of leading lookup blocks that were in the cache (per the KV
+      events) when the engine looked the request up.
+    """
+    stored = set(kv_events.filter(pl.col("event") == "stored")["block_hash"].to_list())
+    derived = set(trace["block_hash"].to_list())
+    by_request = {rid: g.sort("position") for (rid,), g in trace.group_by("request_id")}
+    ordered = requests.filter(pl.col("lookup_event_index").is_not_null()).sort("lookup_event_index")
+    before = cached_set_before(kv_events)
+    mismatches = []
+    for r in ordered.iter_rows(named=True):
+        cache = before(r["lookup_event_index"])
+        blocks = by_request.get(r["request_id"])
+        leading = 0
+        if blocks is not None:
+            for h, lookup in blocks.select("block_hash", "lookup").rows():
+                if not lookup or h not in cache:
+                    break
+                leading += 1
+        if leading * block_size != r["num_cached_tokens"]:
+            mismatches.append({"request_id": r["request_id"], "engine": r["num_cached_tokens"],
+                               "from_events": leading * block_size})
+    return {
+        "block_size": block_size,
+        "requests_checked": ordered.height,
+        "derived_hashes": len(derived),
+        "engine_stored_hashes": len(stored),
+        "derived_equals_engine": derived == stored,
+        "derived_not_stored": len(derived - stored),
+        "stored_not_derived": len(stored - derived),
+        "consistency_mismatches": mismatches[:20],
+        "num_consistency_mismatches": len(mismatches),
+        "ok": derived == stored and not mismatches,
+    }
+
+
+def block_usage(trace: pl.DataFrame, kv_events: pl.DataFrame) -> pl.DataFrame:
+    """Per block (engine block size): hits, use times, stores and evictions."""
+    uses = trace.group_by("block_hash").agg(
+        pl.col("engine_hit").fill_null(False).sum().cast(pl.Int64).alias("hits"),
+        pl.len().alias("uses"),
+        pl.col("time_s").sort().alias("use_times"),
+        pl.col("time_s").min().alias("first_use_s"),
+    )
+    ev = kv_events.filter(pl.col("block_hash").is_not_null()).group_by("block_hash").agg(
+        (pl.col("event") == "stored").sum().cast(pl.Int64).alias("times_stored"),
+        (pl.col("event") == "removed").sum().cast(pl.Int64).alias("times_evicted"),
+    )
+    return uses.join(ev, on="block_hash", how="left").sort("first_use_s", "block_hash")
+
+
+def concat_traces(frames: Iterable[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat([f.select(list(TRACE_SCHEMA)) for f in frames])
