@@ -42,7 +42,10 @@ class StepObserver:
     tokens: int = 0
 
     def wrap(self, scheduler: Any) -> None:
-        original = scheduler.schedule
+        # Replace an earlier drive's wrapper instead of stacking on it: otherwise
+        # every drive() on the same engine adds a layer whose observer keeps
+        # collecting ids forever.
+        original = getattr(scheduler.schedule, "_unwrapped", scheduler.schedule)
 
         def schedule(*args: Any, **kwargs: Any):
             out = original(*args, **kwargs)
@@ -50,6 +53,7 @@ class StepObserver:
             self.new_request_ids.extend(r.req_id for r in out.scheduled_new_reqs)
             return out
 
+        schedule._unwrapped = original  # type: ignore[attr-defined]
         scheduler.schedule = schedule
 
     def take(self) -> tuple[list[str], int]:

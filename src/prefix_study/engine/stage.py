@@ -12,11 +12,13 @@ from prefix_study.engine.driver import ClockModel, drive
 from prefix_study.engine.requests import check_request_stream
 from prefix_study.engine.runtime import PREFIX_HASH_ALGO, EngineSpec, build_engine
 from prefix_study.io import write_json, write_parquet
+from prefix_study.traces.derive import block_usage, derive_block_trace
 
 
 def run_engine_stage(engine_cfg: Any, workload_parquet: str | Path, model_dir: str | Path,
                      block_size: int, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Check the stream, run it, write requests/kv_events Parquet and run.json."""
+    """Check the stream, run it, and write `requests.parquet`, `kv_events.parquet`,
+    `blocks.parquet` (per-block hits and use times) and `run.json`."""
     import torch
     import vllm
 
@@ -34,6 +36,9 @@ def run_engine_stage(engine_cfg: Any, workload_parquet: str | Path, model_dir: s
                    desc=f"engine {workload} b{block_size}")
     write_parquet(result.kv_events, out / "kv_events.parquet")
     write_parquet(result.requests, out / "requests.parquet")
+    trace = derive_block_trace(result.requests, block_size, engine.none_hash_seed(),
+                               engine_block_size=block_size)
+    write_parquet(block_usage(trace, result.kv_events), out / "blocks.parquet")
     meta = {
         "workload": workload, "block_size": block_size, "mode": mode,
         "engine": {k: getattr(spec, k) for k in spec.__dataclass_fields__ if k != "model_dir"},

@@ -1,0 +1,46 @@
+# prefix-study: dataset -> workloads -> vLLM engine -> block traces -> statistics,
+# replays, mixed workload -> figures -> run index and report.
+#
+# Configuration is Hydra's (conf/), composed here; pass overrides with
+#   snakemake --cores 2 --config overrides='[sweep.capacities=[64,1024],sweep.policies=[lru]]'
+# Every stage writes under results/<stage>/<hash of the config it depends on>/.
+import os
+import sys
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+os.environ.setdefault("PYTHONHASHSEED", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+from prefix_study.config import compose_config
+from prefix_study.pipeline import FIGURES, PipelinePaths, split_overrides
+
+CFG = compose_config(split_overrides(config.get("overrides")))
+P = PipelinePaths(CFG)
+PY = sys.executable
+STAGE = "{PY} -m prefix_study.stages".format(PY=PY)
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/assets.smk"
+include: "workflow/rules/workloads.smk"
+include: "workflow/rules/engine.smk"
+include: "workflow/rules/traces.smk"
+include: "workflow/rules/stats.smk"
+include: "workflow/rules/replay.smk"
+include: "workflow/rules/mixed.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        P.run / "index.md",

@@ -1,0 +1,1 @@
+"""Figures, run index and report of a pipeline run."""

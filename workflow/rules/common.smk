@@ -1,0 +1,28 @@
+# Shared helpers: each stage's resolved config is written once into its
+# directory; jobs read it from there (only the keys the stage hash covers
+# are used, so a later run with the same hash reads the same values).
+from omegaconf import OmegaConf
+
+from prefix_study.config.hashing import STAGES
+
+
+wildcard_constraints:
+    stage="|".join(STAGES),
+    hash="[0-9a-f]{10}",
+    workload="[A-Za-z0-9_]+",
+    bs="[0-9]+",
+
+
+def trace_args(pairs):
+    """--trace workload:bs=path arguments for a list of (workload, bs)."""
+    return " ".join(f"--trace {w}:{b}={P.trace(w, b)}" for w, b in pairs)
+
+
+rule stage_config:
+    output:
+        "results/{stage}/{hash}/config.yaml",
+    localrule: True
+    run:
+        from prefix_study.io import write_text
+
+        write_text(OmegaConf.to_yaml(CFG, resolve=True), output[0])
