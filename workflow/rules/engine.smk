@@ -22,4 +22,4 @@ rule engine_run:
         P.stage("engine") / "benchmarks/{workload}_b{bs}.tsv"
     shell:
         "{STAGE} engine --config {input.cfg} --workload-file {input.stream} --model {input.model} "
-        "--block-size {wildcards.bs} --out {params.out} 2> {log}"
+        "--block-size {wildcards.bs} --out {params.out} > {log}"

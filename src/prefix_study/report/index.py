@@ -58,7 +58,7 @@ def findings(paths: PipelinePaths) -> pl.DataFrame:
     hits = pl.read_parquet(paths.replay("hit_rates.parquet"))
     bs = int(cfg.mix.block_size) if int(cfg.mix.block_size) in summary["block_size"].to_list() \
         else int(summary["block_size"].min())
-    cap = int(max(cfg.sweep.capacities))
+    cap = int(min(cfg.sweep.capacities))  # where capacity binds and policies differ
     sel = hits.filter((pl.col("block_size") == bs) & (pl.col("capacity_blocks") == cap)
                       & (pl.col("semantics") == "prefix"))
     wide = sel.pivot(on="policy", index="workload", values="hit_rate")
@@ -83,8 +83,8 @@ def write_run_index(cfg: Any, paths: PipelinePaths, benchmark_files: list[Path])
         "",
         "## Findings",
         "",
-        f"Hit rates at block size {cfg.mix.block_size} tokens, capacity {max(cfg.sweep.capacities)} "
-        "blocks, prefix semantics (vLLM's rule); `engine_hit_rate` is what vLLM itself served from "
+        f"Hit rates at block size {cfg.mix.block_size} tokens, capacity {min(cfg.sweep.capacities)} "
+        "blocks (the sweep's smallest), prefix semantics (vLLM's rule); `engine_hit_rate` is what vLLM itself served from "
         "cache, `infinite_hit_rate` the bound no policy can beat.",
         "",
         markdown_table(findings(paths)),
