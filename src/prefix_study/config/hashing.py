@@ -17,9 +17,9 @@ from omegaconf import OmegaConf
 #: Stage -> (upstream stages, config keys read by the stage itself).
 STAGE_DEPENDENCIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "assets": ((), ("engine.model",)),
-    "workloads": (("assets",), ("seed", "dataset", "workloads")),
+    "workloads": (("assets",), ("seed", "dataset", "workloads:sharegpt")),
     "engine": (("workloads",), ("engine",)),
-    "traces": (("engine",), ()),
+    "traces": (("engine",), ("workloads:external",)),
     "stats": (("traces",), ("sweep.block_sizes",)),
     "replay": (("traces",), ("sweep",)),
     "mixed": (("traces",), ("mix", "workloads")),
@@ -28,7 +28,17 @@ STAGE_DEPENDENCIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 STAGES = tuple(STAGE_DEPENDENCIES)
 
 
+#: Workload kinds that enter at the traces stage (block-hash files).
+EXTERNAL_KINDS = ("mooncake", "bailian")
+
+
 def _select(cfg: Any, key: str) -> Any:
+    if key.startswith("workloads:"):
+        # ShareGPT workloads feed the workloads/engine stages; external traces
+        # only the traces stage, so adding one reruns nothing upstream.
+        external = key.endswith(":external")
+        return {name: OmegaConf.to_container(wl, resolve=True)
+                for name, wl in cfg.workloads.items() if (wl.kind in EXTERNAL_KINDS) == external}
     node = OmegaConf.select(cfg, key)
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
