@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from prefix_study.traces.schema import TRACE_COLUMNS
+
 from prefix_study.replay.kernels._common import jit
 
 #: Flag bit: this access is the first block of a request.
@@ -27,7 +29,6 @@ NOT_LOOKED_UP = np.uint8(2)
 
 #: Columns of `traces/{workload}/b{bs}.parquet` (the trace contract); `lookup`
 #: is optional (absent: every block is looked up).
-TRACE_COLUMNS = ("request_id", "workload", "time_s", "position", "block_hash", "engine_hit", "lookup")
 
 #: Next-use value for an access that is the last use of its block.
 NEVER = np.iinfo(np.int64).max

@@ -20,16 +20,8 @@ from typing import Callable, Iterable, Sequence
 import polars as pl
 
 from prefix_study.engine.runtime import PREFIX_HASH_ALGO
+from prefix_study.traces.schema import TRACE_SCHEMA
 
-TRACE_SCHEMA = {
-    "request_id": pl.String,
-    "workload": pl.String,
-    "time_s": pl.Float64,
-    "position": pl.Int32,
-    "block_hash": pl.UInt64,
-    "engine_hit": pl.Boolean,
-    "lookup": pl.Boolean,
-}
 _MASK64 = (1 << 64) - 1
 
 

@@ -32,20 +32,13 @@ from typing import Any, Callable
 import numpy as np
 import polars as pl
 
+from prefix_study.traces.schema import TRACE_SCHEMA
+
 IMPORT_KINDS = ("mooncake", "bailian")
 
 #: Block size in tokens of each external format.
 BLOCK_TOKENS = {"mooncake": 512, "bailian": 16}
 
-TRACE_SCHEMA = {
-    "request_id": pl.String,
-    "workload": pl.String,
-    "time_s": pl.Float64,
-    "position": pl.Int32,
-    "block_hash": pl.UInt64,
-    "engine_hit": pl.Boolean,
-    "lookup": pl.Boolean,
-}
 
 _REPORTED_BAD_LINES = 20
 
