@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh
 	touch $@
 
 pipeline: setup
-	$(VENV)/bin/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+	$(VENV)/bin/snakemake --profile workflow/profiles/local --cores $(CORES) $(SNAKEMAKE_ARGS)
 
 test: setup
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

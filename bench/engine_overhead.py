@@ -3,9 +3,10 @@
     env VLLM_ENABLE_V1_MULTIPROCESSING=0 HF_HUB_OFFLINE=1 PYTHONHASHSEED=0 \\
         .venv/bin/python bench/engine_overhead.py [--block-size 32] [--requests N] [--repeats 3] [--scale 1]
 
-The request set is the real `chat_multi` and `qa` workloads (default config,
-script mode: every output token is forced by the token simulator), so it has
-realistic prefix sharing (multi-turn histories, shared QA contexts). All
+The request set is the real `chat_multi` and `qa` workloads (conf/ defaults,
+optionally scaled with --scale; script mode: every output token is forced by
+the token simulator), so it has realistic prefix sharing (multi-turn
+histories, shared QA contexts). All
 requests are submitted at once, in the same order (by request id), with the
 same prompts and scripts, through
 
@@ -15,8 +16,9 @@ same prompts and scripts, through
   wrapper, driven by `drive()` with its progress bar ON (what users get); for
   "all at once" every request is its own conversation with arrival 0.
 
-Each engine is warmed up once; the runs then alternate plain / instrumented,
-each on an emptied prefix cache, and the medians are reported: wall time,
+Each engine is warmed up once (an untimed run of the whole set); the timed
+runs then alternate plain / instrumented, each on an emptied prefix cache,
+and the medians are reported (the best runs too): wall time,
 prompt and output tokens/s, and the prefix-cache hit rate (sum of
 `num_cached_tokens` / sum of prompt tokens; the two paths may differ slightly
 because batching decides which request stores a shared block first).
@@ -37,7 +39,7 @@ import time
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
 import polars as pl
 
@@ -101,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per path (alternating)")
     ap.add_argument("--scale", type=int, default=1,
                     help="multiply the workloads' default number of conversations")
+    ap.add_argument("--warmup-requests", type=int, default=None,
+                    help="requests in each engine's untimed warm-up run (default: all)")
     ap.add_argument("--no-progress", action="store_true", help="drive without the progress bar")
     args = ap.parse_args(argv)
     if os.environ.get("PYTHONHASHSEED") != "0":
@@ -125,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         plain = build_engine(spec, instrument=False)
         inst = build_engine(spec)
 
-        # Warm-up: a few requests through each path, then empty the caches.
-        warm = min(4, len(rows))
+        # Warm-up: untimed runs through each path (by default the whole set, so
+        # that the first timed run does not pay for first-seen batch shapes),
+        # then every timed run starts from an emptied prefix cache.
+        warm = len(rows) if args.warmup_requests is None else min(args.warmup_requests, len(rows))
         run_plain(plain.llm, prompts[:warm], scripts[:warm])
         run_instrumented(inst, stream.head(warm), progress=False)
 
@@ -164,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         med[path] = statistics.median(times[path])
         print(f"{path:<14}{med[path]:>16.3f}{prompt_tokens / med[path]:>14.0f}"
               f"{output_tokens / med[path]:>14.0f}{statistics.median(hits[path]):>10.4f}")
+    best = {path: min(times[path]) for path in times}
+    paired = statistics.median(i / p for p, i in zip(times["plain"], times["instrumented"]))
+    print(f"(best runs: plain {best['plain']:.3f} s, instrumented {best['instrumented']:.3f} s, "
+          f"ratio {best['instrumented'] / best['plain']:.2f}; median of the per-repetition ratios "
+          f"{paired:.2f}. Other processes on the machine inflate single runs)")
     print(f"(instrumented: progress bar {'off' if args.no_progress else 'on'}; wall time of the "
           f"whole drive() call incl. building its result frames; all runs: "
           f"plain {[round(t, 3) for t in times['plain']]}, "
@@ -173,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"outputs: all {len(ids)} requests generated exactly their scripts on both paths "
               f"({args.repeats} runs each)")
+    load = os.getloadavg()[0]
+    if load > (os.cpu_count() or 1) + 0.5:
+        print(f"note: the machine is busy (1-min load average {load:.1f} on {os.cpu_count()} cores): "
+              f"other processes compete for the cores and the times are unreliable; rerun when idle")
     ratio = med["instrumented"] / med["plain"]
     print(f"ratio instrumented/plain = {ratio:.2f} (target <= {TARGET:.2f})")
     return 1 if mismatches else 0

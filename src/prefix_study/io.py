@@ -22,6 +22,7 @@ def atomic_path(path: Path | str, suffix: str = "") -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; results are for everyone to read
     try:
         yield tmp_path
         os.replace(tmp_path, path)

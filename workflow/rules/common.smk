@@ -1,6 +1,8 @@
 # Shared helpers: each stage's resolved config is written once into its
 # directory; jobs read it from there (only the keys the stage hash covers
 # are used, so a later run with the same hash reads the same values).
+from pathlib import Path
+
 from omegaconf import OmegaConf
 
 from prefix_study.config.hashing import STAGES
@@ -20,7 +22,8 @@ def trace_args(pairs):
 
 rule stage_config:
     output:
-        "results/{stage}/{hash}/config.yaml",
+        # under results_dir, which may be absolute or elsewhere (tests use a tmp dir)
+        str(Path(CFG.results_dir) / "{stage}" / "{hash}" / "config.yaml"),
     localrule: True
     run:
         from prefix_study.io import write_text

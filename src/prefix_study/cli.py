@@ -1,0 +1,312 @@
+"""`prefix-study`: run the Snakemake DAG for Hydra overrides, or a sweep of them.
+
+    prefix-study [options] [OVERRIDE ...] [-- SNAKEMAKE_ARG ...]
+
+    prefix-study sweep.capacities=[64,1024] -- --cores 2
+    prefix-study -m sweep.block_sizes=[16],[32,64] sweep.policies=[lru],[lru,fifo]
+    prefix-study --show-config engine.block_sizes=[32]
+    prefix-study -n sweep=tiny -- --profile workflow/profiles/slurm
+
+Overrides are plain Hydra overrides. With `--multirun`/`-m`, comma-separated
+choices at the top level of an override (`key=a,b`, `key=[1],[2,3]`,
+`key=range(0,3)`, `group=glob(*)`) are expanded into their cartesian product
+exactly as Hydra's basic sweeper does, and the DAG runs once per combination.
+Every combination is composed and validated before any job runs; an invalid
+one stops the command with the validation message (naming the key) and exit
+code 2.
+
+For each combination the command runs
+
+    python -m snakemake --profile workflow/profiles/local --cores N [--dry-run] \
+        [SNAKEMAKE_ARG ...] --config overrides=[...]
+
+in the project directory (the one holding the Snakefile; the local profile
+is left out when SNAKEMAKE_ARGs choose a profile or an executor), passing the
+overrides as a JSON list of strings: Snakemake reads `--config` values with
+YAML's base loader, which turns that list back into exactly these strings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+#: Exit code for an invalid configuration or command line (argparse's too).
+EXIT_CONFIG = 2
+
+#: The profile used unless the passthrough arguments choose one (or an executor).
+LOCAL_PROFILE = Path("workflow") / "profiles" / "local"
+_PROFILE_OPTIONS = ("--profile", "--workflow-profile", "--executor", "-e")
+#: With any of these after `--` the command does not add its default `--cores 2`.
+_PARALLELISM_OPTIONS = ("--cores", "-c", "--jobs", "-j")
+
+
+class UsageError(Exception):
+    """A command-line problem (exit code 2)."""
+
+
+def _split_passthrough(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split at the first `--`: (our arguments, Snakemake's arguments)."""
+    argv = list(argv)
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="prefix-study",
+        usage="%(prog)s [options] [OVERRIDE ...] [-- SNAKEMAKE_ARG ...]",
+        description="Run the prefix-study Snakemake pipeline for Hydra config overrides "
+                    "(or, with -m, for every combination of a sweep). Every combination is "
+                    "validated before any job runs; an invalid one exits with status 2.",
+        epilog="Arguments after `--` go to snakemake unchanged, e.g. "
+               "`-- --profile workflow/profiles/slurm` or `-- --forcerun replay`. Without a "
+               "--profile/--executor there, snakemake runs with workflow/profiles/local.",
+    )
+    p.add_argument("overrides", nargs="*", metavar="OVERRIDE",
+                   help="Hydra override, e.g. sweep.capacities=[64,1024] or sweep=tiny")
+    p.add_argument("-m", "--multirun", action="store_true",
+                   help="expand comma-separated choices (key=a,b) into a sweep, as Hydra's basic sweeper does")
+    p.add_argument("--cores", type=int, default=None,
+                   help="snakemake --cores (default 2, unless `--` passes --cores/--jobs or a "
+                        "profile/executor)")
+    p.add_argument("-n", "--dry-run", action="store_true", help="snakemake --dry-run: list the jobs only")
+    p.add_argument("--report", action="store_true",
+                   help="after each successful run also write <run dir>/report.html (snakemake --report)")
+    p.add_argument("--show-config", action="store_true",
+                   help="print the resolved config (YAML) of each combination and exit")
+    p.add_argument("--print-run-dir", action="store_true",
+                   help="print the run directory of each combination and exit")
+    p.add_argument("--directory", "-d", type=Path, default=None,
+                   help="project directory holding the Snakefile (default: the nearest one above the "
+                        "current directory, else the checkout this package is installed from)")
+    return p
+
+
+# --- overrides and sweeps ------------------------------------------------------
+
+
+def _overrides_parser() -> Any:
+    """Hydra's override parser, with a config loader so `glob()` sweeps see conf/'s groups."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl
+        from hydra._internal.utils import create_config_search_path
+
+        from prefix_study.config.compose import CONF_DIR, register_schema
+
+        register_schema()
+        loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF_DIR)))
+        return OverridesParser.create(config_loader=loader)
+    except ImportError:  # pragma: no cover - Hydra internals moved; glob() then fails to parse
+        return OverridesParser.create()
+
+
+def expand_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
+    """The override lists to run: one, or the sweep's cartesian product.
+
+    Raises UsageError for a string Hydra cannot parse, or a sweep without
+    `multirun`.
+    """
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.errors import HydraException
+
+    overrides = list(overrides)
+    try:
+        parsed = _overrides_parser().parse_overrides(overrides)
+    except HydraException as exc:
+        raise UsageError(f"invalid override: {exc}") from exc
+    if not multirun:
+        for o in parsed:
+            if o.is_sweep_override():
+                raise UsageError(
+                    f"{o.get_key_element()}: {o.input_line!r} is a sweep; add --multirun (-m) to run "
+                    "every choice, write a list as key=[a,b], or quote a string as key='a,b'"
+                )
+        return [overrides]
+    try:
+        (batches,) = BasicSweeper.split_arguments(parsed, None)
+    except HydraException as exc:
+        raise UsageError(f"invalid sweep: {exc}") from exc
+    return [list(b) for b in batches]
+
+
+def compose_all(combinations: Sequence[Sequence[str]]) -> list[Any]:
+    """Compose and validate every combination (raises ConfigError at the first bad one)."""
+    from prefix_study.config import compose_config
+
+    return [compose_config(list(c)) for c in combinations]
+
+
+# --- the project directory and Snakemake --------------------------------------
+
+
+def _is_project(path: Path) -> bool:
+    return (path / "Snakefile").is_file() and (path / "workflow" / "rules").is_dir()
+
+
+def find_project_dir(directory: Path | None = None) -> Path:
+    if directory is not None:
+        directory = directory.resolve()
+        if not (directory / "Snakefile").is_file():
+            raise UsageError(f"--directory {directory}: no Snakefile there")
+        return directory
+    cwd = Path.cwd().resolve()
+    for path in (cwd, *cwd.parents):
+        if _is_project(path):
+            return path
+    from prefix_study.config.compose import CONF_DIR
+
+    if _is_project(CONF_DIR.parent):
+        return CONF_DIR.parent
+    raise UsageError("no Snakefile found above the current directory; pass --directory")
+
+
+def config_arg(overrides: Sequence[str]) -> str:
+    """`overrides=<JSON list>`: Snakemake's YAML base loader gives back these exact strings.
+
+    Non-ASCII stays as is (no backslash escapes): when a cluster executor
+    re-issues `--config` in a job's command line it quotes it with Python's
+    repr, which survives the shell only for values without quotes or
+    backslashes.
+    """
+    return "overrides=" + json.dumps([str(o) for o in overrides], ensure_ascii=False)
+
+
+def _has_option(extra: Sequence[str], options: Sequence[str]) -> bool:
+    return any(a == o or a.startswith(o + "=") for a in extra for o in options)
+
+
+def snakemake_command(overrides: Sequence[str], cores: int | None, dry_run: bool,
+                      extra: Sequence[str], project: Path | None = None) -> list[str]:
+    """The Snakemake command line for one combination.
+
+    Without a profile or executor in `extra` (or $SNAKEMAKE_PROFILE) it uses
+    the project's local profile, workflow/profiles/local.
+    """
+    cmd = [sys.executable, "-m", "snakemake"]
+    chooses_profile = _has_option(extra, _PROFILE_OPTIONS) or bool(os.environ.get("SNAKEMAKE_PROFILE"))
+    local = (project or Path(".")) / LOCAL_PROFILE
+    if not chooses_profile and (project is None or (local / "config.yaml").is_file()):
+        cmd += ["--profile", str(local)]
+    if cores is not None:
+        cmd += ["--cores", str(cores)]
+    elif not _has_option(extra, _PARALLELISM_OPTIONS) and not chooses_profile:
+        cmd += ["--cores", "2"]
+    if dry_run:
+        cmd.append("--dry-run")
+    # --config takes any number of values: it goes last, so targets in `extra`
+    # are not read as config entries.
+    return cmd + list(extra) + ["--config", config_arg(overrides)]
+
+
+def report_command(overrides: Sequence[str], report_path: Path) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "--cores", "1", "--report", str(report_path),
+            "--config", config_arg(overrides)]
+
+
+def run_dir_of(cfg: Any, project: Path) -> Path:
+    """The run directory as an absolute path (results_dir is relative to the project)."""
+    from prefix_study.pipeline import PipelinePaths
+
+    run = PipelinePaths(cfg).run
+    return run if run.is_absolute() else project / run
+
+
+def _show(path: Path) -> str:
+    """A path relative to the current directory when it lies below it."""
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _check_extra(extra: Sequence[str]) -> None:
+    for a in extra:
+        if a in ("--config", "-C") or a.startswith("--config="):
+            raise UsageError("do not pass --config to snakemake: give Hydra overrides instead "
+                             "(the command passes them as --config overrides=[...])")
+
+
+def _explain(exc: BaseException) -> str:
+    """The message of `exc` and of the errors it was raised from (Hydra wraps OmegaConf's)."""
+    lines: list[str] = []
+    while exc is not None:
+        for line in str(exc).strip().splitlines():
+            if line.strip() and not any(line.strip() in seen for seen in lines):
+                lines.append(line)
+        exc = exc.__cause__
+    return "\n  ".join(lines)
+
+
+# --- main ------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from omegaconf import OmegaConf
+
+    from prefix_study.config import ConfigError
+
+    ours, extra = _split_passthrough(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_intermixed_args(ours)
+    try:
+        _check_extra(extra)
+        combinations = expand_overrides(args.overrides, args.multirun)
+        cfgs = compose_all(combinations)
+        project = find_project_dir(args.directory)
+    except (UsageError, ConfigError) as exc:
+        print(f"prefix-study: error: {_explain(exc)}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    if args.show_config:
+        for i, (combo, cfg) in enumerate(zip(combinations, cfgs)):
+            if len(cfgs) > 1:
+                print(("---\n" if i else "") + f"# [{i + 1}/{len(cfgs)}] overrides: {' '.join(combo)}")
+            print(OmegaConf.to_yaml(cfg, resolve=True), end="")
+        return 0
+    run_dirs = [run_dir_of(cfg, project) for cfg in cfgs]
+    if args.print_run_dir:
+        for run in run_dirs:
+            print(_show(run))
+        return 0
+
+    env = dict(os.environ)
+    env.setdefault("PYTHONHASHSEED", "0")
+    n = len(combinations)
+    dry_run = args.dry_run or any(a in ("-n", "--dry-run", "--dryrun") for a in extra)
+    for i, (combo, run) in enumerate(zip(combinations, run_dirs), start=1):
+        print(f"==> [{i}/{n}] overrides: {' '.join(combo) or '(none)'}", flush=True)
+        print(f"    run directory: {_show(run)}", flush=True)
+        cmd = snakemake_command(combo, args.cores, args.dry_run, extra, project)
+        print(f"    $ {shlex.join(['snakemake', *cmd[3:]])}", file=sys.stderr, flush=True)
+        rc = subprocess.call(cmd, cwd=project, env=env)
+        if rc != 0:
+            print(f"prefix-study: error: snakemake failed (exit {rc}) for [{i}/{n}] {' '.join(combo)}",
+                  file=sys.stderr)
+            return rc
+        if args.report and not dry_run:
+            report = run / "report.html"
+            rc = subprocess.call(report_command(combo, report), cwd=project, env=env)
+            if rc != 0:
+                print(f"prefix-study: error: snakemake --report failed (exit {rc}) for [{i}/{n}]",
+                      file=sys.stderr)
+                return rc
+            print(f"    report: {_show(report)}", flush=True)
+    if n > 1:
+        print("run directories:")
+        for run in run_dirs:
+            print(f"  {_show(run)}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""The whole DAG through the `prefix-study` command, on a tiny configuration.
+
+One module-scoped run builds every stage (real CPU vLLM engine included) into a
+temporary results directory; the other tests dry-run or extend it. Nothing here
+skips: without vLLM the engine jobs fail and so do these tests.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from prefix_study.cli import config_arg, expand_overrides, snakemake_command
+from prefix_study.config import compose_config
+from prefix_study.config.hashing import run_hash
+from prefix_study.pipeline import PipelinePaths, split_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = Path(sys.executable).parent / "prefix-study"
+TIMEOUT = 900
+
+#: A configuration that runs the full DAG in about a minute on 2 cores.
+TINY = [
+    "sweep=tiny",
+    "workloads.chat_single.num_conversations=4",
+    "workloads.chat_multi.num_conversations=3",
+    "workloads.chat_multi.max_turns=2",
+    "workloads.qa.num_conversations=6",
+    "workloads.qa.num_contexts=2",
+    "workloads.summarization.num_conversations=2",
+    "engine.block_sizes=[32]",
+    "mix.block_size=32",
+    "mix.capacities=[64]",
+    "dataset.max_conversations=200",
+]
+UPSTREAM_RULES = {"model_assets", "workload", "engine_run", "block_trace"}
+
+
+def prefix_study(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run the installed console command; its output is shown when a test fails."""
+    assert CLI.exists(), f"{CLI} missing: install the project (pip install -e .)"
+    proc = subprocess.run([str(CLI), *args], cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT)
+    print(f"$ prefix-study {' '.join(args)}\n[exit {proc.returncode}]\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def job_stats(output: str) -> dict[str, int]:
+    """Snakemake's "Job stats" table -> {rule: count} (empty when nothing is to be done)."""
+    if "Nothing to be done" in output:
+        return {}
+    assert "Job stats:" in output, output[-3000:]
+    table = output.split("Job stats:", 1)[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        m = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if not m or m.group(1) == "total":
+            break
+        counts[m.group(1)] = int(m.group(2))
+    assert counts, table[:2000]
+    return counts
+
+
+def run_dirs(stdout: str) -> list[Path]:
+    return [Path(line.split("run directory:", 1)[1].strip())
+            for line in stdout.splitlines() if "run directory:" in line]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The full DAG on TINY, once for the module: (overrides, results dir, run dir)."""
+    results = tmp_path_factory.mktemp("pipeline") / "results"
+    overrides = [*TINY, f"results_dir={results}"]
+    proc = prefix_study(*overrides, "--cores", "2")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    (run,) = run_dirs(proc.stdout)
+    run = run if run.is_absolute() else ROOT / run
+    for stage in ("assets", "workloads", "engine", "traces", "stats", "replay", "mixed", "figures", "runs"):
+        assert len(list((results / stage).iterdir())) == 1, stage
+    return overrides, results, run
+
+
+# --- the command's pieces, without Snakemake ---------------------------------------
+
+
+@pytest.mark.parametrize("overrides", [
+    ["sweep.capacities=[64,1024]", "sweep.policies=[lru]"],
+    ["results_dir=/tmp/a b/results", "x='a,b'", 'y="q\\"z"', "+z=[1, 2]", "w={a: 1}", "ünï=cödé"],
+    [],
+])
+def test_overrides_round_trip_through_snakemake_config(overrides):
+    """What `--config overrides=...` hands the Snakefile is exactly the override list."""
+    from snakemake.cli import parse_config
+
+    config = parse_config([config_arg(overrides)])
+    assert split_overrides(config["overrides"]) == overrides
+
+
+def test_overrides_survive_a_cluster_jobs_command_line():
+    """Remote executors re-issue --config in each job's shell command (Python-repr quoted)."""
+    import shlex
+
+    from snakemake.cli import parse_config
+    from snakemake_interface_executor_plugins.utils import format_cli_arg
+
+    overrides = [*TINY, "results_dir=/scratch/my results/r1", "sweep.policies=[lru,fifo]", "seed=ünï"]
+    argv = shlex.split(format_cli_arg("--config", [config_arg(overrides)]))
+    assert argv[0] == "--config"
+    assert split_overrides(parse_config(argv[1:])["overrides"]) == overrides
+
+
+def test_multirun_expands_like_hydras_basic_sweeper():
+    combos = expand_overrides(["sweep.block_sizes=[16],[32,64]", "sweep.policies=[lru],[lru,fifo]", "seed=1"],
+                              multirun=True)
+    assert combos == [
+        ["sweep.block_sizes=[16]", "sweep.policies=[lru]", "seed=1"],
+        ["sweep.block_sizes=[16]", "sweep.policies=[lru,fifo]", "seed=1"],
+        ["sweep.block_sizes=[32,64]", "sweep.policies=[lru]", "seed=1"],
+        ["sweep.block_sizes=[32,64]", "sweep.policies=[lru,fifo]", "seed=1"],
+    ]
+    # A list is one value, not a sweep; without -m nothing is expanded.
+    assert expand_overrides(["sweep.block_sizes=[32,64]"], multirun=True) == [["sweep.block_sizes=[32,64]"]]
+    assert expand_overrides(["sweep.block_sizes=[32,64]"], multirun=False) == [["sweep.block_sizes=[32,64]"]]
+
+
+def test_snakemake_command(monkeypatch):
+    monkeypatch.delenv("SNAKEMAKE_PROFILE", raising=False)
+    cmd = snakemake_command(["sweep=tiny"], None, True, ["--forcerun", "replay", "all"], ROOT)
+    assert cmd[:3] == [sys.executable, "-m", "snakemake"]
+    assert cmd[3:8] == ["--profile", str(ROOT / "workflow/profiles/local"), "--cores", "2", "--dry-run"]
+    # --config takes many values: last, so the target "all" is not read as one.
+    assert cmd[-4:] == ["replay", "all", "--config", 'overrides=["sweep=tiny"]']
+    slurm = snakemake_command([], None, False, ["--profile", "workflow/profiles/slurm"], ROOT)
+    assert "--cores" not in slurm and str(ROOT / "workflow/profiles/local") not in slurm
+    assert snakemake_command([], 4, False, ["--executor", "slurm"], ROOT)[3:5] == ["--cores", "4"]
+
+
+def test_show_config_and_print_run_dir(tmp_path):
+    results = tmp_path / "results"
+    overrides = [*TINY, f"results_dir={results}", "sweep.capacities=[64,1024]"]
+    shown = prefix_study("--show-config", *overrides)
+    assert shown.returncode == 0
+    cfg = yaml.safe_load(shown.stdout)
+    assert cfg["sweep"]["capacities"] == [64, 1024]
+    assert cfg["results_dir"] == str(results)
+    printed = prefix_study("--print-run-dir", *overrides)
+    assert printed.returncode == 0
+    expected = results / "runs" / f"default-{run_hash(compose_config(overrides))}"
+    assert printed.stdout.strip() == str(expected)
+    assert not results.exists()
+
+
+def test_project_found_from_any_directory(tmp_path):
+    """Outside the checkout the command still finds its Snakefile; results_dir is relative to it."""
+    proc = prefix_study("--print-run-dir", "sweep=tiny", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert Path(proc.stdout.strip()).parent == ROOT / "results" / "runs"
+    other = tmp_path / "elsewhere"
+    assert prefix_study("--directory", str(other), "--print-run-dir", cwd=tmp_path).returncode == 2
+
+
+def test_sweep_without_multirun_is_refused(tmp_path):
+    proc = prefix_study(*TINY, f"results_dir={tmp_path / 'results'}", "sweep.capacities=[64],[128]")
+    assert proc.returncode == 2
+    assert "sweep.capacities" in proc.stderr and "--multirun" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("override, key", [
+    ("no_such_key=1", "no_such_key"),
+    ("sweep.colour=red", "sweep.colour"),
+    ("sweep.capacities=abc", "sweep.capacities"),
+    ("workloads.qa.num_contexts=many", "workloads.qa.num_contexts"),
+    ("sweep.block_sizes=[0]", "sweep.block_sizes"),
+    ("engine.block_sizes=[0]", "engine.block_sizes"),
+    ("sweep.policies=[lru,mru_magic]", "sweep.policies"),
+])
+def test_invalid_override_fails_before_any_job(tmp_path, override, key):
+    results = tmp_path / "results"
+    proc = prefix_study(*TINY, f"results_dir={results}", override)
+    assert proc.returncode == 2
+    assert key in proc.stderr
+    assert "snakemake" not in proc.stdout.lower() and "Job stats" not in proc.stderr
+    assert not results.exists()
+
+
+def test_invalid_combination_stops_the_whole_sweep(tmp_path):
+    """All combinations are validated before any runs: a bad last one stops the first."""
+    results = tmp_path / "results"
+    proc = prefix_study("-m", *TINY, f"results_dir={results}", "sweep.policies=[lru],[mru_magic]")
+    assert proc.returncode == 2
+    assert "sweep.policies" in proc.stderr and "mru_magic" in proc.stderr
+    assert "run directory" not in proc.stdout
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("profile", ["local", "slurm"])
+def test_profile_dry_run_lists_every_job(tmp_path, profile):
+    """Plans the full DAG through a profile; the SLURM one needs no sbatch for -n."""
+    results = tmp_path / "results"
+    proc = prefix_study("-n", *TINY, f"results_dir={results}", "--",
+                        "--profile", f"workflow/profiles/{profile}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = job_stats(proc.stdout + proc.stderr)
+    assert stats["engine_run"] == 4 and stats["workload"] == 4 and stats["block_trace"] == 4
+    assert stats["model_assets"] == stats["replay"] == stats["mixed"] == stats["figures"] == 1
+    if profile == "slurm":
+        assert "slurm_partition=" in proc.stderr + proc.stdout
+        # The engine's own resources beat the profile's defaults.
+        engine_block = (proc.stdout + proc.stderr).split("rule engine_run:", 1)[1].split("\n\n", 1)[0]
+        assert "mem_mb=8000" in engine_block and "runtime=120" in engine_block
+    assert not results.exists()
+
+
+# --- the full DAG ---------------------------------------------------------------------
+
+
+def test_full_run_outputs_and_nothing_left_to_do(tiny):
+    overrides, results, run = tiny
+    assert run.parent == results / "runs"
+    for name in ("index.md", "config.yaml", "stage_times.csv"):
+        assert (run / name).stat().st_size > 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["sweep"]["capacities"] == [64, 256]
+
+    proc = prefix_study("-n", *overrides)
+    assert proc.returncode == 0
+    assert job_stats(proc.stdout + proc.stderr) == {}
+
+
+def test_capacity_change_reruns_only_replay_and_downstream(tiny):
+    """A new sweep.capacities re-plans replay, figures and the run index only. The
+    mixed stage reads mix.capacities, not sweep.capacities, so it is not re-run."""
+    overrides, _, _ = tiny
+    proc = prefix_study("-n", *overrides, "sweep.capacities=[64,512]")
+    assert proc.returncode == 0
+    stats = job_stats(proc.stdout + proc.stderr)
+    assert stats == {"stage_config": 2, "replay": 1, "figures": 1, "run_index": 1, "all": 1}
+    assert not UPSTREAM_RULES & set(stats)
+    assert "mixed" not in stats and "reuse_stats" not in stats
+
+
+def test_multirun_sweep_shares_upstream_outputs(tiny):
+    overrides, results, first_run = tiny
+    upstream = sorted(p for stage in ("assets", "workloads", "engine", "traces", "stats", "mixed")
+                      for p in (results / stage).rglob("*") if p.is_file())
+    before = {p: p.stat().st_mtime_ns for p in upstream}
+
+    proc = prefix_study("-m", "--report", *overrides, "sweep.capacities=[64],[128]")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    runs = [r if r.is_absolute() else ROOT / r for r in run_dirs(proc.stdout)]
+    assert len(runs) == 2 and len(set(runs)) == 2 and first_run not in runs
+    hashes = {r.name.rsplit("-", 1)[1] for r in runs}
+    assert len(hashes) == 2
+    for run, caps in zip(runs, ([64], [128])):
+        assert (run / "index.md").stat().st_size > 0
+        assert (run / "report.html").stat().st_size > 0
+        assert yaml.safe_load((run / "config.yaml").read_text())["sweep"]["capacities"] == caps
+    # Upstream stages were reused, not rebuilt: same directories, untouched files.
+    assert {p: p.stat().st_mtime_ns for p in upstream} == before
+    for stage in ("assets", "workloads", "engine", "traces", "stats", "mixed"):
+        assert len(list((results / stage).iterdir())) == 1, stage
+    assert {p.name for p in (results / "runs").iterdir()} >= {first_run.name, *(r.name for r in runs)}
+    # Each run's replay table has exactly its own capacities.
+    for run, caps in zip(runs, ([64], [128])):
+        paths = PipelinePaths(compose_config([*overrides, f"sweep.capacities=[{caps[0]}]"]))
+        assert paths.run == run
+        table = pl.read_parquet(paths.replay("hit_rates.parquet"))
+        assert sorted(table["capacity_blocks"].unique().to_list()) == caps
