@@ -150,3 +150,23 @@ def test_over_long_requests_can_be_skipped_with_their_later_turns():
     assert longest["request_id"][0] in skipped
     assert checked.frame.height + len(skipped) == stream.height
     assert not set(checked.frame["request_id"]) & skipped
+
+
+@pytest.mark.parametrize("capacity", [24, 40])
+def test_prefix_replay_reproduces_the_engine_when_capacity_binds(model_dir, capacity):
+    """One request at a time, same capacity: the `prefix` LRU replay of the
+    derived trace predicts vLLM's num_cached_tokens for every request."""
+    from prefix_study.engine import EngineSpec, build_engine
+    from prefix_study.replay.per_request import per_request_hits
+
+    engine = build_engine(EngineSpec(model_dir=str(model_dir), block_size=32, capacity_blocks=capacity,
+                                     max_model_len=640, max_num_seqs=1, max_num_batched_tokens=640))
+    stream = check_request_stream(synthetic_stream(seed=5, conversations=8, turns=3), 640, "script").frame
+    res = drive(engine, stream, progress=False)
+    assert res.kv_events.filter(pl.col("event") == "removed").height > 0, "capacity did not bind"
+    trace = derive_block_trace(res.requests, 32, engine.none_hash_seed(), engine_block_size=32)
+    predicted = per_request_hits(trace, capacity - 1, "lru", "prefix")  # vLLM keeps a null block
+    joined = predicted.join(res.requests.select("request_id", "num_cached_tokens"), on="request_id")
+    assert joined.height == res.requests.height
+    assert (joined["hit_blocks"] * 32).to_list() == joined["num_cached_tokens"].to_list()
+    assert joined["num_cached_tokens"].sum() > 0

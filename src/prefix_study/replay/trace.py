@@ -27,6 +27,10 @@ REQUEST_START = np.uint8(1)
 #: hit, and is left out of accesses and hits under both semantics.
 NOT_LOOKED_UP = np.uint8(2)
 
+#: Flag bit, on a request's first row: the request also held a partial tail
+#: block (never cached) while it ran (trace column `partial_tail`).
+PARTIAL_TAIL = np.uint8(4)
+
 #: Columns of `traces/{workload}/b{bs}.parquet` (the trace contract); `lookup`
 #: is optional (absent: every block is looked up).
 
@@ -165,6 +169,9 @@ def encode_trace(frame: pl.DataFrame) -> BlockTrace:
     if "lookup" in frame.columns:
         not_looked_up = ~frame["lookup"].fill_null(True).to_numpy()
         flags |= np.where(not_looked_up, NOT_LOOKED_UP, np.uint8(0)).astype(np.uint8)
+    if "partial_tail" in frame.columns:
+        partial = frame["partial_tail"].fill_null(False).to_numpy() & (flags & REQUEST_START != 0)
+        flags |= np.where(partial, PARTIAL_TAIL, np.uint8(0)).astype(np.uint8)
     names = frame["workload"].unique(maintain_order=True).to_list()
     codes = frame["workload"].replace_strict(
         names, list(range(len(names))), return_dtype=pl.Int16
@@ -178,7 +185,7 @@ def encode_trace(frame: pl.DataFrame) -> BlockTrace:
     )
 
 
-REPLAY_COLUMNS = ("request_id", "workload", "position", "block_hash", "lookup")
+REPLAY_COLUMNS = ("request_id", "workload", "position", "block_hash", "lookup", "partial_tail")
 
 
 def read_trace(path: Path | str, columns: tuple[str, ...] = REPLAY_COLUMNS) -> pl.DataFrame:

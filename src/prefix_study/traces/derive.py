@@ -9,7 +9,9 @@ Each request contributes one row per full block of the tokens the engine holds
 KV for: the prompt and all but the last output token. `lookup` marks the
 blocks vLLM looks up in its prefix cache (full blocks before the prompt's last
 token; the rest are only computed and stored). `engine_hit` is the engine's
-own answer where it ran at that block size, else null.
+own answer where it ran at that block size, else null. `partial_tail` (an
+extra column beside the contract's) says the request also held a partial,
+never-cached block after its full ones; vLLM's free queue replay needs it.
 """
 
 from __future__ import annotations
@@ -61,11 +63,13 @@ def derive_block_trace(requests: pl.DataFrame, block_size: int, none_hash_seed: 
     engine's `num_cached_tokens`.
     """
     measured = engine_block_size == block_size
-    cols: dict[str, list] = {k: [] for k in TRACE_SCHEMA}
+    cols: dict[str, list] = {k: [] for k in (*TRACE_SCHEMA, "partial_tail")}
     ordered = requests.sort(["scheduled_s", "scheduled_step", "request_id"], nulls_last=True)
     for r in ordered.iter_rows(named=True):
         prompt, output = r["prompt_token_ids"], r["output_token_ids"]
-        hashes = chained_block_hashes(kv_token_ids(prompt, output), block_size, none_hash_seed, algo)
+        tokens = kv_token_ids(prompt, output)
+        hashes = chained_block_hashes(tokens, block_size, none_hash_seed, algo)
+        partial = len(tokens) % block_size != 0
         n_lookup = (len(prompt) - 1) // block_size
         n_hit = r["num_cached_tokens"] // block_size
         for pos, h in enumerate(hashes):
@@ -76,7 +80,8 @@ def derive_block_trace(requests: pl.DataFrame, block_size: int, none_hash_seed: 
             cols["block_hash"].append(h)
             cols["lookup"].append(pos < n_lookup)
             cols["engine_hit"].append((pos < n_hit) if measured else None)
-    return pl.DataFrame(cols, schema=TRACE_SCHEMA)
+            cols["partial_tail"].append(partial)
+    return pl.DataFrame(cols, schema={**TRACE_SCHEMA, "partial_tail": pl.Boolean})
 
 
 def cached_set_before(kv_events: pl.DataFrame) -> Callable[[int], set[int]]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numba as nb
 
+# Flag bits (documented in replay/trace.py, which sets them).
 REQUEST_START = 1
 NOT_LOOKED_UP = 2
+PARTIAL_TAIL = 4
 
 #: Kernels compile once per machine (cached next to the source) and release
 #: the GIL, so a caller may run several replays in threads.

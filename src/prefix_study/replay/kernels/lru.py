@@ -8,7 +8,9 @@ first "touches" its hit blocks (removes them from the queue), allocates its
 missed blocks from the head (evicting whatever hash they held), and when it
 finishes frees all its blocks in reverse order (`reversed(req_blocks)` in
 single_type_kv_cache_manager.free), appending them to the tail: the prompt's
-tail becomes evictable before its head. One request at a time. A request
+tail becomes evictable before its head. A request whose last block is partial
+(flag PARTIAL_TAIL) also holds one uncached block while it runs, which may
+evict one more queued block. One request at a time. A request
 longer than the capacity cannot allocate its excess blocks: they stay misses
 and are not cached (vLLM would not schedule it at all).
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import NOT_LOOKED_UP, REQUEST_START, count_hit, jit
+from prefix_study.replay.kernels._common import NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, count_hit, jit
 from prefix_study.replay.policies import register_policy
 
 
@@ -44,9 +46,21 @@ def lru_vllm_free_queue(ids, flags, capacity, num_ids, prefix, next_use):
     top = 0
     used = 0  # cached blocks, pinned or queued
     run = True
+    partial = False
     for i in range(n):
         f = flags[i]
         if f & REQUEST_START:
+            # The previous request's partial tail block (uncached) took a slot
+            # from the queue head while it ran; vLLM returns it to the front of
+            # the queue, so it is simply a free slot again afterwards.
+            if partial and used >= capacity and nxt[s] != s:
+                v = nxt[s]
+                q = nxt[v]
+                nxt[s] = q
+                prv[q] = s
+                cached[v] = False
+                used -= 1
+            partial = (f & PARTIAL_TAIL) != 0
             # Finish the previous request: free its blocks tail first.
             for j in range(top - 1, -1, -1):
                 b = held[j]
