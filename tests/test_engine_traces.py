@@ -170,3 +170,17 @@ def test_prefix_replay_reproduces_the_engine_when_capacity_binds(model_dir, capa
     assert joined.height == res.requests.height
     assert (joined["hit_blocks"] * 32).to_list() == joined["num_cached_tokens"].to_list()
     assert joined["num_cached_tokens"].sum() > 0
+
+
+def test_kv_events_spilled_as_they_happen_equal_in_memory(engine_factory, tmp_path):
+    stream = check_request_stream(synthetic_stream(seed=4, conversations=3), 2048, "script").frame
+    engine = engine_factory(32, capacity_blocks=2048)
+    in_memory = drive(engine, stream, progress=False).kv_events
+    engine = engine_factory(32, capacity_blocks=2048)
+    engine.events.spill_rows = 5
+    engine.events.spill_to(tmp_path / "events.parquet")
+    spilled = drive(engine, stream, progress=False).kv_events
+    engine.events.spill_rows = 8192
+    assert in_memory.height > 20
+    assert spilled.equals(in_memory)
+    assert pl.read_parquet(tmp_path / "events.parquet").equals(in_memory)

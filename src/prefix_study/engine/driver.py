@@ -78,11 +78,6 @@ REQUEST_SCHEMA = {
     "output_token_ids": pl.List(pl.Int32), "scheduled_step": pl.Int64,
     "lookup_event_index": pl.Int64,
 }
-KV_EVENT_SCHEMA = {
-    "seq": pl.Int64, "event_index": pl.Int64, "step": pl.Int64, "time_s": pl.Float64,
-    "event": pl.String, "block_hash": pl.UInt64, "parent_block_hash": pl.UInt64,
-    "num_tokens": pl.Int32,
-}
 
 
 def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
@@ -181,8 +176,7 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
     requests = pl.DataFrame([records[i] for i in sorted(records)], schema=REQUEST_SCHEMA) \
         if records else pl.DataFrame(schema=REQUEST_SCHEMA)
     requests = requests.sort(["scheduled_step", "request_id"], nulls_last=True)
-    kv_events = pl.DataFrame(engine.events.rows, schema=KV_EVENT_SCHEMA) if engine.events.rows \
-        else pl.DataFrame(schema=KV_EVENT_SCHEMA)
+    kv_events = engine.events.frame()
     stats = {
         "requests": len(records), "steps": step, "wall_s": wall_total,
         "tokens_scheduled": done_tokens, "tokens_per_s": done_tokens / max(wall_total, 1e-9),

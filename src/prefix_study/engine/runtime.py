@@ -56,19 +56,32 @@ class EngineSpec:
         )
 
 
+KV_EVENT_SCHEMA = {
+    "seq": "int64", "event_index": "int64", "step": "int64", "time_s": "float64",
+    "event": "string", "block_hash": "uint64", "parent_block_hash": "uint64",
+    "num_tokens": "int32",
+}
+
+
 @dataclass
 class KVEventRecorder:
     """In-process stand-in for vLLM's event publisher: keeps every event.
 
-    `rows` holds one dict per block hash (stored/removed) or per clear, with
-    a global sequence number; `step` and `clock` are set by the driver so each
-    event carries the step and simulated time at which it was published.
+    One row per block hash (stored/removed) or per clear, with a global
+    sequence number; `step` and `clock` are set by the driver so each event
+    carries the step and simulated time at which it was published. With
+    `spill_to(path)` rows are written to Parquet as they happen (every
+    `spill_rows`), so a long run keeps little in memory.
     """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     published: int = 0
+    recorded: int = 0
     step: int = 0
     clock: float = 0.0
+    spill_rows: int = 8192
+    _writer: Any = None
+    _spill_path: Path | None = None
 
     def publish(self, batch: Any) -> None:
         from vllm.distributed.kv_events import AllBlocksCleared, BlockRemoved, BlockStored
@@ -76,33 +89,74 @@ class KVEventRecorder:
         for event in batch.events:
             if isinstance(event, BlockStored):
                 parent = event.parent_block_hash
-                for i, h in enumerate(event.block_hashes):
-                    self.rows.append(self._row("stored", h, parent, len(event.token_ids) // max(1, len(event.block_hashes))))
+                per_block = len(event.token_ids) // max(1, len(event.block_hashes))
+                for h in event.block_hashes:
+                    self._add("stored", h, parent, per_block)
                     parent = h
             elif isinstance(event, BlockRemoved):
                 for h in event.block_hashes:
-                    self.rows.append(self._row("removed", h, None, 0))
+                    self._add("removed", h, None, 0)
             elif isinstance(event, AllBlocksCleared):
-                self.rows.append(self._row("cleared", None, None, 0))
+                self._add("cleared", None, None, 0)
             self.published += 1
+        if self._spill_path is not None and len(self.rows) >= self.spill_rows:
+            self._flush()
 
-    def _row(self, kind: str, block_hash: Any, parent: Any, num_tokens: int) -> dict[str, Any]:
-        return {
-            "seq": len(self.rows),
-            "event_index": self.published,
-            "step": self.step,
-            "time_s": self.clock,
-            "event": kind,
-            "block_hash": _as_uint64(block_hash),
-            "parent_block_hash": _as_uint64(parent),
-            "num_tokens": num_tokens,
-        }
+    def _add(self, kind: str, block_hash: Any, parent: Any, num_tokens: int) -> None:
+        self.rows.append({
+            "seq": self.recorded, "event_index": self.published, "step": self.step,
+            "time_s": self.clock, "event": kind, "block_hash": _as_uint64(block_hash),
+            "parent_block_hash": _as_uint64(parent), "num_tokens": num_tokens,
+        })
+        self.recorded += 1
+
+    @staticmethod
+    def _arrow_schema() -> Any:
+        import pyarrow as pa
+
+        return pa.schema([(k, pa.type_for_alias(v)) for k, v in KV_EVENT_SCHEMA.items()])
+
+    def spill_to(self, path: Path | str) -> None:
+        """Write events to `path` (Parquet) as they happen, from now on."""
+        import pyarrow.parquet as pq
+
+        self._spill_path = Path(path)
+        self._writer = pq.ParquetWriter(self._spill_path, self._arrow_schema(), compression="zstd")
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self.rows:
+            self._writer.write_table(pa.Table.from_pylist(self.rows, schema=self._arrow_schema()))
+            self.rows.clear()
+
+    def frame(self) -> Any:
+        """All events as a polars frame (closing the spill file, if any)."""
+        import polars as pl
+
+        if self._spill_path is None:
+            return pl.from_arrow(pa_table(self.rows, self._arrow_schema()))
+        self._flush()
+        self._writer.close()
+        path, self._spill_path, self._writer = self._spill_path, None, None
+        return pl.read_parquet(path)
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.published = self.recorded = self.step = 0
+        self.clock = 0.0
 
     def shutdown(self) -> None:  # publisher interface
         pass
 
     def get_publisher_config(self) -> None:  # publisher interface
         return None
+
+
+def pa_table(rows: list[dict[str, Any]], schema: Any) -> Any:
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def _as_uint64(h: Any) -> int | None:
@@ -154,9 +208,7 @@ class Engine:
         """Empty the prefix cache and forget recorded events and lookups."""
         if not self.llm.reset_prefix_cache():
             raise RuntimeError("vLLM refused to reset the prefix cache (requests running?)")
-        self.events.rows.clear()
-        self.events.published = self.events.step = 0
-        self.events.clock = 0.0
+        self.events.clear()
         self.lookups.lookups.clear()
 
     def none_hash_seed(self) -> str:

@@ -11,7 +11,7 @@ import polars as pl
 from prefix_study.engine.driver import ClockModel, drive
 from prefix_study.engine.requests import check_request_stream
 from prefix_study.engine.runtime import PREFIX_HASH_ALGO, EngineSpec, build_engine
-from prefix_study.io import write_json, write_parquet
+from prefix_study.io import atomic_path, write_json, write_parquet
 from prefix_study.traces.derive import block_usage, derive_block_trace
 
 
@@ -32,9 +32,11 @@ def run_engine_stage(engine_cfg: Any, workload_parquet: str | Path, model_dir: s
     clock = ClockModel(str(engine_cfg.clock), float(engine_cfg.step_overhead_s),
                        float(engine_cfg.token_time_s))
     workload = stream["workload"][0] if stream.height else Path(workload_parquet).stem
-    result = drive(engine, checked.frame, mode=mode, clock=clock, progress=progress,
-                   desc=f"engine {workload} b{block_size}")
-    write_parquet(result.kv_events, out / "kv_events.parquet")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "kv_events.parquet", ".parquet") as events_tmp:
+        engine.events.spill_to(events_tmp)  # events reach disk as they happen
+        result = drive(engine, checked.frame, mode=mode, clock=clock, progress=progress,
+                       desc=f"engine {workload} b{block_size}")
     write_parquet(result.requests, out / "requests.parquet")
     trace = derive_block_trace(result.requests, block_size, engine.none_hash_seed(),
                                engine_block_size=block_size)
