@@ -181,6 +181,6 @@ def test_kv_events_spilled_as_they_happen_equal_in_memory(engine_factory, tmp_pa
     engine.events.spill_to(tmp_path / "events.parquet")
     spilled = drive(engine, stream, progress=False).kv_events
     engine.events.spill_rows = 8192
-    assert in_memory.height > 20
+    assert in_memory.height > 15  # several spills of 5 rows
     assert spilled.equals(in_memory)
     assert pl.read_parquet(tmp_path / "events.parquet").equals(in_memory)
