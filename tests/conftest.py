@@ -24,18 +24,21 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def engine_factory(model_dir):
-    """Engines cached per (block size, prefix caching, capacity) for the session."""
+    """Engines cached for the session, one per setting. Never let an engine be
+    garbage-collected mid-session: vLLM then tears down its process-wide
+    distributed state and every other engine in the process stops working."""
     from prefix_study.engine import EngineSpec, build_engine
 
     cache = {}
 
-    def make(block_size=32, prefix_caching=True, capacity_blocks=1024, max_model_len=2048):
-        key = (block_size, prefix_caching, capacity_blocks, max_model_len)
+    def make(block_size=32, prefix_caching=True, capacity_blocks=1024, max_model_len=2048,
+             max_num_seqs=16):
+        key = (block_size, prefix_caching, capacity_blocks, max_model_len, max_num_seqs)
         if key not in cache:
             cache[key] = build_engine(EngineSpec(
                 model_dir=str(model_dir), block_size=block_size, prefix_caching=prefix_caching,
                 capacity_blocks=capacity_blocks, max_model_len=max_model_len,
-                max_num_batched_tokens=max_model_len))
+                max_num_seqs=max_num_seqs, max_num_batched_tokens=max_model_len))
         engine = cache[key]
         engine.reset()
         return engine

@@ -153,14 +153,12 @@ def test_over_long_requests_can_be_skipped_with_their_later_turns():
 
 
 @pytest.mark.parametrize("capacity", [24, 40])
-def test_prefix_replay_reproduces_the_engine_when_capacity_binds(model_dir, capacity):
+def test_prefix_replay_reproduces_the_engine_when_capacity_binds(engine_factory, capacity):
     """One request at a time, same capacity: the `prefix` LRU replay of the
     derived trace predicts vLLM's num_cached_tokens for every request."""
-    from prefix_study.engine import EngineSpec, build_engine
     from prefix_study.replay.per_request import per_request_hits
 
-    engine = build_engine(EngineSpec(model_dir=str(model_dir), block_size=32, capacity_blocks=capacity,
-                                     max_model_len=640, max_num_seqs=1, max_num_batched_tokens=640))
+    engine = engine_factory(32, capacity_blocks=capacity, max_model_len=640, max_num_seqs=1)
     stream = check_request_stream(synthetic_stream(seed=5, conversations=8, turns=3), 640, "script").frame
     res = drive(engine, stream, progress=False)
     assert res.kv_events.filter(pl.col("event") == "removed").height > 0, "capacity did not bind"

@@ -271,3 +271,23 @@ def test_multirun_sweep_shares_upstream_outputs(tiny):
         assert paths.run == run
         table = pl.read_parquet(paths.replay("hit_rates.parquet"))
         assert sorted(table["capacity_blocks"].unique().to_list()) == caps
+
+
+def test_default_workloads_show_the_expected_reuse_ordering(tiny):
+    """On the real engine run: chat_single barely reuses, chat_multi and qa do,
+    and every engine trace passed the hash and accounting checks."""
+    import json
+
+    import polars as pl
+
+    _, results, _ = tiny
+    (engine,) = (results / "engine").iterdir()
+    reuse = {w: pl.read_parquet(engine / w / "b32" / "requests.parquet")
+             for w in ("chat_single", "chat_multi", "qa", "summarization")}
+    hit = {w: r["num_cached_tokens"].sum() / r["num_prompt_tokens"].sum() for w, r in reuse.items()}
+    assert hit["chat_single"] < 0.05 and hit["summarization"] < 0.1
+    assert hit["chat_multi"] > hit["chat_single"] + 0.2
+    assert hit["qa"] > hit["summarization"] + 0.3
+    (traces,) = (results / "traces").iterdir()
+    checks = [json.loads(p.read_text()) for p in traces.glob("*/b32.check.json")]
+    assert len(checks) == 4 and all(c["ok"] and c["derived_equals_engine"] for c in checks)
