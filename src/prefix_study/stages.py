@@ -22,7 +22,7 @@ def _cfg(path: str) -> Any:
     return load_config(path)
 
 
-def _pairs(values: Sequence[str]) -> dict[tuple[str, int], str]:
+def parse_pairs(values: Sequence[str]) -> dict[tuple[str, int], str]:
     """`workload:bs=path` arguments -> {(workload, bs): path}."""
     out = {}
     for v in values:
@@ -82,21 +82,21 @@ def trace(args: argparse.Namespace) -> None:
 def stats(args: argparse.Namespace) -> None:
     from prefix_study.stats import write_reuse_summary
 
-    write_reuse_summary(_pairs(args.trace), args.out, args.md, args.cdfs)
+    write_reuse_summary(parse_pairs(args.trace), args.out, args.md, args.cdfs)
 
 
 def replay(args: argparse.Namespace) -> None:
     from prefix_study.replay.sweep import write_hit_rates
 
     cfg = _cfg(args.config)
-    write_hit_rates(_pairs(args.trace), cfg.sweep, args.out, args.md)
+    write_hit_rates(parse_pairs(args.trace), cfg.sweep, args.out, args.md)
 
 
 def mixed(args: argparse.Namespace) -> None:
     from prefix_study.mixed import write_mixed_hit_rates
 
     cfg = _cfg(args.config)
-    paths = {w: p for (w, _), p in _pairs(args.trace).items()}
+    paths = {w: p for (w, _), p in parse_pairs(args.trace).items()}
     write_mixed_hit_rates(paths, cfg.mix, cfg.workloads, args.out, args.md)
 
 
@@ -104,12 +104,6 @@ def figures(args: argparse.Namespace) -> None:
     from prefix_study.report.figures import write_figures
 
     write_figures(args)
-
-
-def index(args: argparse.Namespace) -> None:
-    from prefix_study.report.index import write_run_index
-
-    write_run_index(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,12 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--trace", action="append", default=[], help="workload:bs=path")
     s.add_argument("--out-dir", required=True)
     s.set_defaults(fn=figures)
-
-    s = sub.add_parser("index")
-    s.add_argument("--config", required=True)
-    s.add_argument("--run-dir", required=True)
-    s.add_argument("--benchmarks", required=True)
-    s.set_defaults(fn=index)
     return p
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from prefix_study.config.schema import EXTERNAL_TRACE_KINDS
+
 #: Stage -> (upstream stages, config keys read by the stage itself).
 STAGE_DEPENDENCIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "assets": ((), ("engine.model",)),
@@ -28,8 +30,6 @@ STAGE_DEPENDENCIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 STAGES = tuple(STAGE_DEPENDENCIES)
 
 
-#: Workload kinds that enter at the traces stage (block-hash files).
-EXTERNAL_KINDS = ("mooncake", "bailian")
 
 
 def _select(cfg: Any, key: str) -> Any:
@@ -38,7 +38,7 @@ def _select(cfg: Any, key: str) -> Any:
         # only the traces stage, so adding one reruns nothing upstream.
         external = key.endswith(":external")
         return {name: OmegaConf.to_container(wl, resolve=True)
-                for name, wl in cfg.workloads.items() if (wl.kind in EXTERNAL_KINDS) == external}
+                for name, wl in cfg.workloads.items() if (wl.kind in EXTERNAL_TRACE_KINDS) == external}
     node = OmegaConf.select(cfg, key)
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 

@@ -16,7 +16,9 @@ from omegaconf import MISSING
 ENGINE_BLOCK_SIZE_MULTIPLE = 32
 SIMULATOR_MODES = ("echo", "script", "model")
 CLOCKS = ("simulated", "wall")
-WORKLOAD_KINDS = ("chat_single", "chat_multi", "qa", "summarization", "mooncake", "bailian")
+#: Workload kinds that are block-hash trace files entering at the traces stage.
+EXTERNAL_TRACE_KINDS = ("mooncake", "bailian")
+WORKLOAD_KINDS = ("chat_single", "chat_multi", "qa", "summarization", *EXTERNAL_TRACE_KINDS)
 MODEL_SHAPES = ("tiny", "gpt2")
 THINK_TIME_DISTRIBUTIONS = ("exponential", "constant", "lognormal")
 MIX_PATTERNS = ("round_robin", "timestamp")

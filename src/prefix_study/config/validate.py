@@ -6,6 +6,7 @@ from typing import Any
 
 from prefix_study.config.schema import (
     CLOCKS,
+    EXTERNAL_TRACE_KINDS,
     ENGINE_BLOCK_SIZE_MULTIPLE,
     MIX_PATTERNS,
     MODEL_SHAPES,
@@ -87,7 +88,7 @@ def validate_workload(cfg: Any, name: str) -> None:
     mean = _get(cfg, f"{key}.think_time.mean_s")
     _require(mean >= 0, f"{key}.think_time.mean_s", mean, "a non-negative number of seconds")
     wl = _get(cfg, key)
-    if wl.kind in ("mooncake", "bailian"):
+    if wl.kind in EXTERNAL_TRACE_KINDS:
         _require(wl.trace_path is not None, f"{key}.trace_path", None, "a JSONL file path")
 
 

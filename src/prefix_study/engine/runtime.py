@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 # Must be set before vLLM is imported anywhere in the process.
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -112,30 +116,25 @@ class KVEventRecorder:
 
     @staticmethod
     def _arrow_schema() -> Any:
-        import pyarrow as pa
-
         return pa.schema([(k, pa.type_for_alias(v)) for k, v in KV_EVENT_SCHEMA.items()])
+
+    def _table(self) -> Any:
+        return pa.Table.from_pylist(self.rows, schema=self._arrow_schema())
 
     def spill_to(self, path: Path | str) -> None:
         """Write events to `path` (Parquet) as they happen, from now on."""
-        import pyarrow.parquet as pq
-
         self._spill_path = Path(path)
         self._writer = pq.ParquetWriter(self._spill_path, self._arrow_schema(), compression="zstd")
 
     def _flush(self) -> None:
-        import pyarrow as pa
-
         if self.rows:
-            self._writer.write_table(pa.Table.from_pylist(self.rows, schema=self._arrow_schema()))
+            self._writer.write_table(self._table())
             self.rows.clear()
 
     def frame(self) -> Any:
         """All events as a polars frame (closing the spill file, if any)."""
-        import polars as pl
-
         if self._spill_path is None:
-            return pl.from_arrow(pa_table(self.rows, self._arrow_schema()))
+            return pl.from_arrow(self._table())
         self._flush()
         self._writer.close()
         path, self._spill_path, self._writer = self._spill_path, None, None
@@ -151,12 +150,6 @@ class KVEventRecorder:
 
     def get_publisher_config(self) -> None:  # publisher interface
         return None
-
-
-def pa_table(rows: list[dict[str, Any]], schema: Any) -> Any:
-    import pyarrow as pa
-
-    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def _as_uint64(h: Any) -> int | None:

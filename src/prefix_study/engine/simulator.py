@@ -17,11 +17,12 @@ from typing import Any, Callable, Sequence
 
 import torch
 from vllm import SamplingParams
+
+from prefix_study.config.schema import SIMULATOR_MODES
 from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
 MODE_KEY = "prefix_study_mode"
 SCRIPT_KEY = "prefix_study_script"
-SIMULATOR_MODES = ("echo", "script", "model")
 
 
 def _force(logits: torch.Tensor, token_id: int) -> torch.Tensor:

@@ -39,7 +39,7 @@ def engine_capacity_replays(engine_dirs: dict[tuple[str, int], str], traces: dic
 
 def write_figures(args: argparse.Namespace) -> None:
     from prefix_study.config import load_config
-    from prefix_study.stages import _pairs
+    from prefix_study.stages import parse_pairs
 
     cfg = load_config(args.config)
     out = Path(args.out_dir)
@@ -47,7 +47,7 @@ def write_figures(args: argparse.Namespace) -> None:
     plot_hit_rate_vs_capacity(pl.read_parquet(args.hit_rates), out / "hit_rate_vs_capacity",
                               reuse_summary=pl.read_parquet(args.reuse_summary))
     plot_mixed_comparison(pl.read_parquet(args.mixed), out / "mixed_comparison")
-    engine_dirs, traces = _pairs(args.engine), _pairs(args.trace)
+    engine_dirs, traces = parse_pairs(args.engine), parse_pairs(args.trace)
     requests, replays = engine_capacity_replays(engine_dirs, traces, int(cfg.engine.capacity_blocks))
     plot_engine_vs_replay(requests, replays, out / "engine_vs_replay")
     table = engine_vs_replay(requests, replays)

@@ -32,12 +32,13 @@ from typing import Any, Callable
 import numpy as np
 import polars as pl
 
+from prefix_study.config.schema import EXTERNAL_TRACE_KINDS
 from prefix_study.traces.schema import TRACE_SCHEMA
 
-IMPORT_KINDS = ("mooncake", "bailian")
 
 #: Block size in tokens of each external format.
 BLOCK_TOKENS = {"mooncake": 512, "bailian": 16}
+assert set(BLOCK_TOKENS) == set(EXTERNAL_TRACE_KINDS), "an external trace kind without an importer"
 
 
 _REPORTED_BAD_LINES = 20

@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from prefix_study.config.schema import EXTERNAL_TRACE_KINDS
 from prefix_study.io import write_json, write_parquet
 
 
@@ -20,7 +21,7 @@ def write_trace(cfg: Any, workload: str, block_size: int, engine_dir: str | Path
     written to `check_out` and a failed check fails the rule.
     """
     wl = cfg.workloads[workload]
-    if wl.kind in ("mooncake", "bailian"):
+    if wl.kind in EXTERNAL_TRACE_KINDS:
         from prefix_study.traces.importers import import_trace
 
         frame, report = import_trace(wl.kind, wl.trace_path, workload, wl.max_requests,
