@@ -40,7 +40,7 @@ def interleave_traces(frames: Mapping[str, pl.DataFrame], pattern: str = "round_
         )
     if not parts:
         raise ValueError("no traces to interleave")
-    rows = pl.concat(parts, how="vertical_relaxed")
+    rows = pl.concat(parts, how="diagonal_relaxed")  # optional columns may differ
     requests = rows.group_by("_w", "_req").agg(pl.col("time_s").first().alias("_start"))
     if pattern == "round_robin":
         requests = requests.with_columns((pl.col("_req") // burst).alias("_round"))

@@ -21,7 +21,7 @@ import polars as pl
 from prefix_study.io import markdown_table, write_parquet, write_text
 from prefix_study.mixed.interleave import interleave_traces
 from prefix_study.replay.simulate import SEMANTICS, replay, replay_hit_mask
-from prefix_study.replay.trace import BlockTrace, encode_trace, read_trace
+from prefix_study.replay.trace import REPLAY_COLUMNS, BlockTrace, encode_trace, read_trace
 
 WA_POLICY = "wa_lru"
 ALL = "all"
@@ -157,7 +157,7 @@ def write_mixed_hit_rates(
     the order workloads take turns; mix_cfg: MixConfig; workload_cfgs:
     {workload: WorkloadConfig} (for the per-workload cache_friendly flags).
     """
-    frames = {w: read_trace(p, ("request_id", "workload", "time_s", "position", "block_hash", "lookup"))
+    frames = {w: read_trace(p, (*REPLAY_COLUMNS, "time_s"))
               for w, p in trace_paths.items()}
     table = mixed_hit_rate_table(frames, mix_cfg, workload_cfgs)
     write_parquet(table, out_parquet)
