@@ -3,12 +3,10 @@
 VENV ?= .venv
 CORES ?= 2
 SNAKEMAKE_ARGS ?=
-export HF_HUB_OFFLINE = 1
-export TRANSFORMERS_OFFLINE = 1
-export VLLM_ENABLE_V1_MULTIPROCESSING = 0
-export PYTHONHASHSEED = 0
+# The run-time environment (offline hub, in-process vLLM, PYTHONHASHSEED) is
+# set by src/prefix_study/env.py, which the Snakefile and the tests apply.
 
-.PHONY: setup pipeline test report clean
+.PHONY: setup pipeline test clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh

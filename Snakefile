@@ -3,21 +3,21 @@
 #
 # Configuration is Hydra's (conf/), composed here; pass overrides with
 #   snakemake --cores 2 --config overrides='[sweep.capacities=[64,1024],sweep.policies=[lru]]'
-# Every stage writes under results/<stage>/<hash of the config it depends on>/.
-import os
+# Every stage writes under results/<stage>/<hash of the config it depends on>/;
+# every path comes from PipelinePaths (src/prefix_study/pipeline.py).
 import sys
 
 from snakemake.utils import min_version
 
 min_version("9.0")
 
-os.environ.setdefault("PYTHONHASHSEED", "0")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+from prefix_study import env
+
+env.apply()  # jobs inherit it
 
 from prefix_study.config import compose_config
-from prefix_study.pipeline import FIGURES, PipelinePaths, split_overrides
+from prefix_study.pipeline import PipelinePaths, split_overrides
+from prefix_study.report.captions import FIGURES, TABLES, caption_path
 
 CFG = compose_config(split_overrides(config.get("overrides")))
 P = PipelinePaths(CFG)
@@ -44,3 +44,4 @@ rule all:
     default_target: True
     input:
         P.run / "index.md",
+        P.report_html,

@@ -36,9 +36,9 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from prefix_study import env
+
+env.apply()
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
 import polars as pl

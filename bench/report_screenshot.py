@@ -2,8 +2,8 @@
 
     python bench/report_screenshot.py [--overrides ...] [--out bench/out/report.png]
 
-Runs `snakemake --report <run_dir>/report.html` for the (already computed)
-run of the given config, opens it in headless Chromium (Debian's `chromium`
+Has Snakemake bring `<run_dir>/report.html` up to date (rule `report_html`;
+nothing to do when the run is complete) for the given config, opens it in headless Chromium (Debian's `chromium`
 package: `apt-get install chromium`), and saves a full-page screenshot. It
 prints the report's size and how many figures it embeds, so a person can then
 look at the PNG.
@@ -24,16 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from prefix_study.config import compose_config  # noqa: E402
-from prefix_study.pipeline import PipelinePaths  # noqa: E402
+from prefix_study.pipeline import PipelinePaths, config_arg  # noqa: E402
 
 
 def build_report(overrides: list[str]) -> Path:
-    cfg = compose_config(overrides)
-    run = PipelinePaths(cfg).run
-    report = run / "report.html"
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", "--report", str(report)]
-    if overrides:
-        cmd += ["--config", "overrides=" + repr(list(overrides)).replace("'", '"')]
+    report = PipelinePaths(compose_config(overrides)).report_html
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", str(report), "--config", config_arg(overrides)]
     subprocess.run(cmd, cwd=ROOT, check=True)
     return ROOT / report
 

@@ -5,13 +5,11 @@ Engine tests import vLLM directly: without it they error, never skip.
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
 import pytest
+
+from prefix_study import env
+
+env.apply()  # before vLLM is imported anywhere
 
 
 @pytest.fixture(scope="session")

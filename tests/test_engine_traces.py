@@ -9,12 +9,8 @@ import pytest
 import vllm  # noqa: F401  (a missing vLLM is an error, not a skip)
 
 from prefix_study.engine import ClockModel, RequestStreamError, check_request_stream, drive
-from prefix_study.traces.derive import (
-    block_usage,
-    chained_block_hashes,
-    check_engine_consistency,
-    derive_block_trace,
-)
+from prefix_study.traces.block_hash import chained_block_hashes
+from prefix_study.traces.derive import block_usage, check_engine_consistency, derive_block_trace
 
 pytestmark = pytest.mark.engine
 

@@ -18,7 +18,7 @@ import yaml
 
 from prefix_study.cli import config_arg, expand_overrides, snakemake_command
 from prefix_study.config import compose_config
-from prefix_study.config.hashing import run_hash
+from prefix_study.config.hashing import STAGES, run_hash
 from prefix_study.pipeline import PipelinePaths, split_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ TINY = [
     "mix.capacities=[64]",
     "dataset.max_conversations=200",
 ]
-UPSTREAM_RULES = {"model_assets", "workload", "engine_run", "block_trace"}
+UPSTREAM_RULES = {"model_assets", "workload", "engine_run", "block_trace", "engine_block_trace"}
 
 
 def prefix_study(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -80,7 +80,7 @@ def tiny(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-5000:]
     (run,) = run_dirs(proc.stdout)
     run = run if run.is_absolute() else ROOT / run
-    for stage in ("assets", "workloads", "engine", "traces", "stats", "replay", "mixed", "figures", "runs"):
+    for stage in (*STAGES, "runs"):
         assert len(list((results / stage).iterdir())) == 1, stage
     return overrides, results, run
 
@@ -207,8 +207,11 @@ def test_profile_dry_run_lists_every_job(tmp_path, profile):
                         "--profile", f"workflow/profiles/{profile}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     stats = job_stats(proc.stdout + proc.stderr)
-    assert stats["engine_run"] == 4 and stats["workload"] == 4 and stats["block_trace"] == 4
+    # engine block size 32 (sweep=tiny: 32) -> each trace also writes its engine run's per-block records
+    assert stats["engine_run"] == 4 and stats["workload"] == 4 and stats["engine_block_trace"] == 4
+    assert "block_trace" not in stats
     assert stats["model_assets"] == stats["replay"] == stats["mixed"] == stats["figures"] == 1
+    assert stats["run_index"] == stats["report_html"] == 1
     if profile == "slurm":
         assert "slurm_partition=" in proc.stderr + proc.stdout
         # The engine's own resources beat the profile's defaults.
@@ -223,7 +226,7 @@ def test_profile_dry_run_lists_every_job(tmp_path, profile):
 def test_full_run_outputs_and_nothing_left_to_do(tiny):
     overrides, results, run = tiny
     assert run.parent == results / "runs"
-    for name in ("index.md", "config.yaml", "stage_times.csv"):
+    for name in ("index.md", "config.yaml", "stage_times.csv", "report.html"):
         assert (run / name).stat().st_size > 0
     assert yaml.safe_load((run / "config.yaml").read_text())["sweep"]["capacities"] == [64, 256]
 
@@ -239,7 +242,7 @@ def test_capacity_change_reruns_only_replay_and_downstream(tiny):
     proc = prefix_study("-n", *overrides, "sweep.capacities=[64,512]")
     assert proc.returncode == 0
     stats = job_stats(proc.stdout + proc.stderr)
-    assert stats == {"stage_config": 2, "replay": 1, "figures": 1, "run_index": 1, "all": 1}
+    assert stats == {"stage_config": 2, "replay": 1, "figures": 1, "run_index": 1, "report_html": 1, "all": 1}
     assert not UPSTREAM_RULES & set(stats)
     assert "mixed" not in stats and "reuse_stats" not in stats
 
@@ -250,7 +253,7 @@ def test_multirun_sweep_shares_upstream_outputs(tiny):
                       for p in (results / stage).rglob("*") if p.is_file())
     before = {p: p.stat().st_mtime_ns for p in upstream}
 
-    proc = prefix_study("-m", "--report", *overrides, "sweep.capacities=[64],[128]")
+    proc = prefix_study("-m", *overrides, "sweep.capacities=[64],[128]")
     assert proc.returncode == 0, proc.stderr[-5000:]
     runs = [r if r.is_absolute() else ROOT / r for r in run_dirs(proc.stdout)]
     assert len(runs) == 2 and len(set(runs)) == 2 and first_run not in runs

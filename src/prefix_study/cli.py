@@ -37,6 +37,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from prefix_study.env import apply as apply_env
+from prefix_study.pipeline import config_arg
+
 #: Exit code for an invalid configuration or command line (argparse's too).
 EXIT_CONFIG = 2
 
@@ -79,8 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="snakemake --cores (default 2, unless `--` passes --cores/--jobs or a "
                         "profile/executor)")
     p.add_argument("-n", "--dry-run", action="store_true", help="snakemake --dry-run: list the jobs only")
-    p.add_argument("--report", action="store_true",
-                   help="after each successful run also write <run dir>/report.html (snakemake --report)")
     p.add_argument("--show-config", action="store_true",
                    help="print the resolved config (YAML) of each combination and exit")
     p.add_argument("--print-run-dir", action="store_true",
@@ -171,17 +172,6 @@ def find_project_dir(directory: Path | None = None) -> Path:
     raise UsageError("no Snakefile found above the current directory; pass --directory")
 
 
-def config_arg(overrides: Sequence[str]) -> str:
-    """`overrides=<JSON list>`: Snakemake's YAML base loader gives back these exact strings.
-
-    Non-ASCII stays as is (no backslash escapes): when a cluster executor
-    re-issues `--config` in a job's command line it quotes it with Python's
-    repr, which survives the shell only for values without quotes or
-    backslashes.
-    """
-    return "overrides=" + json.dumps([str(o) for o in overrides], ensure_ascii=False)
-
-
 def _has_option(extra: Sequence[str], options: Sequence[str]) -> bool:
     return any(a == o or a.startswith(o + "=") for a in extra for o in options)
 
@@ -207,11 +197,6 @@ def snakemake_command(overrides: Sequence[str], cores: int | None, dry_run: bool
     # --config takes any number of values: it goes last, so targets in `extra`
     # are not read as config entries.
     return cmd + list(extra) + ["--config", config_arg(overrides)]
-
-
-def report_command(overrides: Sequence[str], report_path: Path) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "--cores", "1", "--report", str(report_path),
-            "--config", config_arg(overrides)]
 
 
 def run_dir_of(cfg: Any, project: Path) -> Path:
@@ -279,8 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_show(run))
         return 0
 
-    env = dict(os.environ)
-    env.setdefault("PYTHONHASHSEED", "0")
+    env = apply_env(dict(os.environ))
     n = len(combinations)
     dry_run = args.dry_run or any(a in ("-n", "--dry-run", "--dryrun") for a in extra)
     for i, (combo, run) in enumerate(zip(combinations, run_dirs), start=1):
@@ -293,14 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"prefix-study: error: snakemake failed (exit {rc}) for [{i}/{n}] {' '.join(combo)}",
                   file=sys.stderr)
             return rc
-        if args.report and not dry_run:
-            report = run / "report.html"
-            rc = subprocess.call(report_command(combo, report), cwd=project, env=env)
-            if rc != 0:
-                print(f"prefix-study: error: snakemake --report failed (exit {rc}) for [{i}/{n}]",
-                      file=sys.stderr)
-                return rc
-            print(f"    report: {_show(report)}", flush=True)
+        if not dry_run:
+            print(f"    report: {_show(run / 'report.html')}", flush=True)
     if n > 1:
         print("run directories:")
         for run in run_dirs:

@@ -7,9 +7,10 @@ stage's directory is keyed by the hash of the config it depends on
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from prefix_study.config.hashing import STAGES, run_dir, stage_dir
 from prefix_study.config.schema import EXTERNAL_TRACE_KINDS as EXTERNAL_KINDS
@@ -52,9 +53,25 @@ def split_overrides(value: Any) -> list[str]:
     return out
 
 
+def config_arg(overrides: Sequence[str]) -> str:
+    """`overrides=<JSON list>` for Snakemake's `--config` (the inverse of
+    `split_overrides`): Snakemake's YAML base loader gives back these exact strings.
+
+    Non-ASCII stays as is (no backslash escapes): when a cluster executor
+    re-issues `--config` in a job's command line it quotes it with Python's
+    repr, which survives the shell only for values without quotes or
+    backslashes.
+    """
+    return "overrides=" + json.dumps([str(o) for o in overrides], ensure_ascii=False)
+
+
 @dataclass(frozen=True)
 class PipelinePaths:
-    """All output paths of one configuration."""
+    """All output paths of one configuration (the rules use nothing else).
+
+    Methods taking a workload or block size also accept Snakemake wildcard
+    patterns such as "{workload}" and "{bs}".
+    """
 
     cfg: Any
 
@@ -66,8 +83,22 @@ class PipelinePaths:
     def run(self) -> Path:
         return run_dir(self.cfg)
 
+    @property
+    def report_html(self) -> Path:
+        return self.run / "report.html"
+
     def stage_config(self, name: str) -> Path:
         return self.stage(name) / "config.yaml"
+
+    def log(self, stage: str, job: str) -> Path:
+        return self.stage(stage) / "logs" / f"{job}.log"
+
+    def benchmark(self, stage: str, job: str) -> Path:
+        return self.stage(stage) / "benchmarks" / f"{job}.tsv"
+
+    def benchmark_files(self) -> list[Path]:
+        """Every benchmark file the stages of this config wrote so far."""
+        return [f for s in STAGES for f in sorted((self.stage(s) / "benchmarks").glob("*.tsv"))]
 
     # --- workloads -----------------------------------------------------
     @property
@@ -79,16 +110,31 @@ class PipelinePaths:
     def external_workloads(self) -> list[str]:
         return [w for w, c in self.cfg.workloads.items() if c.kind in EXTERNAL_KINDS]
 
-    def workload(self, name: str) -> Path:
+    def workload_stream(self, name: str) -> Path:
         return self.stage("workloads") / f"{name}.parquet"
+
+    def workload_summary(self, name: str) -> Path:
+        return self.stage("workloads") / f"{name}.summary.json"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.stage("assets") / "model"
 
     # --- engine --------------------------------------------------------
     @property
     def engine_block_sizes(self) -> list[int]:
         return sorted(int(b) for b in self.cfg.engine.block_sizes)
 
-    def engine_dir(self, workload: str, block_size: int) -> Path:
+    def engine_pairs(self) -> list[tuple[str, int]]:
+        """(workload, block size) of every engine run."""
+        return [(w, b) for w in self.engine_workloads for b in self.engine_block_sizes]
+
+    def engine_dir(self, workload: str, block_size: int | str) -> Path:
         return self.stage("engine") / workload / f"b{block_size}"
+
+    def engine_file(self, workload: str, block_size: int | str, name: str) -> Path:
+        """`requests.parquet`, `kv_events.parquet` or `run.json` of one engine run."""
+        return self.engine_dir(workload, block_size) / name
 
     def engine_source_block_size(self, block_size: int) -> int:
         """The engine run whose token ids a trace at `block_size` is derived from."""
@@ -104,15 +150,20 @@ class PipelinePaths:
         return sorted(set(pairs))
 
     def trace_pairs(self) -> list[tuple[str, int]]:
-        """Every trace any stage reads (the sweep's, and the mix's block size)."""
+        """Every trace any stage reads (the sweep's, the mix's block size, the engine's)."""
         mix_bs = int(self.cfg.mix.block_size)
-        return sorted(set(self.sweep_pairs()) | {(w, mix_bs) for w in self.engine_workloads})
+        return sorted(set(self.sweep_pairs()) | {(w, mix_bs) for w in self.engine_workloads}
+                      | set(self.engine_pairs()))
 
-    def trace(self, workload: str, block_size: int) -> Path:
+    def trace(self, workload: str, block_size: int | str) -> Path:
         return self.stage("traces") / workload / f"b{block_size}.parquet"
 
-    def trace_check(self, workload: str, block_size: int) -> Path:
+    def trace_check(self, workload: str, block_size: int | str) -> Path:
         return self.stage("traces") / workload / f"b{block_size}.check.json"
+
+    def trace_blocks(self, workload: str, block_size: int | str) -> Path:
+        """Per-block records of an engine run (engine block sizes only)."""
+        return self.stage("traces") / workload / f"b{block_size}.blocks.parquet"
 
     def mixed_workloads(self) -> list[str]:
         bs = int(self.cfg.mix.block_size)
@@ -131,10 +182,5 @@ class PipelinePaths:
     def figure(self, name: str) -> Path:
         return self.stage("figures") / f"{name}.png"
 
-
-FIGURES = {
-    "reuse_cdfs": "CDFs of per-request reuse fraction, hits per block and reuse gaps, per workload and block size.",
-    "hit_rate_vs_capacity": "Replay hit rate against cache capacity (blocks), per policy, semantics and block size.",
-    "mixed_comparison": "Mixed workload: hit rate per workload and overall for baseline LRU/FIFO and workload-aware LRU.",
-    "engine_vs_replay": "Engine-measured prefix hit rate (vLLM num_cached_tokens) beside the prefix-semantics LRU replay at the engine's capacity.",
-}
+    def figures_file(self, name: str) -> Path:
+        return self.stage("figures") / name

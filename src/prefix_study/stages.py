@@ -1,19 +1,18 @@
-"""Thin command-line entry points that the Snakemake rules call.
+"""The command line the Snakemake rules call: one sub-command per stage.
 
-Each stage reads the resolved config its rule wrote into the stage directory
-(`<stage>/<hash>/config.yaml`), does one piece of work through the package's
-functions, and writes its outputs atomically.
+    python -m prefix_study.stages <stage> --config <stage dir>/config.yaml ...
+
+Each sub-command reads the resolved config its rule wrote into the stage
+directory, takes the typed parts that stage needs, and calls the stage's one
+entry, `prefix_study.<stage>.stage.run`, with explicit arguments. Nothing
+below this module sees an argparse namespace.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
-from typing import Any, Sequence
-
-import polars as pl
+from typing import Any, Callable, Sequence
 
 
 def _cfg(path: str) -> Any:
@@ -33,133 +32,125 @@ def parse_pairs(values: Sequence[str]) -> dict[tuple[str, int], str]:
 
 
 def assets(args: argparse.Namespace) -> None:
-    import shutil
-    import tempfile
+    from prefix_study.assets.stage import run
 
-    from prefix_study.assets.model import build_model_dir
-
-    cfg = _cfg(args.config)
-    out = Path(args.out)
-    tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=out.parent))
-    try:
-        build_model_dir(tmp, cfg.engine.model.shape, cfg.engine.model.seed, cfg.engine.model.n_positions)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    run(_cfg(args.config).engine.model, args.out)
 
 
-def workload(args: argparse.Namespace) -> None:
-    from prefix_study.io import write_json
-    from prefix_study.workloads import build_workload_file, workload_summary
-    from prefix_study.workloads.sharegpt import load_sharegpt
+def workloads(args: argparse.Namespace) -> None:
+    from prefix_study.workloads.stage import run
 
-    cfg = _cfg(args.config)
-    path = build_workload_file(cfg, args.workload, args.out)
-    summary = workload_summary(pl.read_parquet(path))
-    summary["dataset_load"] = load_sharegpt(cfg).report.summary()
-    write_json(summary, args.summary)
+    run(_cfg(args.config), args.workload, args.out, args.summary)
 
 
 def engine(args: argparse.Namespace) -> None:
-    from prefix_study.engine.stage import run_engine_stage
+    from prefix_study.engine.stage import run
+
+    run(_cfg(args.config).engine, args.workload_file, args.model, args.block_size, args.out,
+        progress=not args.no_progress)
+
+
+def traces(args: argparse.Namespace) -> None:
+    from prefix_study.traces.stage import run
 
     cfg = _cfg(args.config)
-    run_engine_stage(cfg.engine, args.workload_file, args.model, args.block_size, args.out,
-                     progress=not args.no_progress)
-
-
-def trace(args: argparse.Namespace) -> None:
-    from prefix_study.traces.stage import write_trace
-
-    cfg = _cfg(args.config)
-    report = write_trace(cfg, args.workload, args.block_size, args.engine_dir, args.out, args.check)
+    report = run(args.workload, cfg.workloads[args.workload], args.block_size, args.engine_dir or None,
+                 args.out, args.check, args.blocks)
     if not report.get("ok", True):
         sys.exit(f"trace check failed for {args.workload} b{args.block_size}: see {args.check}")
 
 
 def stats(args: argparse.Namespace) -> None:
-    from prefix_study.stats import write_reuse_summary
+    from prefix_study.stats.stage import run
 
-    write_reuse_summary(parse_pairs(args.trace), args.out, args.md, args.cdfs)
+    run(parse_pairs(args.trace), args.out, args.md, args.cdfs)
 
 
 def replay(args: argparse.Namespace) -> None:
-    from prefix_study.replay.sweep import write_hit_rates
+    from prefix_study.replay.stage import run
 
     cfg = _cfg(args.config)
-    write_hit_rates(parse_pairs(args.trace), cfg.sweep, args.out, args.md)
+    run(parse_pairs(args.trace), cfg.sweep, args.out, args.md, parse_pairs(args.engine_trace),
+        int(cfg.engine.capacity_blocks), args.engine_capacity)
 
 
 def mixed(args: argparse.Namespace) -> None:
-    from prefix_study.mixed import write_mixed_hit_rates
+    from prefix_study.mixed.stage import run
 
     cfg = _cfg(args.config)
-    paths = {w: p for (w, _), p in parse_pairs(args.trace).items()}
-    write_mixed_hit_rates(paths, cfg.mix, cfg.workloads, args.out, args.md)
+    traces = {w: p for (w, _), p in parse_pairs(args.trace).items()}
+    run(traces, cfg.mix, cfg.workloads, args.out, args.md)
 
 
 def figures(args: argparse.Namespace) -> None:
-    from prefix_study.report.figures import write_figures
+    from prefix_study.figures.stage import run
 
-    write_figures(args)
+    run(args.reuse_cdfs, args.reuse_summary, args.hit_rates, args.mixed, args.engine_capacity,
+        parse_pairs(args.engine_requests), args.out_dir)
+
+
+def _add(sub: Any, name: str, fn: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
+    s = sub.add_parser(name, help=help)
+    s.add_argument("--config", required=True, help="the stage directory's config.yaml")
+    s.set_defaults(fn=fn)
+    return s
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m prefix_study.stages", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m prefix_study.stages", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="stage", required=True)
+    pairs = "workload:bs=path"
 
-    s = sub.add_parser("assets", help="tokenizer + random-weight GPT-2 model directory")
-    s.add_argument("--config", required=True)
+    s = _add(sub, "assets", assets, "tokenizer + random-weight GPT-2 model directory")
     s.add_argument("--out", required=True)
-    s.set_defaults(fn=assets)
 
-    s = sub.add_parser("workload", help="one workload's request stream")
-    s.add_argument("--config", required=True)
+    s = _add(sub, "workloads", workloads, "one workload's request stream")
     s.add_argument("--workload", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--summary", required=True)
-    s.set_defaults(fn=workload)
 
-    s = sub.add_parser("engine", help="run one workload through vLLM at one block size")
-    s.add_argument("--config", required=True)
+    s = _add(sub, "engine", engine, "run one workload through vLLM at one block size")
     s.add_argument("--workload-file", required=True)
     s.add_argument("--model", required=True)
     s.add_argument("--block-size", type=int, required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--no-progress", action="store_true")
-    s.set_defaults(fn=engine)
 
-    s = sub.add_parser("trace", help="block trace of one workload at one block size")
-    s.add_argument("--config", required=True)
+    s = _add(sub, "traces", traces, "block trace of one workload at one block size")
     s.add_argument("--workload", required=True)
     s.add_argument("--block-size", type=int, required=True)
     s.add_argument("--engine-dir", default=None)
     s.add_argument("--out", required=True)
     s.add_argument("--check", required=True)
-    s.set_defaults(fn=trace)
+    s.add_argument("--blocks", default=None, help="per-block records (engine block sizes only)")
 
-    for name, fn in (("stats", stats), ("replay", replay), ("mixed", mixed)):
-        s = sub.add_parser(name)
-        s.add_argument("--config", required=True)
-        s.add_argument("--trace", action="append", default=[], help="workload:bs=path")
-        s.add_argument("--out", required=True)
-        s.add_argument("--md", required=True)
-        if name == "stats":
-            s.add_argument("--cdfs", required=True)
-        s.set_defaults(fn=fn)
+    s = _add(sub, "stats", stats, "reuse statistics of every trace of the sweep")
+    s.add_argument("--trace", action="append", default=[], help=pairs)
+    s.add_argument("--out", required=True)
+    s.add_argument("--md", required=True)
+    s.add_argument("--cdfs", required=True)
 
-    s = sub.add_parser("figures")
-    s.add_argument("--config", required=True)
+    s = _add(sub, "replay", replay, "policy x semantics x capacity replays, and at the engine's capacity")
+    s.add_argument("--trace", action="append", default=[], help=pairs)
+    s.add_argument("--engine-trace", action="append", default=[], help=pairs + " (engine block sizes)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--md", required=True)
+    s.add_argument("--engine-capacity", required=True)
+
+    s = _add(sub, "mixed", mixed, "interleaved workloads: baselines vs workload-aware LRU")
+    s.add_argument("--trace", action="append", default=[], help=pairs)
+    s.add_argument("--out", required=True)
+    s.add_argument("--md", required=True)
+
+    s = _add(sub, "figures", figures, "every plot and the engine-vs-replay table")
     s.add_argument("--reuse-cdfs", required=True)
-    s.add_argument("--hit-rates", required=True)
     s.add_argument("--reuse-summary", required=True)
+    s.add_argument("--hit-rates", required=True)
     s.add_argument("--mixed", required=True)
-    s.add_argument("--engine", action="append", default=[], help="workload:bs=engine dir")
-    s.add_argument("--trace", action="append", default=[], help="workload:bs=path")
+    s.add_argument("--engine-capacity", required=True)
+    s.add_argument("--engine-requests", action="append", default=[], help="workload:bs=requests.parquet")
     s.add_argument("--out-dir", required=True)
-    s.set_defaults(fn=figures)
     return p
 
 

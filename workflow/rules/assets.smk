@@ -3,12 +3,10 @@ rule model_assets:
     input:
         cfg=P.stage_config("assets"),
     output:
-        directory(P.stage("assets") / "model"),
-    params:
-        model=lambda w: OmegaConf.to_container(CFG.engine.model),
+        directory(P.model_dir),
     log:
-        P.stage("assets") / "logs/model_assets.log",
+        P.log("assets", "model_assets"),
     benchmark:
-        P.stage("assets") / "benchmarks/model_assets.tsv"
+        P.benchmark("assets", "model_assets")
     shell:
         "{STAGE} assets --config {input.cfg} --out {output} > {log} 2>&1"

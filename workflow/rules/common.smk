@@ -1,6 +1,8 @@
 # Shared helpers: each stage's resolved config is written once into its
 # directory; jobs read it from there (only the keys the stage hash covers
 # are used, so a later run with the same hash reads the same values).
+# A config change gives a stage a new directory (its hash), so no rule needs
+# `params` to trigger re-runs.
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -15,9 +17,9 @@ wildcard_constraints:
     bs="[0-9]+",
 
 
-def trace_args(pairs):
-    """--trace workload:bs=path arguments for a list of (workload, bs)."""
-    return " ".join(f"--trace {w}:{b}={P.trace(w, b)}" for w, b in pairs)
+def pair_args(option, pairs, path):
+    """`--option workload:bs=path` arguments for a list of (workload, bs)."""
+    return " ".join(f"--{option} {w}:{b}={path(w, b)}" for w, b in pairs)
 
 
 rule stage_config:

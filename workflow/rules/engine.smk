@@ -2,24 +2,22 @@ rule engine_run:
     """One workload through vLLM (CPU, prefix caching, token simulator) at one block size."""
     input:
         cfg=P.stage_config("engine"),
-        stream=P.stage("workloads") / "{workload}.parquet",
-        model=P.stage("assets") / "model",
+        stream=P.workload_stream("{workload}"),
+        model=P.model_dir,
     output:
-        requests=P.stage("engine") / "{workload}/b{bs}/requests.parquet",
-        kv_events=P.stage("engine") / "{workload}/b{bs}/kv_events.parquet",
-        blocks=P.stage("engine") / "{workload}/b{bs}/blocks.parquet",
-        meta=P.stage("engine") / "{workload}/b{bs}/run.json",
+        requests=P.engine_file("{workload}", "{bs}", "requests.parquet"),
+        kv_events=P.engine_file("{workload}", "{bs}", "kv_events.parquet"),
+        meta=P.engine_file("{workload}", "{bs}", "run.json"),
     params:
-        engine=lambda w: OmegaConf.to_container(CFG.engine),
-        out=lambda w, output: os.path.dirname(output.requests),
+        out=lambda w: P.engine_dir(w.workload, w.bs),
     threads: 1
     resources:
         mem_mb=8000,
         runtime=120,
     log:
-        P.stage("engine") / "logs/{workload}_b{bs}.log",
+        P.log("engine", "{workload}_b{bs}"),
     benchmark:
-        P.stage("engine") / "benchmarks/{workload}_b{bs}.tsv"
+        P.benchmark("engine", "{workload}_b{bs}")
     shell:
         "{STAGE} engine --config {input.cfg} --workload-file {input.stream} --model {input.model} "
         "--block-size {wildcards.bs} --out {params.out} > {log}"

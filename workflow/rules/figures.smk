@@ -1,10 +1,3 @@
-ENGINE_PAIRS = [(w, b) for w in P.engine_workloads for b in P.engine_block_sizes]
-
-
-def figure_output(name):
-    return report(P.figure(name), caption=f"../report/{name}.rst", category="Figures")
-
-
 rule figures:
     """All plots (PNG + SVG, one style) and the engine-vs-replay table."""
     input:
@@ -13,21 +6,22 @@ rule figures:
         summary=P.stats("reuse_summary.parquet"),
         hit_rates=P.replay("hit_rates.parquet"),
         mixed=P.mixed("hit_rates.parquet"),
-        engine=[P.engine_dir(w, b) / "requests.parquet" for w, b in ENGINE_PAIRS],
-        traces=[P.trace(w, b) for w, b in ENGINE_PAIRS],
+        engine_capacity=P.replay("engine_capacity.parquet"),
+        engine=[P.engine_file(w, b, "requests.parquet") for w, b in P.engine_pairs()],
     output:
-        **{name: figure_output(name) for name in FIGURES},
-        engine_table=P.stage("figures") / "engine_vs_replay.parquet",
-        engine_md=P.stage("figures") / "engine_vs_replay.md",
+        **{name: report(P.figure(name), caption=str(caption_path(stem)), category="Figures")
+           for name, stem in FIGURES.items()},
+        engine_table=P.figures_file("engine_vs_replay.parquet"),
+        engine_md=report(P.figures_file("engine_vs_replay.md"), caption=str(caption_path(TABLES["figures", "engine_vs_replay.md"])),
+                         category="Tables"),
     params:
-        engine=" ".join(f"--engine {w}:{b}={P.engine_dir(w, b)}" for w, b in ENGINE_PAIRS),
-        traces=trace_args(ENGINE_PAIRS),
-        out=lambda w, output: os.path.dirname(output.engine_table),
+        engine=pair_args("engine-requests", P.engine_pairs(), lambda w, b: P.engine_file(w, b, "requests.parquet")),
+        out=P.stage("figures"),
     log:
-        P.stage("figures") / "logs/figures.log",
+        P.log("figures", "figures"),
     benchmark:
-        P.stage("figures") / "benchmarks/figures.tsv"
+        P.benchmark("figures", "figures")
     shell:
         "{STAGE} figures --config {input.cfg} --reuse-cdfs {input.cdfs} --reuse-summary {input.summary} "
-        "--hit-rates {input.hit_rates} --mixed {input.mixed} {params.engine} {params.traces} "
-        "--out-dir {params.out} > {log} 2>&1"
+        "--hit-rates {input.hit_rates} --mixed {input.mixed} --engine-capacity {input.engine_capacity} "
+        "{params.engine} --out-dir {params.out} > {log} 2>&1"

@@ -1,19 +1,21 @@
+MIX_PAIRS = [(w, int(CFG.mix.block_size)) for w in P.mixed_workloads()]
+
+
 rule mixed:
     """Interleaved trace of all workloads: baseline LRU/FIFO vs workload-aware LRU."""
     input:
         cfg=P.stage_config("mixed"),
-        traces=[P.trace(w, int(CFG.mix.block_size)) for w in P.mixed_workloads()],
+        traces=[P.trace(w, b) for w, b in MIX_PAIRS],
     output:
         table=P.mixed("hit_rates.parquet"),
-        md=P.mixed("hit_rates.md"),
+        md=report(P.mixed("hit_rates.md"), caption=str(caption_path("mixed")), category="Tables"),
     params:
-        mix=lambda w: OmegaConf.to_container(CFG.mix),
-        traces=trace_args([(w, int(CFG.mix.block_size)) for w in P.mixed_workloads()]),
+        traces=pair_args("trace", MIX_PAIRS, P.trace),
     resources:
         mem_mb=4000,
     log:
-        P.stage("mixed") / "logs/mixed.log",
+        P.log("mixed", "mixed"),
     benchmark:
-        P.stage("mixed") / "benchmarks/mixed.tsv"
+        P.benchmark("mixed", "mixed")
     shell:
         "{STAGE} mixed --config {input.cfg} {params.traces} --out {output.table} --md {output.md} > {log} 2>&1"

@@ -1,20 +1,24 @@
 rule replay:
-    """Cache replays: policy x semantics x capacity over every trace of the sweep."""
+    """Cache replays: policy x semantics x capacity over every trace of the sweep,
+    and the prefix LRU replay at the engine's own capacity."""
     input:
         cfg=P.stage_config("replay"),
         traces=[P.trace(w, b) for w, b in P.sweep_pairs()],
+        engine_traces=[P.trace(w, b) for w, b in P.engine_pairs()],
     output:
         table=P.replay("hit_rates.parquet"),
-        md=P.replay("hit_rates.md"),
+        md=report(P.replay("hit_rates.md"), caption=str(caption_path("hit_rates")), category="Tables"),
+        engine_capacity=P.replay("engine_capacity.parquet"),
     params:
-        sweep=lambda w: OmegaConf.to_container(CFG.sweep),
-        traces=trace_args(P.sweep_pairs()),
+        traces=pair_args("trace", P.sweep_pairs(), P.trace),
+        engine_traces=pair_args("engine-trace", P.engine_pairs(), P.trace),
     resources:
         mem_mb=4000,
         runtime=60,
     log:
-        P.stage("replay") / "logs/replay.log",
+        P.log("replay", "replay"),
     benchmark:
-        P.stage("replay") / "benchmarks/replay.tsv"
+        P.benchmark("replay", "replay")
     shell:
-        "{STAGE} replay --config {input.cfg} {params.traces} --out {output.table} --md {output.md} > {log} 2>&1"
+        "{STAGE} replay --config {input.cfg} {params.traces} {params.engine_traces} --out {output.table} "
+        "--md {output.md} --engine-capacity {output.engine_capacity} > {log} 2>&1"

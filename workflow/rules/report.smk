@@ -1,24 +1,33 @@
-def benchmark_files():
-    stages = ("assets", "workloads", "engine", "traces", "stats", "replay", "mixed", "figures")
-    return [f for s in stages for f in sorted((P.stage(s) / "benchmarks").glob("*.tsv"))]
-
-
 rule run_index:
-    """results/runs/<experiment>-<hash>/: resolved config, index.md, stage times, tables."""
+    """results/runs/<experiment>-<hash>/: resolved config, index.md, stage times."""
     input:
         figures=[P.figure(n) for n in FIGURES],
-        engine_md=P.stage("figures") / "engine_vs_replay.md",
-        summary_md=report(P.stats("reuse_summary.md"), caption="../report/reuse_summary.rst", category="Tables"),
-        replay_md=report(P.replay("hit_rates.md"), caption="../report/hit_rates.rst", category="Tables"),
-        mixed_md=report(P.mixed("hit_rates.md"), caption="../report/mixed.rst", category="Tables"),
-        workloads=[P.stage("workloads") / f"{w}.summary.json" for w in P.engine_workloads],
+        tables=[P.stage(stage) / name for stage, name in TABLES],
+        workloads=[P.workload_summary(w) for w in P.engine_workloads],
         checks=[P.trace_check(w, b) for w, b in P.trace_pairs()],
+        blocks=[P.trace_blocks(w, b) for w, b in P.engine_pairs()],
     output:
         index=P.run / "index.md",
         config=P.run / "config.yaml",
         times=P.run / "stage_times.csv",
     localrule: True
     run:
-        from prefix_study.report.index import write_run_index
+        from prefix_study.report.stage import run as write_run
 
-        write_run_index(CFG, P, benchmark_files())
+        write_run(CFG, P)
+
+
+rule report_html:
+    """One self-contained HTML report (Snakemake's): every figure and table
+    marked with report(...) in the rules, with its caption."""
+    input:
+        index=P.run / "index.md",
+    output:
+        P.report_html,
+    localrule: True
+    log:
+        P.run / "report.log",
+    run:
+        from prefix_study.report.stage import html
+
+        html(workflow.main_snakefile, CFG.overrides, output[0], input.index, log[0])

@@ -1,10 +1,24 @@
+ENGINE_BLOCK_SIZES = "|".join(str(b) for b in P.engine_block_sizes)
+ENGINE_WORKLOADS = "|".join(P.engine_workloads) or "^$"
+
+
 def trace_inputs(w):
     """The engine run a trace derives from (none for an external trace)."""
     if w.workload in P.external_workloads:
         return {"cfg": P.stage_config("traces")}
-    d = P.engine_dir(w.workload, P.engine_source_block_size(int(w.bs)))
-    return {"cfg": P.stage_config("traces"), "requests": d / "requests.parquet",
-            "kv_events": d / "kv_events.parquet", "meta": d / "run.json"}
+    bs = P.engine_source_block_size(int(w.bs))
+    return {"cfg": P.stage_config("traces"),
+            **{k: P.engine_file(w.workload, bs, f) for k, f in
+               (("requests", "requests.parquet"), ("kv_events", "kv_events.parquet"), ("meta", "run.json"))}}
+
+
+def engine_dir_arg(w):
+    return "" if w.workload in P.external_workloads else P.engine_dir(w.workload, P.engine_source_block_size(int(w.bs)))
+
+
+# A trace at an engine block size also writes that engine run's per-block
+# records (the run index lists them); every other trace comes from block_trace.
+ruleorder: engine_block_trace > block_trace
 
 
 rule block_trace:
@@ -13,16 +27,28 @@ rule block_trace:
     input:
         unpack(trace_inputs),
     output:
-        trace=P.stage("traces") / "{workload}/b{bs}.parquet",
-        check=P.stage("traces") / "{workload}/b{bs}.check.json",
+        trace=P.trace("{workload}", "{bs}"),
+        check=P.trace_check("{workload}", "{bs}"),
     params:
-        engine_dir=lambda w, input: os.path.dirname(input.requests) if "requests" in input.keys() else "",
+        engine_dir=engine_dir_arg,
+        blocks=lambda w, output: f"--blocks {output.blocks}" if "blocks" in output.keys() else "",
     resources:
         mem_mb=4000,
     log:
-        P.stage("traces") / "logs/{workload}_b{bs}.log",
+        P.log("traces", "{workload}_b{bs}"),
     benchmark:
-        P.stage("traces") / "benchmarks/{workload}_b{bs}.tsv"
+        P.benchmark("traces", "{workload}_b{bs}")
     shell:
-        "{STAGE} trace --config {input.cfg} --workload {wildcards.workload} --block-size {wildcards.bs} "
-        "--engine-dir '{params.engine_dir}' --out {output.trace} --check {output.check} > {log} 2>&1"
+        "{STAGE} traces --config {input.cfg} --workload {wildcards.workload} --block-size {wildcards.bs} "
+        "--engine-dir '{params.engine_dir}' --out {output.trace} --check {output.check} {params.blocks} "
+        "> {log} 2>&1"
+
+
+use rule block_trace as engine_block_trace with:
+    output:
+        trace=P.trace("{workload}", "{bs}"),
+        check=P.trace_check("{workload}", "{bs}"),
+        blocks=P.trace_blocks("{workload}", "{bs}"),
+    wildcard_constraints:
+        workload=ENGINE_WORKLOADS,
+        bs=ENGINE_BLOCK_SIZES,

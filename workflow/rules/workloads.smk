@@ -3,14 +3,12 @@ rule workload:
     input:
         cfg=P.stage_config("workloads"),
     output:
-        stream=P.stage("workloads") / "{workload}.parquet",
-        summary=P.stage("workloads") / "{workload}.summary.json",
-    params:
-        workload=lambda w: OmegaConf.to_container(CFG.workloads[w.workload]),
+        stream=P.workload_stream("{workload}"),
+        summary=P.workload_summary("{workload}"),
     log:
-        P.stage("workloads") / "logs/{workload}.log",
+        P.log("workloads", "{workload}"),
     benchmark:
-        P.stage("workloads") / "benchmarks/{workload}.tsv"
+        P.benchmark("workloads", "{workload}")
     shell:
-        "{STAGE} workload --config {input.cfg} --workload {wildcards.workload} "
+        "{STAGE} workloads --config {input.cfg} --workload {wildcards.workload} "
         "--out {output.stream} --summary {output.summary} > {log} 2>&1"

@@ -21,14 +21,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# Must be set before vLLM is imported anywhere in the process.
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
+from prefix_study import env
+from prefix_study.traces.schema import PREFIX_HASH_ALGO
 
-#: Hash algorithm of vLLM's prefix cache (engine default, used for traces too).
-PREFIX_HASH_ALGO = "sha256"
+# Must be set before vLLM is imported anywhere in the process.
+env.apply()
 
 
 @dataclass(frozen=True)

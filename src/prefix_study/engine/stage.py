@@ -1,29 +1,30 @@
-"""Engine stage entry point: one workload at one engine block size."""
+"""Engine stage: one workload through vLLM at one engine block size (rule `engine_run`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from prefix_study.config.schema import EngineConfig
 from prefix_study.engine.driver import ClockModel, drive
 from prefix_study.engine.requests import check_request_stream
-from prefix_study.engine.runtime import PREFIX_HASH_ALGO, EngineSpec, build_engine
+from prefix_study.engine.runtime import EngineSpec, build_engine
 from prefix_study.io import atomic_path, write_json, write_parquet
-from prefix_study.traces.derive import block_usage, derive_block_trace
+from prefix_study.traces.schema import PREFIX_HASH_ALGO
 
 
-def run_engine_stage(engine_cfg: Any, workload_parquet: str | Path, model_dir: str | Path,
-                     block_size: int, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Check the stream, run it, and write `requests.parquet`, `kv_events.parquet`,
-    `blocks.parquet` (per-block hits and use times) and `run.json`."""
+def run(engine_cfg: EngineConfig, workload_file: str | Path, model_dir: str | Path,
+        block_size: int, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Check the stream, run it, and write `requests.parquet`, `kv_events.parquet`
+    and `run.json` (the traces stage turns them into block traces and per-block
+    records)."""
     import torch
     import vllm
 
     out = Path(out_dir)
-    stream = pl.read_parquet(workload_parquet)
+    stream = pl.read_parquet(workload_file)
     mode = str(engine_cfg.simulator)
     checked = check_request_stream(stream, int(engine_cfg.max_model_len), mode,
                                    bool(engine_cfg.skip_too_long))
@@ -31,16 +32,13 @@ def run_engine_stage(engine_cfg: Any, workload_parquet: str | Path, model_dir: s
     engine = build_engine(spec)
     clock = ClockModel(str(engine_cfg.clock), float(engine_cfg.step_overhead_s),
                        float(engine_cfg.token_time_s))
-    workload = stream["workload"][0] if stream.height else Path(workload_parquet).stem
+    workload = stream["workload"][0] if stream.height else Path(workload_file).stem
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "kv_events.parquet", ".parquet") as events_tmp:
         engine.events.spill_to(events_tmp)  # events reach disk as they happen
         result = drive(engine, checked.frame, mode=mode, clock=clock, progress=progress,
                        desc=f"engine {workload} b{block_size}")
     write_parquet(result.requests, out / "requests.parquet")
-    trace = derive_block_trace(result.requests, block_size, engine.none_hash_seed(),
-                               engine_block_size=block_size)
-    write_parquet(block_usage(trace, result.kv_events), out / "blocks.parquet")
     meta = {
         "workload": workload, "block_size": block_size, "mode": mode,
         "engine": {k: getattr(spec, k) for k in spec.__dataclass_fields__ if k != "model_dir"},
@@ -50,7 +48,3 @@ def run_engine_stage(engine_cfg: Any, workload_parquet: str | Path, model_dir: s
     }
     write_json(meta, out / "run.json")
     return meta
-
-
-def read_run_meta(engine_dir: str | Path) -> dict[str, Any]:
-    return json.loads((Path(engine_dir) / "run.json").read_text())

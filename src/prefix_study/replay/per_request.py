@@ -6,7 +6,8 @@ import numpy as np
 import polars as pl
 
 from prefix_study.replay.simulate import replay_hit_mask
-from prefix_study.replay.trace import REQUEST_START, encode_trace
+from prefix_study.replay.kernels._common import REQUEST_START
+from prefix_study.replay.trace import encode_trace
 
 
 def per_request_hits(

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from prefix_study.config.schema import SEMANTICS
 from prefix_study.replay.policies import get_policy
 from prefix_study.replay.trace import BlockTrace
-
-SEMANTICS = ("block", "prefix")
 
 _NO_NEXT_USE = np.zeros(0, dtype=np.int64)
 

@@ -15,24 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from prefix_study.traces.schema import TRACE_COLUMNS
-
-from prefix_study.replay.kernels._common import jit
-
-#: Flag bit: this access is the first block of a request.
-REQUEST_START = np.uint8(1)
-#: Flag bit: the engine stores this block but never looks it up (trace column
-#: `lookup` is false: blocks from the prompt's last token on, and output
-#: blocks). Such an access updates the cache like any other, is never a prefix
-#: hit, and is left out of accesses and hits under both semantics.
-NOT_LOOKED_UP = np.uint8(2)
-
-#: Flag bit, on a request's first row: the request also held a partial tail
-#: block (never cached) while it ran (trace column `partial_tail`).
-PARTIAL_TAIL = np.uint8(4)
-
-#: Columns of `traces/{workload}/b{bs}.parquet` (the trace contract); `lookup`
-#: is optional (absent: every block is looked up).
+from prefix_study.replay.kernels._common import NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, jit
 
 #: Next-use value for an access that is the last use of its block.
 NEVER = np.iinfo(np.int64).max
@@ -42,8 +25,8 @@ NEVER = np.iinfo(np.int64).max
 class BlockTrace:
     """One trace, ready for the kernels.
 
-    ids: dense block id per access (int32); flags: REQUEST_START / NOT_LOOKED_UP
-    bits (uint8); workload: index into `workload_names` per access (int16).
+    ids: dense block id per access (int32); flags: REQUEST_START / NOT_LOOKED_UP /
+    PARTIAL_TAIL bits (uint8, defined in kernels/_common.py); workload: index into `workload_names` per access (int16).
     """
 
     ids: np.ndarray

@@ -11,15 +11,10 @@ from typing import Any
 import polars as pl
 from omegaconf import OmegaConf
 
+from prefix_study.config.hashing import STAGES
 from prefix_study.io import markdown_table, write_text
-from prefix_study.pipeline import FIGURES, PipelinePaths
-
-TABLES = {
-    "stats/reuse_summary.md": "Reuse statistics per workload and block size: reuse fraction, hits per block, reuse gaps, infinite-cache hit rate.",
-    "replay/hit_rates.md": "Replay hit rates per workload, block size, policy, semantics and capacity.",
-    "mixed/hit_rates.md": "Mixed workload hit rates: baselines vs workload-aware LRU, per workload and overall.",
-    "figures/engine_vs_replay.md": "Engine-measured token hit rate beside the prefix replay at the engine's capacity.",
-}
+from prefix_study.pipeline import PipelinePaths
+from prefix_study.report.captions import FIGURES, TABLES, caption
 
 
 def package_versions() -> dict[str, str]:
@@ -41,7 +36,7 @@ def stage_times(benchmark_files: list[Path]) -> pl.DataFrame:
             rec = next(csv.DictReader(fh, delimiter="\t"), None)
         if rec is None:
             continue
-        stage = f.parent.parent.parent.name  # results/<stage>/<hash>/benchmarks/<job>.tsv
+        stage = f.parent.parent.parent.name  # <results>/<stage>/<hash>/benchmarks/<job>.tsv
         rows.append({"stage": stage, "job": f.stem, "seconds": float(rec["s"]),
                      "max_rss_mb": float(rec["max_rss"]) if rec.get("max_rss", "NA") != "NA" else None})
     if not rows:
@@ -91,21 +86,26 @@ def write_run_index(cfg: Any, paths: PipelinePaths, benchmark_files: list[Path])
         "## Figures",
         "",
     ]
-    for name, what in FIGURES.items():
+    for name, stem in FIGURES.items():
         png = paths.figure(name)
-        lines += [f"- [{name}]({rel(png)}) ([svg]({rel(png.with_suffix('.svg'))})): {what}", "",
+        lines += [f"- [{name}]({rel(png)}) ([svg]({rel(png.with_suffix('.svg'))})): {caption(stem)}", "",
                   f"  ![{name}]({rel(png)})", ""]
     lines += ["## Tables", ""]
-    for table, what in TABLES.items():
-        stage, name = table.split("/")
-        lines.append(f"- [{table}]({rel(paths.stage(stage) / name)}): {what}")
+    for (stage, name), stem in TABLES.items():
+        lines.append(f"- [{stage}/{name}]({rel(paths.stage(stage) / name)}): {caption(stem)}")
+    blocks = [(w, b) for w, b in paths.engine_pairs()]
+    if blocks:
+        lines += ["", "Per-block records of the engine runs (hits, uses, use times, times stored and "
+                  "evicted): " + ", ".join(f"[{w} b{b}]({rel(paths.trace_blocks(w, b))})" for w, b in blocks)
+                  + "."]
     lines += ["", "## Stage outputs used", ""]
-    for stage in ("assets", "workloads", "engine", "traces", "stats", "replay", "mixed", "figures"):
+    for stage in STAGES:
         lines.append(f"- {stage}: [{paths.stage(stage)}]({rel(paths.stage(stage))})")
     lines += ["", "## Time per stage", "", markdown_table(times) if times.height else "(no benchmarks)\n",
               "## Versions", ""]
     lines += [f"- {k}: {v}" for k, v in package_versions().items()]
-    lines += ["", "## Resolved config", "", f"[config.yaml](config.yaml)", ""]
+    lines += ["", "## Resolved config", "", "[config.yaml](config.yaml); the HTML report with every "
+              "figure and table: [report.html](report.html)", ""]
     reports = [json.loads(c.read_text()) for c in sorted(paths.stage("traces").glob("*/b*.check.json"))]
     checked = [r for r in reports if "derived_equals_engine" in r]
     lines += ["## Checks", "",

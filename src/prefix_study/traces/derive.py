@@ -1,8 +1,9 @@
 """Block-access traces derived from the engine's token ids with vLLM's own hash.
 
 vLLM's CPU backend runs block sizes that are multiples of 32 only; 16-token
-traces are derived offline. The derivation calls vLLM's chained
-`hash_block_tokens` with the engine's hash function and NONE_HASH seed, and is
+traces are derived offline. The derivation computes vLLM's chained
+`hash_block_tokens` with the engine's hash function and NONE_HASH seed
+(`block_hash.py`, equal to vLLM's by test, without importing vLLM), and is
 proven by reproducing the hashes in the engine's own KV events at 32 and 64.
 
 Each request contributes one row per full block of the tokens the engine holds
@@ -16,36 +17,12 @@ never-cached block after its full ones; vLLM's free queue replay needs it.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import polars as pl
 
-from prefix_study.engine.runtime import PREFIX_HASH_ALGO
-from prefix_study.traces.schema import TRACE_SCHEMA
-
-_MASK64 = (1 << 64) - 1
-
-
-@lru_cache(maxsize=8)
-def _hash_fn(algo: str) -> Callable:
-    from vllm.utils.hashing import get_hash_fn_by_name
-
-    return get_hash_fn_by_name(algo)
-
-
-def chained_block_hashes(token_ids: Sequence[int], block_size: int, none_hash_seed: str,
-                         algo: str = PREFIX_HASH_ALGO) -> list[int]:
-    """uint64 hashes of every full block, chained from NONE_HASH as vLLM does."""
-    from vllm.v1.core.kv_cache_utils import hash_block_tokens
-
-    hash_fn = _hash_fn(algo)
-    parent = hash_fn(none_hash_seed)  # == vLLM's NONE_HASH for this seed
-    out = []
-    for start in range(0, len(token_ids) - block_size + 1, block_size):
-        parent = hash_block_tokens(hash_fn, parent, token_ids[start:start + block_size])
-        out.append(int.from_bytes(parent, "big") & _MASK64)
-    return out
+from prefix_study.traces.block_hash import chained_block_hashes
+from prefix_study.traces.schema import PREFIX_HASH_ALGO, TRACE_SCHEMA
 
 
 def kv_token_ids(prompt: Sequence[int], output: Sequence[int]) -> list[int]:
@@ -162,6 +139,3 @@ def block_usage(trace: pl.DataFrame, kv_events: pl.DataFrame) -> pl.DataFrame:
     )
     return uses.join(ev, on="block_hash", how="left").sort("first_use_s", "block_hash")
 
-
-def concat_traces(frames: Iterable[pl.DataFrame]) -> pl.DataFrame:
-    return pl.concat([f.select(list(TRACE_SCHEMA)) for f in frames])

@@ -15,4 +15,8 @@ TRACE_SCHEMA = {
     "engine_hit": pl.Boolean,
     "lookup": pl.Boolean,
 }
-TRACE_COLUMNS = tuple(TRACE_SCHEMA)
+
+#: Hash algorithm of vLLM's prefix cache: the engine is started with it and
+#: derived traces hash with it (traces/block_hash.py), so their block hashes
+#: equal the ones in the engine's KV events.
+PREFIX_HASH_ALGO = "sha256"

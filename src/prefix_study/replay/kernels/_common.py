@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import numba as nb
 
-# Flag bits (documented in replay/trace.py, which sets them).
+# Per-access flag bits of an encoded trace (set by replay/trace.py:encode_trace,
+# read by every kernel as compile-time constants).
+#: This access is the first block of a request.
 REQUEST_START = 1
+#: The engine stores this block but never looks it up (trace column `lookup`
+#: is false: blocks from the prompt's last token on, and output blocks). Such
+#: an access updates the cache like any other, is never a prefix hit, and is
+#: left out of accesses and hits under both semantics.
 NOT_LOOKED_UP = 2
+#: On a request's first row: the request also held a partial tail block
+#: (never cached) while it ran (trace column `partial_tail`).
 PARTIAL_TAIL = 4
 
 #: Kernels compile once per machine (cached next to the source) and release

@@ -1,0 +1,38 @@
+"""The figures and tables a run presents, and their captions.
+
+The captions live in one place, `workflow/report/<caption>.rst`: Snakemake's
+HTML report shows them next to each result (the rules' `report(...,
+caption=...)`), and the run index (`index.md`) reads the same files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: workflow/report/ of the checkout (the Snakefile's report captions).
+CAPTIONS_DIR = Path(__file__).resolve().parents[3] / "workflow" / "report"
+
+#: Figure name (figures/<name>.png/.svg) -> caption file stem.
+FIGURES = {
+    "reuse_cdfs": "reuse_cdfs",
+    "hit_rate_vs_capacity": "hit_rate_vs_capacity",
+    "mixed_comparison": "mixed_comparison",
+    "engine_vs_replay": "engine_vs_replay",
+}
+
+#: (stage, Markdown table file) -> caption file stem.
+TABLES = {
+    ("stats", "reuse_summary.md"): "reuse_summary",
+    ("replay", "hit_rates.md"): "hit_rates",
+    ("mixed", "hit_rates.md"): "mixed",
+    ("figures", "engine_vs_replay.md"): "engine_vs_replay_table",
+}
+
+
+def caption_path(stem: str) -> Path:
+    return CAPTIONS_DIR / f"{stem}.rst"
+
+
+def caption(stem: str) -> str:
+    """A caption as one line of text."""
+    return " ".join(caption_path(stem).read_text().split())
