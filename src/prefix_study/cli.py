@@ -29,7 +29,6 @@ YAML's base loader, which turns that list back into exactly these strings.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import subprocess

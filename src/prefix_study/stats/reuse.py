@@ -30,7 +30,6 @@ from prefix_study.io import markdown_table, write_parquet, write_text
 QUANTILES = (0.5, 0.9, 0.99)
 #: Quantile grid of the CDF frames (201 points).
 CDF_GRID = tuple(np.round(np.linspace(0.0, 1.0, 201), 4))
-CDF_METRICS = ("reuse_fraction", "engine_reuse_fraction", "hits_per_block", "gap_s", "gap_requests")
 
 
 def scan_trace(path: Path | str) -> pl.LazyFrame:
@@ -187,9 +186,6 @@ def reuse_statistics(lf: pl.LazyFrame, workload: str, block_size: int) -> tuple[
         ]
     )
     return row, cdfs
-
-
-SUMMARY_FLOAT_COLUMNS = ("infinite_hit_rate", "engine_hit_rate", "requests_with_reuse", "blocks_never_reused")
 
 
 def reuse_summary(trace_paths: Mapping[tuple[str, int], Path | str]) -> tuple[pl.DataFrame, pl.DataFrame]:

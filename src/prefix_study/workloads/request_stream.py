@@ -1,6 +1,6 @@
 """The `workloads/{workload}.parquet` contract: build, write, summarize.
 
-Columns and types are part of the interface (see DESIGN.md). Rows are sorted
+Columns and types are part of the interface (see docs/architecture.md). Rows are sorted
 by (arrival_s, request_id); the same config and seed give the same bytes.
 """
 
