@@ -90,6 +90,11 @@ class PipelinePaths:
     def stage_config(self, name: str) -> Path:
         return self.stage(name) / "config.yaml"
 
+    @property
+    def stage_config_pattern(self) -> str:
+        """`stage_config` for the wildcards {stage} and {hash} (rule `stage_config`)."""
+        return str(Path(self.cfg.results_dir) / "{stage}" / "{hash}" / "config.yaml")
+
     def log(self, stage: str, job: str) -> Path:
         return self.stage(stage) / "logs" / f"{job}.log"
 

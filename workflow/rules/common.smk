@@ -3,8 +3,6 @@
 # are used, so a later run with the same hash reads the same values).
 # A config change gives a stage a new directory (its hash), so no rule needs
 # `params` to trigger re-runs.
-from pathlib import Path
-
 from omegaconf import OmegaConf
 
 from prefix_study.config.hashing import STAGES
@@ -24,8 +22,7 @@ def pair_args(option, pairs, path):
 
 rule stage_config:
     output:
-        # under results_dir, which may be absolute or elsewhere (tests use a tmp dir)
-        str(Path(CFG.results_dir) / "{stage}" / "{hash}" / "config.yaml"),
+        P.stage_config_pattern,
     localrule: True
     run:
         from prefix_study.io import write_text
