@@ -2,7 +2,8 @@
 # replays, mixed workload -> figures -> run index and report.
 #
 # Configuration is Hydra's (conf/), composed here; pass overrides with
-#   snakemake --cores 2 --config overrides='[sweep.capacities=[64,1024],sweep.policies=[lru]]'
+#   snakemake --cores 2 --config 'overrides=["sweep.capacities=[64,1024]","sweep.policies=[lru]"]'
+# (a list of Hydra overrides; `prefix-study sweep.capacities=[64,1024] ...` writes it for you).
 # Every stage writes under results/<stage>/<hash of the config it depends on>/;
 # every path comes from PipelinePaths (src/prefix_study/pipeline.py).
 import sys
@@ -16,10 +17,11 @@ from prefix_study import env
 env.apply()  # jobs inherit it
 
 from prefix_study.config import compose_config
-from prefix_study.pipeline import PipelinePaths, split_overrides
+from prefix_study.config.overrides import overrides_from_snakemake
+from prefix_study.pipeline import PipelinePaths
 from prefix_study.report.captions import FIGURES, TABLES, caption_path
 
-CFG = compose_config(split_overrides(config.get("overrides")))
+CFG = compose_config(overrides_from_snakemake(config.get("overrides")))
 P = PipelinePaths(CFG)
 PY = sys.executable
 STAGE = "{PY} -m prefix_study.stages".format(PY=PY)

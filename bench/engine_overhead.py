@@ -47,6 +47,7 @@ from prefix_study.assets.model import build_model_dir
 from prefix_study.config import compose_config
 from prefix_study.engine.driver import drive
 from prefix_study.engine.requests import check_request_stream
+from prefix_study.config.schema import EngineConfig
 from prefix_study.engine.runtime import EngineSpec, build_engine
 from prefix_study.engine.simulator import simulator_params
 from prefix_study.workloads import build_workload_table
@@ -124,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     mismatches: list[str] = []
     with tempfile.TemporaryDirectory(prefix="engine_overhead_") as tmp:
         model_dir = build_model_dir(os.path.join(tmp, "tiny"), "tiny", 0, n_positions=MAX_MODEL_LEN)
-        spec = EngineSpec(model_dir=str(model_dir), block_size=args.block_size,
-                          max_model_len=MAX_MODEL_LEN)
+        spec = EngineSpec.from_config(EngineConfig(max_model_len=MAX_MODEL_LEN), model_dir,
+                                      args.block_size)
         plain = build_engine(spec, instrument=False)
         inst = build_engine(spec)
 

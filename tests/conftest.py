@@ -25,6 +25,7 @@ def engine_factory(model_dir):
     """Engines cached for the session, one per setting. Never let an engine be
     garbage-collected mid-session: vLLM then tears down its process-wide
     distributed state and every other engine in the process stops working."""
+    from prefix_study.config.schema import EngineConfig
     from prefix_study.engine import EngineSpec, build_engine
 
     cache = {}
@@ -33,10 +34,10 @@ def engine_factory(model_dir):
              max_num_seqs=16):
         key = (block_size, prefix_caching, capacity_blocks, max_model_len, max_num_seqs)
         if key not in cache:
-            cache[key] = build_engine(EngineSpec(
-                model_dir=str(model_dir), block_size=block_size, prefix_caching=prefix_caching,
-                capacity_blocks=capacity_blocks, max_model_len=max_model_len,
-                max_num_seqs=max_num_seqs, max_num_batched_tokens=max_model_len))
+            cache[key] = build_engine(EngineSpec.from_config(EngineConfig(
+                prefix_caching=prefix_caching, capacity_blocks=capacity_blocks,
+                max_model_len=max_model_len, max_num_seqs=max_num_seqs,
+                max_num_batched_tokens=max_model_len), model_dir, block_size))
         engine = cache[key]
         engine.reset()
         return engine

@@ -19,7 +19,8 @@ import yaml
 from prefix_study.cli import config_arg, expand_overrides, snakemake_command
 from prefix_study.config import compose_config
 from prefix_study.config.hashing import STAGES, run_hash
-from prefix_study.pipeline import PipelinePaths, split_overrides
+from prefix_study.config.overrides import overrides_from_snakemake
+from prefix_study.pipeline import PipelinePaths
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).parent / "prefix-study"
@@ -98,7 +99,7 @@ def test_overrides_round_trip_through_snakemake_config(overrides):
     from snakemake.cli import parse_config
 
     config = parse_config([config_arg(overrides)])
-    assert split_overrides(config["overrides"]) == overrides
+    assert overrides_from_snakemake(config["overrides"]) == overrides
 
 
 def test_overrides_survive_a_cluster_jobs_command_line():
@@ -111,7 +112,7 @@ def test_overrides_survive_a_cluster_jobs_command_line():
     overrides = [*TINY, "results_dir=/scratch/my results/r1", "sweep.policies=[lru,fifo]", "seed=ünï"]
     argv = shlex.split(format_cli_arg("--config", [config_arg(overrides)]))
     assert argv[0] == "--config"
-    assert split_overrides(parse_config(argv[1:])["overrides"]) == overrides
+    assert overrides_from_snakemake(parse_config(argv[1:])["overrides"]) == overrides
 
 
 def test_multirun_expands_like_hydras_basic_sweeper():

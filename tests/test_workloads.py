@@ -241,7 +241,9 @@ def test_bad_requests_fail_with_the_key_named(data, tmp_path):
     cfg = compose_config(["workloads.summarization.max_prompt_tokens=300"])
     with pytest.raises(WorkloadError, match="min_document_tokens"):
         build_workload_events(cfg, "summarization", data)
-    cfg = compose_config(["+workload@workloads.mc=mooncake", "workloads.mc.trace_path=x.jsonl"])
+    trace = tmp_path / "x.jsonl"
+    trace.write_text('{"timestamp": 0, "input_length": 512, "output_length": 1, "hash_ids": [1]}\n')
+    cfg = compose_config(["+workload@workloads.mc=mooncake", f"workloads.mc.trace_path={trace}"])
     with pytest.raises(WorkloadError, match="traces stage"):
         build_workload_file(cfg, "mc", tmp_path / "mc.parquet")
     assert not (tmp_path / "mc.parquet").exists()

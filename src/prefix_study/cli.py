@@ -9,8 +9,8 @@
 
 Overrides are plain Hydra overrides. With `--multirun`/`-m`, comma-separated
 choices at the top level of an override (`key=a,b`, `key=[1],[2,3]`,
-`key=range(0,3)`, `group=glob(*)`) are expanded into their cartesian product
-exactly as Hydra's basic sweeper does, and the DAG runs once per combination.
+`key=range(0,3)`, `group=glob(*)`) are read with Hydra's override parser and
+expanded into their cartesian product in the order Hydra's basic sweeper uses, and the DAG runs once per combination.
 Every combination is composed and validated before any job runs; an invalid
 one stops the command with the validation message (naming the key) and exit
 code 2.
@@ -94,50 +94,32 @@ def build_parser() -> argparse.ArgumentParser:
 # --- overrides and sweeps ------------------------------------------------------
 
 
-def _overrides_parser() -> Any:
-    """Hydra's override parser, with a config loader so `glob()` sweeps see conf/'s groups."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        from hydra._internal.config_loader_impl import ConfigLoaderImpl
-        from hydra._internal.utils import create_config_search_path
-
-        from prefix_study.config.compose import CONF_DIR, register_schema
-
-        register_schema()
-        loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF_DIR)))
-        return OverridesParser.create(config_loader=loader)
-    except ImportError:  # pragma: no cover - Hydra internals moved; glob() then fails to parse
-        return OverridesParser.create()
-
-
 def expand_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
     """The override lists to run: one, or the sweep's cartesian product.
 
+    Overrides are read with Hydra's public parser (with conf/'s groups, so
+    `group=glob(*)` works) and expanded here as Hydra's basic sweeper does.
     Raises UsageError for a string Hydra cannot parse, or a sweep without
     `multirun`.
     """
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.errors import HydraException
+    from prefix_study.config import ConfigError
+    from prefix_study.config.compose import hydra_context
+    from prefix_study.config.overrides import expand_sweeps, parse_overrides, sweep_overrides
 
     overrides = list(overrides)
     try:
-        parsed = _overrides_parser().parse_overrides(overrides)
-    except HydraException as exc:
-        raise UsageError(f"invalid override: {exc}") from exc
-    if not multirun:
-        for o in parsed:
-            if o.is_sweep_override():
-                raise UsageError(
-                    f"{o.get_key_element()}: {o.input_line!r} is a sweep; add --multirun (-m) to run "
-                    "every choice, write a list as key=[a,b], or quote a string as key='a,b'"
-                )
-        return [overrides]
-    try:
-        (batches,) = BasicSweeper.split_arguments(parsed, None)
-    except HydraException as exc:
-        raise UsageError(f"invalid sweep: {exc}") from exc
-    return [list(b) for b in batches]
+        with hydra_context():
+            parsed = parse_overrides(overrides)
+            if not multirun:
+                for o in sweep_overrides(parsed):
+                    raise UsageError(
+                        f"{o.get_key_element()}: {o.input_line!r} is a sweep; add --multirun (-m) to run "
+                        "every choice, write a list as key=[a,b], or quote a string as key='a,b'"
+                    )
+                return [overrides]
+            return expand_sweeps(parsed)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def compose_all(combinations: Sequence[Sequence[str]]) -> list[Any]:

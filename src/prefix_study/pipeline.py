@@ -13,49 +13,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from prefix_study.config.hashing import STAGES, run_dir, stage_dir
+from prefix_study.config.inputs import dataset_file, trace_file
 from prefix_study.config.schema import EXTERNAL_TRACE_KINDS as EXTERNAL_KINDS
-from prefix_study.traces.importers import BLOCK_TOKENS
-
-
-def split_overrides(value: Any) -> list[str]:
-    """Hydra overrides from Snakemake's `--config overrides=...`.
-
-    Accepts a list, or one string such as
-    `[sweep.capacities=[64,1024],sweep.policies=[lru]]` or
-    `sweep.capacities=[64,1024] sweep.policies=[lru]`: split at commas and
-    spaces that are not inside brackets or quotes.
-    """
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value]
-    text = str(value).strip()
-    if text.startswith("[") and text.endswith("]") and "=" in text:
-        text = text[1:-1]
-    out, depth, quote, cur = [], 0, "", []
-    for ch in text:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "[{(":
-            depth += 1
-        elif ch in "]})":
-            depth -= 1
-        elif ch in ", " and depth == 0:
-            if cur:
-                out.append("".join(cur))
-            cur = []
-            continue
-        cur.append(ch)
-    if cur:
-        out.append("".join(cur))
-    return out
+from prefix_study.traces.formats import get_trace_format
 
 
 def config_arg(overrides: Sequence[str]) -> str:
-    """`overrides=<JSON list>` for Snakemake's `--config` (the inverse of
-    `split_overrides`): Snakemake's YAML base loader gives back these exact strings.
+    """`overrides=<JSON list>` for Snakemake's `--config` (read back by
+    `config.overrides.overrides_from_snakemake`): Snakemake's YAML base loader
+    gives back these exact strings.
 
     Non-ASCII stays as is (no backslash escapes): when a cluster executor
     re-issues `--config` in a job's command line it quotes it with Python's
@@ -115,6 +81,20 @@ class PipelinePaths:
     def external_workloads(self) -> list[str]:
         return [w for w, c in self.cfg.workloads.items() if c.kind in EXTERNAL_KINDS]
 
+    def external_block_size(self, workload: str) -> int:
+        """The block size in tokens of an external trace's format."""
+        return get_trace_format(str(self.cfg.workloads[workload].kind)).block_tokens
+
+    # --- input files (their checksums are in the stage hashes) ----------
+    @property
+    def dataset_file(self) -> Path:
+        """The ShareGPT file the workloads stage reads."""
+        return dataset_file(self.cfg)
+
+    def trace_file(self, workload: str) -> Path:
+        """The file an external trace workload is imported from."""
+        return trace_file(self.cfg, workload)
+
     def workload_stream(self, name: str) -> Path:
         return self.stage("workloads") / f"{name}.parquet"
 
@@ -151,7 +131,7 @@ class PipelinePaths:
         """(workload, block size) of the statistics and replays: sweep sizes
         for engine workloads, the native block size for external traces."""
         pairs = [(w, int(b)) for w in self.engine_workloads for b in self.cfg.sweep.block_sizes]
-        pairs += [(w, BLOCK_TOKENS[self.cfg.workloads[w].kind]) for w in self.external_workloads]
+        pairs += [(w, self.external_block_size(w)) for w in self.external_workloads]
         return sorted(set(pairs))
 
     def trace_pairs(self) -> list[tuple[str, int]]:

@@ -3,9 +3,11 @@ ENGINE_WORKLOADS = "|".join(P.engine_workloads) or "^$"
 
 
 def trace_inputs(w):
-    """The engine run a trace derives from (none for an external trace)."""
+    """The engine run a trace derives from, or the file an external trace is imported from."""
     if w.workload in P.external_workloads:
-        return {"cfg": P.stage_config("traces")}
+        # The file's content is in the stage hash (a new file, a new stage
+        # directory), so its mtime alone need not trigger a rerun.
+        return {"cfg": P.stage_config("traces"), "source": ancient(P.trace_file(w.workload))}
     bs = P.engine_source_block_size(int(w.bs))
     return {"cfg": P.stage_config("traces"),
             **{k: P.engine_file(w.workload, bs, f) for k, f in

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
@@ -10,25 +12,72 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from prefix_study.config.schema import (
+    EXTERNAL_TRACE_KINDS,
+    SHAREGPT_WORKLOAD_SCHEMAS,
     EngineConfig,
+    ExternalTraceConfig,
     MixConfig,
     PrefixStudyConfig,
     SweepConfig,
-    WorkloadConfig,
 )
-from prefix_study.config.validate import ConfigError, validate
+from prefix_study.config.inputs import CONF_DIR
+from prefix_study.config.overrides import check_additions, parse_overrides
+from prefix_study.config.validate import ConfigError, typed_workloads, validate
 
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
+
+_REGISTERED = False
 
 
 def register_schema() -> None:
-    """Register the structured schema so YAML files are typed by it."""
+    """Register the structured schema so YAML files are typed by it.
+
+    Each workload kind has its own node, `<kind>_schema` in group `workload`:
+    conf/workload/qa.yaml starts with `defaults: [qa_schema]`. Once per process.
+    """
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    _REGISTERED = True
     cs = ConfigStore.instance()
     cs.store(name="prefix_study_schema", node=PrefixStudyConfig)
     cs.store(group="engine", name="engine_schema", node=EngineConfig)
-    cs.store(group="workload", name="workload_schema", node=WorkloadConfig)
     cs.store(group="sweep", name="sweep_schema", node=SweepConfig)
     cs.store(group="mix", name="mix_schema", node=MixConfig)
+    for kind, schema in SHAREGPT_WORKLOAD_SCHEMAS.items():
+        cs.store(group="workload", name=f"{kind}_schema", node=schema)
+    for kind in EXTERNAL_TRACE_KINDS:
+        cs.store(group="workload", name=f"{kind}_schema", node=ExternalTraceConfig(kind=kind))
+
+
+@contextmanager
+def hydra_context(conf_dir: Path | str | None = None) -> Iterator[None]:
+    """Hydra initialised on `conf_dir` (default conf/), cleared on exit."""
+    register_schema()
+    conf_dir = Path(conf_dir or CONF_DIR).resolve()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            yield
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def config_groups() -> set[str]:
+    """The config groups of conf/ and of the schema (inside `hydra_context`)."""
+    return set(GlobalHydra.instance().config_loader().list_groups("")) - {"hydra"}
+
+
+def _finish(cfg: Any) -> DictConfig:
+    """Merge onto the schema, type every workload by its kind, validate."""
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(PrefixStudyConfig), cfg)
+        typed_workloads(cfg)
+    except ConfigError:
+        raise
+    except Exception as exc:  # OmegaConf errors name the key already
+        raise ConfigError(f"invalid configuration: {exc}") from exc
+    validate(cfg)
+    return cfg
 
 
 def compose_config(
@@ -37,25 +86,21 @@ def compose_config(
     conf_dir: Path | str | None = None,
 ) -> DictConfig:
     """Compose and validate the config; raise ConfigError naming a bad key."""
-    register_schema()
-    conf_dir = Path(conf_dir or CONF_DIR).resolve()
-    GlobalHydra.instance().clear()
+    overrides = list(overrides)
     try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            cfg = compose(config_name=config_name, overrides=list(overrides))
+        with hydra_context(conf_dir):
+            check_additions(parse_overrides(overrides), config_groups())
+            cfg = compose(config_name=config_name, overrides=overrides)
+    except ConfigError:
+        raise
     except Exception as exc:  # Hydra/OmegaConf errors name the key already
         raise ConfigError(f"invalid configuration: {exc}") from exc
-    finally:
-        GlobalHydra.instance().clear()
-    cfg = OmegaConf.merge(OmegaConf.structured(PrefixStudyConfig), cfg)
-    OmegaConf.update(cfg, "overrides", list(overrides), force_add=True)
-    validate(cfg)
+    OmegaConf.update(cfg, "overrides", overrides, force_add=True)
+    cfg = _finish(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
 
 
 def load_config(path: Path | str) -> DictConfig:
     """Load a resolved config written by a run (`config.yaml`)."""
-    cfg = OmegaConf.merge(OmegaConf.structured(PrefixStudyConfig), OmegaConf.load(path))
-    validate(cfg)
-    return cfg
+    return _finish(OmegaConf.load(path))

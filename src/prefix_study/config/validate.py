@@ -1,20 +1,28 @@
-"""Value checks that a typed schema cannot express, run before any work."""
+"""Value checks that a typed schema cannot express, run before any work.
+
+Each check raises ConfigError naming the key, the value and what is allowed,
+so a bad value fails when the config is composed, not in a job later.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from prefix_study.config.schema import (
-    CLOCKS,
-    EXTERNAL_TRACE_KINDS,
     ENGINE_BLOCK_SIZE_MULTIPLE,
-    MIX_PATTERNS,
-    MODEL_SHAPES,
-    SEMANTICS,
-    SIMULATOR_MODES,
-    THINK_TIME_DISTRIBUTIONS,
+    EXTERNAL_TRACE_KINDS,
+    SHAREGPT_KINDS,
     WORKLOAD_KINDS,
+    ThinkTimeDistribution,
+    workload_schema,
 )
+
+#: Experiment names become a directory name under results/runs/.
+EXPERIMENT_NAME = re.compile(r"(?!\.)[A-Za-z0-9_.-]+")
 
 
 class ConfigError(ValueError):
@@ -30,29 +38,136 @@ def _get(cfg: Any, key: str) -> Any:
 
 def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, enum_to_str=True)
         raise ConfigError(f"{key}={value!r} is invalid: allowed {allowed}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _positive_int(cfg: Any, key: str) -> None:
     value = _get(cfg, key)
-    _require(isinstance(value, int) and value > 0, key, value, "a positive integer")
+    _require(_is_int(value) and value > 0, key, value, "a positive integer")
 
 
-def _one_of(cfg: Any, key: str, allowed: tuple[str, ...]) -> None:
+def _non_negative_int(cfg: Any, key: str) -> None:
     value = _get(cfg, key)
-    _require(value in allowed, key, value, f"one of {list(allowed)}")
+    _require(_is_int(value) and value >= 0, key, value, "a non-negative integer")
+
+
+def _non_negative_number(cfg: Any, key: str, what: str) -> None:
+    value = _get(cfg, key)
+    _require(math.isfinite(value) and value >= 0, key, value, f"a non-negative {what}")
+
+
+def _no_duplicates(key: str, values: list[Any]) -> None:
+    dupes = sorted({str(v) for v in values if values.count(v) > 1})
+    _require(not dupes, key, values, f"distinct values (repeated: {', '.join(dupes)})")
 
 
 def _positive_list(cfg: Any, key: str) -> None:
     values = list(_get(cfg, key))
     _require(len(values) > 0, key, values, "a non-empty list")
     for v in values:
-        _require(isinstance(v, int) and v > 0, key, values, "positive integers")
+        _require(_is_int(v) and v > 0, key, values, "positive integers")
+    _no_duplicates(key, values)
+
+
+def _name_list(cfg: Any, key: str, allowed: list[str], empty_ok: bool = False) -> None:
+    values = [str(v) for v in _get(cfg, key)]
+    _require(empty_ok or len(values) > 0, key, values, f"a non-empty list of {allowed}")
+    for v in values:
+        _require(v in allowed, key, v, f"values from {allowed}")
+    _no_duplicates(key, values)
+
+
+# --- workloads: one dataclass per kind ----------------------------------------------
+
+
+def typed_workloads(cfg: DictConfig) -> None:
+    """Check each `workloads.<name>` against its kind's dataclass (in place).
+
+    A YAML file that starts from `<kind>_schema` is typed already; a config
+    loaded from a run's config.yaml, or one whose kind was overridden, is
+    merged onto the kind's dataclass, so a key that kind does not have fails.
+    """
+    for name in list(cfg.workloads):
+        key = f"workloads.{name}"
+        node = cfg.workloads[name]
+        _require(OmegaConf.is_dict(node), key, node, "a workload config (a mapping with a `kind`)")
+        kind = node.get("kind") if not OmegaConf.is_missing(node, "kind") else None
+        _require(kind is not None, f"{key}.kind", "???", f"one of {list(WORKLOAD_KINDS)}")
+        _require(str(kind) in WORKLOAD_KINDS, f"{key}.kind", str(kind), f"one of {list(WORKLOAD_KINDS)}")
+        schema = workload_schema(str(kind))
+        if OmegaConf.get_type(node) is schema:
+            continue
+        try:
+            typed = OmegaConf.merge(OmegaConf.structured(schema),
+                                    OmegaConf.to_container(node, enum_to_str=True))
+        except Exception as exc:  # OmegaConf names the key inside the workload
+            message = str(exc).replace("full_key: ", f"full_key: {key}.")
+            raise ConfigError(f"{key} (kind {kind}, schema {schema.__name__}): {message}") from exc
+        cfg.workloads[name] = typed
+
+
+def validate_workload(cfg: Any, name: str) -> None:
+    from prefix_study.config.inputs import trace_file
+
+    key = f"workloads.{name}"
+    wl = _get(cfg, key)
+    if wl.kind in SHAREGPT_KINDS:
+        for field in ("num_conversations", "max_prompt_tokens", "max_reply_tokens", "max_turns",
+                      "context_tokens", "num_contexts", "max_question_tokens", "min_document_tokens"):
+            if field in wl:
+                _positive_int(cfg, f"{key}.{field}")
+        rate = wl.arrival_rate
+        _require(math.isfinite(rate) and rate > 0, f"{key}.arrival_rate", rate, "a positive rate (per second)")
+        _non_negative_number(cfg, f"{key}.think_time.mean_s", "number of seconds")
+        _non_negative_number(cfg, f"{key}.think_time.sigma",
+                             f"standard deviation (of the log; used by {ThinkTimeDistribution.lognormal})")
+    if wl.kind in EXTERNAL_TRACE_KINDS:
+        _require(not OmegaConf.is_missing(wl, "trace_path") and bool(wl.trace_path),
+                 f"{key}.trace_path", None, "a JSONL file path")
+        path = trace_file(cfg, name)
+        where = "" if str(path) == str(wl.trace_path) else \
+            f" (relative paths are resolved against the project directory: {path})"
+        _require(path.is_file(), f"{key}.trace_path", str(wl.trace_path), f"an existing file{where}")
+        if wl.max_requests is not None:
+            _positive_int(cfg, f"{key}.max_requests")
+
+
+# --- the rest ---------------------------------------------------------------------------
+
+
+def validate_top(cfg: Any) -> None:
+    name = cfg.experiment
+    _require(isinstance(name, str) and EXPERIMENT_NAME.fullmatch(name) is not None, "experiment", name,
+             "a non-empty name of letters, digits, '_', '.' and '-' that does not start with '.' "
+             "(it names the directory results/runs/<experiment>-<hash>)")
+    _non_negative_int(cfg, "seed")
+    _require(len(cfg.workloads) > 0, "workloads", dict(cfg.workloads), "at least one workload")
+
+
+def validate_dataset(cfg: Any) -> None:
+    from prefix_study.config.inputs import project_path
+
+    _positive_int(cfg, "dataset.max_conversations")
+    path = cfg.dataset.path
+    if path is not None:
+        resolved = project_path(path)
+        where = "" if str(resolved) == str(path) else \
+            f" (relative paths are resolved against the project directory: {resolved})"
+        _require(resolved.is_file(), "dataset.path", path, f"an existing ShareGPT JSON file{where}")
 
 
 def validate_engine(cfg: Any) -> None:
     for key in ("capacity_blocks", "max_model_len", "max_num_seqs", "max_num_batched_tokens"):
         _positive_int(cfg, f"engine.{key}")
+    for key in ("seed", "model.seed"):
+        _non_negative_int(cfg, f"engine.{key}")
+    _positive_int(cfg, "engine.model.n_positions")
     _positive_list(cfg, "engine.block_sizes")
     for bs in cfg.engine.block_sizes:
         _require(
@@ -62,69 +177,57 @@ def validate_engine(cfg: Any) -> None:
             f"multiples of {ENGINE_BLOCK_SIZE_MULTIPLE} (vLLM's CPU attention backend); "
             "smaller block sizes are derived in sweep.block_sizes",
         )
-    _one_of(cfg, "engine.simulator", SIMULATOR_MODES)
-    _one_of(cfg, "engine.clock", CLOCKS)
     for key in ("step_overhead_s", "token_time_s"):
-        value = cfg.engine[key]
-        _require(value >= 0, f"engine.{key}", value, "a non-negative number of seconds")
-    _one_of(cfg, "engine.model.shape", MODEL_SHAPES)
+        _non_negative_number(cfg, f"engine.{key}", "number of seconds")
     _require(
         cfg.engine.max_model_len <= cfg.engine.model.n_positions,
         "engine.max_model_len",
         cfg.engine.max_model_len,
         f"at most engine.model.n_positions ({cfg.engine.model.n_positions})",
     )
-
-
-def validate_workload(cfg: Any, name: str) -> None:
-    key = f"workloads.{name}"
-    _one_of(cfg, f"{key}.kind", WORKLOAD_KINDS)
-    for field in ("num_conversations", "max_turns", "max_prompt_tokens", "max_reply_tokens",
-                  "context_tokens", "num_contexts", "max_question_tokens", "min_document_tokens"):
-        _positive_int(cfg, f"{key}.{field}")
-    rate = _get(cfg, f"{key}.arrival_rate")
-    _require(rate > 0, f"{key}.arrival_rate", rate, "a positive rate (per second)")
-    _one_of(cfg, f"{key}.think_time.distribution", THINK_TIME_DISTRIBUTIONS)
-    mean = _get(cfg, f"{key}.think_time.mean_s")
-    _require(mean >= 0, f"{key}.think_time.mean_s", mean, "a non-negative number of seconds")
-    wl = _get(cfg, key)
-    if wl.kind in EXTERNAL_TRACE_KINDS:
-        _require(wl.trace_path is not None, f"{key}.trace_path", None, "a JSONL file path")
+    # vLLM keeps one null block out of the pool and refuses to start unless
+    # one request of max_model_len tokens fits in the rest.
+    capacity, max_len = cfg.engine.capacity_blocks, cfg.engine.max_model_len
+    for bs in sorted(cfg.engine.block_sizes):
+        need = -(-max_len // bs) + 1
+        _require(
+            capacity >= need,
+            "engine.capacity_blocks",
+            capacity,
+            f"at least {need} with engine.max_model_len={max_len} at engine block size {bs} "
+            f"(ceil({max_len}/{bs}) blocks for one request + vLLM's null block); raise "
+            "engine.capacity_blocks or lower engine.max_model_len",
+        )
 
 
 def validate_sweep(cfg: Any) -> None:
+    from prefix_study.config.schema import SEMANTICS
     from prefix_study.replay.policies import policy_names
 
     _positive_list(cfg, "sweep.block_sizes")
     _positive_list(cfg, "sweep.capacities")
-    names = policy_names()
-    policies = list(cfg.sweep.policies)
-    _require(len(policies) > 0, "sweep.policies", policies, f"a non-empty list of {names}")
-    for p in policies:
-        _require(p in names, "sweep.policies", p, f"policies from {names}")
-    for s in cfg.sweep.semantics:
-        _require(s in SEMANTICS, "sweep.semantics", s, f"values from {list(SEMANTICS)}")
+    _name_list(cfg, "sweep.policies", list(policy_names()))
+    _name_list(cfg, "sweep.semantics", list(SEMANTICS))
 
 
 def validate_mix(cfg: Any) -> None:
+    from prefix_study.config.schema import SEMANTICS
     from prefix_study.replay.policies import policy_names
 
-    _one_of(cfg, "mix.pattern", MIX_PATTERNS)
     _positive_int(cfg, "mix.burst")
     _positive_int(cfg, "mix.block_size")
     _positive_list(cfg, "mix.capacities")
-    for p in cfg.mix.baselines:
-        _require(p in policy_names(), "mix.baselines", p, f"policies from {policy_names()}")
-    for w in cfg.mix.cache_friendly:
-        _require(w in cfg.workloads, "mix.cache_friendly", w, f"workloads from {list(cfg.workloads)}")
+    _name_list(cfg, "mix.baselines", list(policy_names()))
+    _name_list(cfg, "mix.semantics", list(SEMANTICS))
+    _name_list(cfg, "mix.cache_friendly", list(cfg.workloads), empty_ok=True)
     t = cfg.mix.friendly_threshold
     _require(0.0 <= t <= 1.0, "mix.friendly_threshold", t, "a fraction in [0, 1]")
 
 
 def validate(cfg: Any) -> None:
     """Raise ConfigError naming the first key whose value cannot run."""
-    _require(len(cfg.workloads) > 0, "workloads", dict(cfg.workloads), "at least one workload")
-    _positive_int(cfg, "dataset.max_conversations")
+    validate_top(cfg)
+    validate_dataset(cfg)
     validate_engine(cfg)
     for name in cfg.workloads:
         validate_workload(cfg, name)

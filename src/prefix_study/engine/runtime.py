@@ -30,20 +30,25 @@ env.apply()
 
 @dataclass(frozen=True)
 class EngineSpec:
-    """Everything that shapes one engine instance."""
+    """Everything that shapes one engine instance.
+
+    No defaults here: they live in the schema (`config.schema.EngineConfig`);
+    build a spec with `from_config`.
+    """
 
     model_dir: str
-    block_size: int = 32
-    prefix_caching: bool = True
-    capacity_blocks: int = 16384
-    max_model_len: int = 4096
-    max_num_seqs: int = 16
-    max_num_batched_tokens: int = 4096
-    enforce_eager: bool = True
-    seed: int = 0
+    block_size: int
+    prefix_caching: bool
+    capacity_blocks: int
+    max_model_len: int
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    enforce_eager: bool
+    seed: int
 
     @classmethod
     def from_config(cls, engine_cfg: Any, model_dir: str | Path, block_size: int) -> "EngineSpec":
+        """From `engine` of a composed config, or an `EngineConfig(...)` instance."""
         return cls(
             model_dir=str(model_dir),
             block_size=int(block_size),

@@ -12,7 +12,7 @@ from typing import Mapping
 
 import polars as pl
 
-PATTERNS = ("round_robin", "timestamp")
+from prefix_study.config.schema import MIX_PATTERNS as PATTERNS
 
 
 def interleave_traces(frames: Mapping[str, pl.DataFrame], pattern: str = "round_robin", burst: int = 1) -> pl.DataFrame:

@@ -81,11 +81,11 @@ def mixed_hit_rate_table(
 
     frames: {workload: trace frame at mix.block_size}, in mixing order.
     """
-    semantics = list(getattr(mix_cfg, "semantics", SEMANTICS))
+    semantics = [str(s) for s in getattr(mix_cfg, "semantics", SEMANTICS)]
     for s in semantics:
         if s not in SEMANTICS:
             raise ValueError(f"mix.semantics: {s!r} not in {list(SEMANTICS)}")
-    mixed = encode_trace(interleave_traces(frames, mix_cfg.pattern, int(mix_cfg.burst)))
+    mixed = encode_trace(interleave_traces(frames, str(mix_cfg.pattern), int(mix_cfg.burst)))
     names = list(mixed.workload_names)
     block_size = int(mix_cfg.block_size)
     singles = {w: encode_trace(frames[w].with_columns(pl.lit(w).alias("workload"))) for w in names}

@@ -48,8 +48,8 @@ def hit_rate_table(trace_paths: Mapping[tuple[str, int], Path | str], sweep_cfg:
     rows: list[dict[str, Any]] = []
     for (workload, block_size) in sorted(trace_paths):
         trace = load_block_trace(trace_paths[(workload, block_size)])
-        rows += hit_rate_rows(trace, workload, block_size, list(sweep_cfg.policies),
-                              list(sweep_cfg.semantics), sorted(sweep_cfg.capacities))
+        rows += hit_rate_rows(trace, workload, block_size, [str(p) for p in sweep_cfg.policies],
+                              [str(s) for s in sweep_cfg.semantics], sorted(sweep_cfg.capacities))
     return pl.DataFrame(rows, schema=HIT_RATE_SCHEMA).sort(
         "workload", "block_size", "policy", "semantics", "capacity_blocks"
     )

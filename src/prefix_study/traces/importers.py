@@ -1,10 +1,7 @@
 """Import external block-hash traces into the trace contract.
 
-Supported (`kind`):
-- `mooncake`: Mooncake FAST'25 JSONL, one request per line:
-  timestamp (ms), input_length, output_length, hash_ids (512-token blocks).
-- `bailian`: Alibaba Bailian JSONL: chat_id, parent_chat_id, timestamp (s),
-  input_length, output_length, type, turn, hash_ids (16-token blocks).
+Formats (`kind`) are registered one per file in `traces/formats/` (name,
+block size in tokens, parser of one JSON line); see `mooncake.py`, `bailian.py`.
 
 Every hash id becomes one block access (`position` = its index), including a
 trailing partial block: that is the traces' own block model, so `lookup` is
@@ -25,94 +22,21 @@ or, with skip_bad_lines, is skipped and counted in the report.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from prefix_study.config.schema import EXTERNAL_TRACE_KINDS
+from prefix_study.traces.formats import ExternalRequest, get_trace_format
 from prefix_study.traces.schema import TRACE_SCHEMA
-
-
-#: Block size in tokens of each external format.
-BLOCK_TOKENS = {"mooncake": 512, "bailian": 16}
-assert set(BLOCK_TOKENS) == set(EXTERNAL_TRACE_KINDS), "an external trace kind without an importer"
-
 
 _REPORTED_BAD_LINES = 20
 
 
 class TraceFormatError(ValueError):
-    """A line of an external trace does not match its format."""
+    """A line of an external trace does not match its format, or the file holds no request."""
 
-
-@dataclass(frozen=True)
-class ExternalRequest:
-    request_id: str
-    time_s: float
-    input_length: int
-    output_length: int
-    hash_ids: list[int]
-
-
-def _int_field(rec: dict, key: str, minimum: int = 0) -> int:
-    v = rec.get(key)
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ValueError(f"field {key!r} must be an integer, got {v!r}")
-    if v < minimum:
-        raise ValueError(f"field {key!r} must be >= {minimum}, got {v}")
-    return v
-
-
-def _number_field(rec: dict, key: str) -> float:
-    v = rec.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v < 0:
-        raise ValueError(f"field {key!r} must be a non-negative number, got {v!r}")
-    return float(v)
-
-
-def _hash_ids(rec: dict) -> list[int]:
-    ids = rec.get("hash_ids")
-    if not isinstance(ids, list):
-        raise ValueError(f"field 'hash_ids' must be a list, got {type(ids).__name__}")
-    for h in ids:
-        if isinstance(h, bool) or not isinstance(h, int) or h < 0 or h >= 1 << 64:
-            raise ValueError(f"'hash_ids' must hold non-negative 64-bit integers, got {h!r}")
-    return ids
-
-
-def parse_mooncake(rec: dict, index: int, workload: str) -> ExternalRequest:
-    return ExternalRequest(
-        request_id=f"{workload}-{index:07d}",
-        time_s=_number_field(rec, "timestamp") / 1000.0,
-        input_length=_int_field(rec, "input_length"),
-        output_length=_int_field(rec, "output_length"),
-        hash_ids=_hash_ids(rec),
-    )
-
-
-def parse_bailian(rec: dict, index: int, workload: str) -> ExternalRequest:
-    chat_id = rec.get("chat_id")
-    if isinstance(chat_id, bool) or not isinstance(chat_id, (int, str)):
-        raise ValueError(f"field 'chat_id' must be an integer or string, got {chat_id!r}")
-    for key in ("parent_chat_id", "turn", "type"):
-        if key not in rec:
-            raise ValueError(f"missing field {key!r}")
-    return ExternalRequest(
-        request_id=f"{workload}-{chat_id}",
-        time_s=_number_field(rec, "timestamp"),
-        input_length=_int_field(rec, "input_length"),
-        output_length=_int_field(rec, "output_length"),
-        hash_ids=_hash_ids(rec),
-    )
-
-
-PARSERS: dict[str, Callable[[dict, int, str], ExternalRequest]] = {
-    "mooncake": parse_mooncake,
-    "bailian": parse_bailian,
-}
 
 # splitmix64 constants
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -158,10 +82,15 @@ def read_external_requests(
     kind: str, path: Path | str, workload: str, max_requests: int | None = None,
     skip_bad_lines: bool = False,
 ) -> tuple[list[ExternalRequest], dict[str, Any]]:
-    """Parse a JSONL trace into requests; report lines read, skipped, why."""
-    if kind not in PARSERS:
-        raise ValueError(f"kind={kind!r}: allowed {list(PARSERS)}")
-    parse = PARSERS[kind]
+    """Parse a JSONL trace into requests; report lines read, skipped, why.
+
+    A file without any request (empty, blank lines only, every line skipped)
+    raises TraceFormatError: a replay of nothing would report a 0.0 hit rate.
+    """
+    fmt = get_trace_format(kind)
+    if max_requests is not None and max_requests <= 0:
+        raise ValueError(f"max_requests={max_requests}: must be a positive integer (or None: all)")
+    parse = fmt.parse
     path = Path(path)
     requests: list[ExternalRequest] = []
     bad: list[dict[str, Any]] = []
@@ -187,11 +116,15 @@ def read_external_requests(
                 num_bad += 1
                 if len(bad) < _REPORTED_BAD_LINES:
                     bad.append({"line": lineno, "error": str(e)})
+    if not requests:
+        what = (f"{lines} lines, {blank} blank, {num_bad} skipped as malformed" if lines
+                else "the file is empty")
+        raise TraceFormatError(f"{path}: no {kind} requests in the trace ({what})")
     report = {
         "kind": kind,
         "path": str(path),
         "workload": workload,
-        "block_tokens": BLOCK_TOKENS[kind],
+        "block_tokens": fmt.block_tokens,
         "lines_read": lines,
         "blank_lines": blank,
         "skipped_lines": num_bad,
@@ -246,6 +179,8 @@ def import_trace(
     """
     requests, report = read_external_requests(kind, path, workload_name, max_requests, skip_bad_lines)
     frame, in_order = requests_to_trace(requests, workload_name)
+    if frame.height == 0:
+        raise TraceFormatError(f"{path}: {len(requests)} requests but no block (every hash_ids is empty)")
     report["blocks"] = frame.height
     report["distinct_blocks"] = frame["block_hash"].n_unique() if frame.height else 0
     report["sorted_by_timestamp"] = not in_order

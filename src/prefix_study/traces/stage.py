@@ -31,11 +31,13 @@ def run(workload: str, workload_cfg: WorkloadConfig, block_size: int, engine_dir
     if wl.kind in EXTERNAL_TRACE_KINDS:
         if blocks_out is not None:
             raise ValueError(f"{workload}: an external trace has no engine run to write blocks for")
+        from prefix_study.config.inputs import project_path
         from prefix_study.traces.importers import import_trace
 
-        frame, report = import_trace(wl.kind, wl.trace_path, workload, wl.max_requests,
+        source = project_path(wl.trace_path)  # relative: to the project directory
+        frame, report = import_trace(str(wl.kind), source, workload, wl.max_requests,
                                      bool(wl.skip_bad_lines))
-        report = {"source": str(wl.trace_path), "kind": wl.kind, **report, "ok": True}
+        report = {"source": str(source), "kind": str(wl.kind), **report, "ok": True}
     else:
         from prefix_study.traces.derive import block_usage, check_engine_consistency, derive_block_trace
 

@@ -293,5 +293,9 @@ def _cached_read(path: str | None, max_conversations: int) -> ShareGPTData:
 
 
 def load_sharegpt(cfg: Any) -> ShareGPTData:
-    """The configured subset (`cfg.dataset`), read once per process."""
-    return _cached_read(cfg.dataset.path, int(cfg.dataset.max_conversations))
+    """The configured subset (`cfg.dataset`), read once per process; a relative
+    `dataset.path` is resolved against the project directory."""
+    from prefix_study.config.inputs import project_path
+
+    path = None if cfg.dataset.path is None else str(project_path(cfg.dataset.path))
+    return _cached_read(path, int(cfg.dataset.max_conversations))

@@ -1,0 +1,122 @@
+"""External block-hash trace formats: one module per format, each registered here.
+
+A format is a name (the workload `kind`), its block size in tokens and a
+parser from one JSON object (one line of a JSONL file) to an
+`ExternalRequest`. Adding a format is one file in this package that calls
+`register_trace_format`, plus one YAML file in `conf/workload/`
+(`defaults: [<name>_schema]`); the schema's workload kinds, the importer and
+the pipeline's block sizes all read this registry.
+
+Only the standard library is imported here: the config schema reads the
+registry's names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import pkgutil
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = [
+    "ExternalRequest", "TraceFormat", "get_trace_format", "hash_ids_field", "int_field",
+    "number_field", "register_trace_format", "trace_format_names", "trace_formats",
+]
+
+
+@dataclass(frozen=True)
+class ExternalRequest:
+    request_id: str
+    time_s: float
+    input_length: int
+    output_length: int
+    hash_ids: list[int]
+
+
+#: parse(record, index of the request in the file, workload name) -> request;
+#: raises ValueError with the reason for a malformed record.
+Parser = Callable[[dict, int, str], ExternalRequest]
+
+
+@dataclass(frozen=True)
+class TraceFormat:
+    name: str
+    block_tokens: int
+    parse: Parser
+    description: str = ""
+
+
+_FORMATS: dict[str, TraceFormat] = {}
+_LOADED = False
+
+
+def register_trace_format(name: str, block_tokens: int, description: str = "") -> Callable[[Parser], Parser]:
+    """Decorator: register `parse` as the parser of format `name`."""
+
+    def wrap(parse: Parser) -> Parser:
+        if name in _FORMATS:
+            raise ValueError(f"trace format {name!r} registered twice")
+        if block_tokens <= 0:
+            raise ValueError(f"trace format {name!r}: block_tokens must be positive")
+        _FORMATS[name] = TraceFormat(name, int(block_tokens), parse, description)
+        return parse
+
+    return wrap
+
+
+def _load_formats() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+        if not mod.startswith("_"):
+            importlib.import_module(f"{__name__}.{mod}")
+
+
+def trace_formats() -> dict[str, TraceFormat]:
+    _load_formats()
+    return dict(_FORMATS)
+
+
+def trace_format_names() -> tuple[str, ...]:
+    """Registered format names, in file order."""
+    return tuple(trace_formats())
+
+
+def get_trace_format(name: str) -> TraceFormat:
+    formats = trace_formats()
+    if name not in formats:
+        raise ValueError(f"kind={name!r} is not an external trace format: allowed {list(formats)}")
+    return formats[name]
+
+
+# --- field checks shared by the parsers --------------------------------------------
+
+
+def int_field(rec: dict, key: str, minimum: int = 0) -> int:
+    v = rec.get(key)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"field {key!r} must be an integer, got {v!r}")
+    if v < minimum:
+        raise ValueError(f"field {key!r} must be >= {minimum}, got {v}")
+    return v
+
+
+def number_field(rec: dict, key: str) -> float:
+    """A finite, non-negative number (JSON's NaN and Infinity are refused)."""
+    v = rec.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        raise ValueError(f"field {key!r} must be a finite non-negative number, got {v!r}")
+    return float(v)
+
+
+def hash_ids_field(rec: dict, key: str = "hash_ids") -> list[int]:
+    ids: Any = rec.get(key)
+    if not isinstance(ids, list):
+        raise ValueError(f"field {key!r} must be a list, got {type(ids).__name__}")
+    for h in ids:
+        if isinstance(h, bool) or not isinstance(h, int) or h < 0 or h >= 1 << 64:
+            raise ValueError(f"{key!r} must hold non-negative 64-bit integers, got {h!r}")
+    return ids
