@@ -14,6 +14,8 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh
 	touch $@
 
 pipeline: setup
+	@# a run killed with SIGKILL leaves Snakemake's lock: remove it if no run holds it
+	$(VENV)/bin/prefix-study --clear-stale-lock
 	$(VENV)/bin/snakemake --profile workflow/profiles/local --cores $(CORES) $(SNAKEMAKE_ARGS)
 
 test: setup

@@ -31,6 +31,10 @@ def test_default_config_composes():
     ("workloads.qa.arrival_rate=-1", "workloads.qa.arrival_rate"),
     ("mix.pattern=zigzag", "mix.pattern"),
     ("mix.cache_friendly=[nope]", "mix.cache_friendly"),
+    ("workloads.qa.max_turns=2", "max_turns"),  # not a qa knob (QaConfig)
+    ("workloads.chat_multi.min_document_tokens=9", "min_document_tokens"),
+    ("engine.model.shape=gpt3", "engine.model.shape"),
+    ("workloads.qa.think_time.distribution=weibull", "workloads.qa.think_time.distribution"),
 ])
 def test_bad_values_fail_naming_the_key(override, key):
     with pytest.raises(ConfigError) as err:
@@ -58,3 +62,69 @@ def test_stage_hashes_depend_only_on_their_config():
     assert stage_hash(base, "workloads") != stage_hash(size, "workloads")
     assert stage_hash(base, "engine") != stage_hash(size, "engine")
     assert stage_hash(base, "assets") == stage_hash(size, "assets")
+
+
+def test_each_workload_kind_has_its_own_typed_config():
+    from omegaconf import OmegaConf
+
+    from prefix_study.config.schema import ChatMultiConfig, QaConfig, Semantics, SimulatorMode
+
+    cfg = compose_config()
+    assert OmegaConf.get_type(cfg.workloads.qa) is QaConfig
+    assert OmegaConf.get_type(cfg.workloads.chat_multi) is ChatMultiConfig
+    assert "max_turns" in cfg.workloads.chat_multi and "max_turns" not in cfg.workloads.qa
+    assert cfg.engine.simulator is SimulatorMode.script
+    assert list(cfg.sweep.semantics) == [Semantics.block, Semantics.prefix]
+
+
+def test_defaults_live_in_the_schema_only():
+    """conf/ YAML files carry only what differs from the schema's defaults."""
+    from pathlib import Path
+
+    import yaml
+    from omegaconf import OmegaConf
+
+    from prefix_study.config import CONF_DIR
+    from prefix_study.config.schema import EngineConfig, MixConfig, SweepConfig
+
+    schemas = {"engine": EngineConfig, "sweep": SweepConfig, "mix": MixConfig}
+    for group, schema in schemas.items():
+        default = OmegaConf.to_container(OmegaConf.structured(schema), enum_to_str=True)
+        for path in sorted((Path(CONF_DIR) / group).glob("*.yaml")):
+            data = yaml.safe_load(path.read_text()) or {}
+            data.pop("defaults", None)
+
+            def check(d, ref, where):
+                for k, v in d.items():
+                    if isinstance(v, dict):
+                        check(v, ref[k], f"{where}.{k}")
+                    else:
+                        assert v != ref[k], f"{path.name}: {where}.{k}={v!r} repeats the schema default"
+
+            check(data, default, group)
+    for path in sorted((Path(CONF_DIR) / "workload").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        assert set(data) == {"defaults"}, f"{path.name} sets {set(data) - {'defaults'}}: put defaults in the schema"
+
+
+def test_load_config_types_workloads_from_a_written_config(tmp_path):
+    """A run's config.yaml (plain YAML) is typed per kind again when loaded."""
+    from omegaconf import OmegaConf
+
+    from prefix_study.config import load_config
+    from prefix_study.config.schema import SummarizationConfig
+
+    path = tmp_path / "config.yaml"
+    path.write_text(OmegaConf.to_yaml(compose_config(), resolve=True))
+    cfg = load_config(path)
+    assert OmegaConf.get_type(cfg.workloads.summarization) is SummarizationConfig
+    path.write_text(path.read_text().replace("min_document_tokens: 512", "min_document_tokens: 512\n    max_turns: 3"))
+    with pytest.raises(ConfigError, match="workloads.summarization"):
+        load_config(path)
+
+
+def test_semantics_have_one_home():
+    from prefix_study.config.schema import SEMANTICS, Semantics
+    from prefix_study.replay import simulate
+
+    assert simulate.SEMANTICS is SEMANTICS and SEMANTICS == tuple(s.value for s in Semantics)

@@ -7,6 +7,7 @@ skips: without vLLM the engine jobs fail and so do these tests.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -295,3 +296,122 @@ def test_default_workloads_show_the_expected_reuse_ordering(tiny):
     (traces,) = (results / "traces").iterdir()
     checks = [json.loads(p.read_text()) for p in traces.glob("*/b32.check.json")]
     assert len(checks) == 4 and all(c["ok"] and c["derived_equals_engine"] for c in checks)
+
+
+# --- issue 13 on the tiny DAG (these add stage directories: keep them last) ------------------
+
+
+def write_jsonl(path: Path, records: list) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def mooncake_records(n: int) -> list[dict]:
+    """n Mooncake-format requests sharing a 2-block prefix."""
+    return [{"timestamp": 100 * i, "input_length": 1536, "output_length": 8, "hash_ids": [1, 2, 10 + i]}
+            for i in range(n)]
+
+
+def with_mooncake(overrides: list[str], trace: Path, *more: str) -> list[str]:
+    return [*overrides, "+workload@workloads.mc=mooncake", f"workloads.mc.trace_path={trace}", *more]
+
+
+def test_changed_trace_file_replans_traces_and_downstream_only(tiny, tmp_path):
+    """13.1: a trace file replaced at the same path is new input: the traces
+    stage and everything after it are planned again (nothing upstream), and
+    the new run reads the new content. 13.5: a killed writer's leftover next
+    to the output is removed by the rerun."""
+    overrides, _, _ = tiny
+    trace = write_jsonl(tmp_path / "mc.jsonl", mooncake_records(3))
+    ov = with_mooncake(overrides, trace)
+    paths = PipelinePaths(compose_config(ov))
+    targets = [str(paths.trace("mc", 512)), str(paths.trace_check("mc", 512))]
+    out_dir = paths.trace("mc", 512).parent
+    out_dir.mkdir(parents=True)
+    (out_dir / ".b512.parquet.k1ll3d.parquet").write_bytes(b"PAR1")  # an old-style leftover
+
+    assert prefix_study(*ov, "--", *targets).returncode == 0
+    assert json.loads(paths.trace_check("mc", 512).read_text())["requests"] == 3
+    assert [p.name for p in out_dir.iterdir() if p.name.startswith(".")] == []
+    assert pl.read_parquet(out_dir / "*.parquet").height == 9
+    assert job_stats(prefix_study("-n", *ov, "--", *targets).stdout) == {}
+
+    write_jsonl(trace, mooncake_records(5))  # same path, new content
+    new = PipelinePaths(compose_config(ov))
+    assert new.stage("traces") != paths.stage("traces") and new.stage("engine") == paths.stage("engine")
+    proc = prefix_study("-n", *ov)
+    stats = job_stats(proc.stdout + proc.stderr)
+    assert stats["block_trace"] == 5 and {"reuse_stats", "replay", "mixed", "figures", "run_index"} <= set(stats)
+    assert not {"model_assets", "workload", "engine_run"} & set(stats)
+
+    targets = [str(new.trace("mc", 512)), str(new.trace_check("mc", 512))]
+    assert prefix_study(*ov, "--", *targets).returncode == 0
+    assert json.loads(new.trace_check("mc", 512).read_text())["requests"] == 5
+
+
+def test_changed_dataset_file_replans_workloads_and_downstream_only(tiny, tmp_path):
+    """13.1: the ShareGPT file's content is in the workloads stage hash."""
+    import ijson
+
+    from prefix_study.config.inputs import packaged_sharegpt_file
+
+    overrides, _, _ = tiny
+    with packaged_sharegpt_file().open("rb") as f:
+        records = [r for _, r in zip(range(400), ijson.items(f, "item", use_float=True))]
+    data = tmp_path / "sharegpt.json"
+    data.write_text(json.dumps(records[:200]))
+    ov = [*overrides, f"dataset.path={data}"]
+    paths = PipelinePaths(compose_config(ov))
+    qa = paths.stage("workloads") / "qa.parquet"
+    targets = [str(qa), str(paths.stage("assets") / "model")]
+    assert prefix_study(*ov, "--", *targets).returncode == 0
+    first = pl.read_parquet(qa)
+    assert job_stats(prefix_study("-n", *ov, "--", *targets).stdout) == {}
+
+    data.write_text(json.dumps(records[200:400]))  # same path, other conversations
+    new = PipelinePaths(compose_config(ov))
+    assert new.stage("workloads") != paths.stage("workloads") and new.stage("assets") == paths.stage("assets")
+    proc = prefix_study("-n", *ov)
+    stats = job_stats(proc.stdout + proc.stderr)
+    assert stats["workload"] == 4 and stats["engine_run"] == 4 and "model_assets" not in stats
+    new_qa = new.stage("workloads") / "qa.parquet"
+    assert prefix_study(*ov, "--", str(new_qa)).returncode == 0
+    assert not pl.read_parquet(new_qa).equals(first)
+
+    data.write_text("")  # emptied: planned again, and the job says why it fails
+    emptied = PipelinePaths(compose_config(ov)).stage("workloads") / "qa.parquet"
+    proc = prefix_study(*ov, "--", str(emptied))
+    assert proc.returncode != 0
+    assert "file is empty" in (emptied.parent / "logs" / "qa.log").read_text()
+
+
+def test_infinite_timestamp_is_a_bad_line(tiny, tmp_path):
+    """13.8: JSON `Infinity` is not a timestamp; the error names file and line."""
+    overrides, _, _ = tiny
+    records = mooncake_records(3)
+    records[1]["timestamp"] = float("inf")
+    trace = write_jsonl(tmp_path / "inf.jsonl", records)
+    assert "Infinity" in trace.read_text()
+    ov = with_mooncake(overrides, trace)
+    paths = PipelinePaths(compose_config(ov))
+    proc = prefix_study(*ov, "--", str(paths.trace_check("mc", 512)))
+    assert proc.returncode != 0
+    log = (paths.stage("traces") / "logs" / "mc_b512.log").read_text()
+    assert f"{trace}:2" in log and "finite" in log
+    ov = with_mooncake(overrides, trace, "workloads.mc.skip_bad_lines=true")
+    paths = PipelinePaths(compose_config(ov))
+    assert prefix_study(*ov, "--", str(paths.trace_check("mc", 512))).returncode == 0
+    report = json.loads(paths.trace_check("mc", 512).read_text())
+    assert report["requests"] == 2 and report["skipped_lines"] == 1
+
+
+def test_report_header_names_the_block_size_of_its_numbers(tiny):
+    """13.7: with no sweep block size equal to mix.block_size the findings are
+    at the sweep's block size, and the header says so."""
+    overrides, _, _ = tiny
+    proc = prefix_study(*overrides, "sweep.block_sizes=[48]", "--cores", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = run_dirs(proc.stdout)
+    index = ((run if run.is_absolute() else ROOT / run) / "index.md").read_text()
+    assert "Hit rates at block size 48 tokens" in index
+    assert "block size 32 tokens" not in index

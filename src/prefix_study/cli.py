@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the resolved config (YAML) of each combination and exit")
     p.add_argument("--print-run-dir", action="store_true",
                    help="print the run directory of each combination and exit")
+    p.add_argument("--clear-stale-lock", action="store_true",
+                   help="remove Snakemake's lock if no Snakemake process runs in the project directory "
+                        "(left by a killed run; the same as `snakemake --unlock`), then exit. Runs do "
+                        "this by themselves")
     p.add_argument("--directory", "-d", type=Path, default=None,
                    help="project directory holding the Snakefile (default: the nearest one above the "
                         "current directory, else the checkout this package is installed from)")
@@ -214,6 +218,70 @@ def _explain(exc: BaseException) -> str:
     return "\n  ".join(lines)
 
 
+# --- Snakemake's lock ------------------------------------------------------------
+
+#: Where Snakemake's file persistence keeps its locks (<project>/.snakemake/locks/N.{input,output}.lock).
+LOCK_DIR = Path(".snakemake") / "locks"
+UNLOCK_COMMAND = "snakemake --unlock"
+
+
+def lock_files(project: Path) -> list[Path]:
+    return sorted((project / LOCK_DIR).glob("*.lock"))
+
+
+def _is_snakemake(argv: list[bytes]) -> bool:
+    names = [os.path.basename(a) for a in argv[:2]]
+    if b"snakemake" in names:
+        return True
+    return any(a == b"-m" and b == b"snakemake" for a, b in zip(argv, argv[1:]))
+
+
+def snakemake_processes(project: Path) -> list[int] | None:
+    """Local Snakemake processes whose working directory is `project` (None:
+    this system has no /proc to look at)."""
+    proc = Path("/proc")
+    if not (proc / "self" / "cmdline").exists():
+        return None
+    target = project.resolve()
+    pids = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if _is_snakemake(argv) and Path(os.readlink(entry / "cwd")).resolve() == target:
+                pids.append(int(entry.name))
+        except OSError:  # gone, or not ours to inspect
+            continue
+    return sorted(pids)
+
+
+def clear_stale_lock(project: Path) -> str | None:
+    """Remove Snakemake's lock in `project` if no live process holds it.
+
+    A run killed with SIGKILL leaves `.snakemake/locks/` behind and the next
+    run stops with a LockException. The lock is stale when no Snakemake
+    process runs in the project directory on this machine; then it is removed
+    (what `snakemake --unlock` does). Returns what was done or found, or None
+    when there is no lock.
+    """
+    locks = lock_files(project)
+    if not locks:
+        return None
+    pids = snakemake_processes(project)
+    where = project / LOCK_DIR
+    if pids is None:
+        return (f"Snakemake's lock {where} exists and this system cannot tell whether a run holds it; "
+                f"if no run is going on, clear it with `{UNLOCK_COMMAND}` in {project}")
+    if pids:
+        return (f"Snakemake's lock {where} is held by a running Snakemake (pid "
+                f"{', '.join(map(str, pids))}); wait for it, or stop it and run `{UNLOCK_COMMAND}` in {project}")
+    for lock in locks:
+        lock.unlink(missing_ok=True)
+    return (f"removed a stale Snakemake lock ({len(locks)} files in {where}) left by a killed run: no "
+            f"Snakemake process runs in {project} (the same as `{UNLOCK_COMMAND}` there)")
+
+
 # --- main ------------------------------------------------------------------------
 
 
@@ -224,6 +292,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ours, extra = _split_passthrough(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_intermixed_args(ours)
+    if args.clear_stale_lock:
+        try:
+            project = find_project_dir(args.directory)
+        except UsageError as exc:
+            print(f"prefix-study: error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        message = clear_stale_lock(project)
+        if message:
+            print(f"prefix-study: {message}", file=sys.stderr)
+        return 0
     try:
         _check_extra(extra)
         combinations = expand_overrides(args.overrides, args.multirun)
@@ -248,6 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = apply_env(dict(os.environ))
     n = len(combinations)
     dry_run = args.dry_run or any(a in ("-n", "--dry-run", "--dryrun") for a in extra)
+    if not dry_run:  # a dry run takes no lock
+        message = clear_stale_lock(project)
+        if message:
+            print(f"prefix-study: {message}", file=sys.stderr, flush=True)
     for i, (combo, run) in enumerate(zip(combinations, run_dirs), start=1):
         print(f"==> [{i}/{n}] overrides: {' '.join(combo) or '(none)'}", flush=True)
         print(f"    run directory: {_show(run)}", flush=True)
@@ -257,6 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rc != 0:
             print(f"prefix-study: error: snakemake failed (exit {rc}) for [{i}/{n}] {' '.join(combo)}",
                   file=sys.stderr)
+            if lock_files(project) and not dry_run:
+                print(f"prefix-study: if snakemake said the directory is locked: {clear_stale_lock(project)}",
+                      file=sys.stderr)
             return rc
         if not dry_run:
             print(f"    report: {_show(run / 'report.html')}", flush=True)

@@ -83,6 +83,12 @@ def _name_list(cfg: Any, key: str, allowed: list[str], empty_ok: bool = False) -
     _no_duplicates(key, values)
 
 
+def _has_content(path: Any) -> bool:
+    """True if the file has a non-blank line (reads up to the first one)."""
+    with open(path, "rb") as f:
+        return any(line.strip() for line in f)
+
+
 # --- workloads: one dataclass per kind ----------------------------------------------
 
 
@@ -134,6 +140,8 @@ def validate_workload(cfg: Any, name: str) -> None:
         where = "" if str(path) == str(wl.trace_path) else \
             f" (relative paths are resolved against the project directory: {path})"
         _require(path.is_file(), f"{key}.trace_path", str(wl.trace_path), f"an existing file{where}")
+        _require(_has_content(path), f"{key}.trace_path", str(wl.trace_path),
+                 f"a file with at least one request line ({path} is empty or blank)")
         if wl.max_requests is not None:
             _positive_int(cfg, f"{key}.max_requests")
 

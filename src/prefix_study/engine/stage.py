@@ -34,7 +34,7 @@ def run(engine_cfg: EngineConfig, workload_file: str | Path, model_dir: str | Pa
                        float(engine_cfg.token_time_s))
     workload = stream["workload"][0] if stream.height else Path(workload_file).stem
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "kv_events.parquet", ".parquet") as events_tmp:
+    with atomic_path(out / "kv_events.parquet") as events_tmp:
         engine.events.spill_to(events_tmp)  # events reach disk as they happen
         result = drive(engine, checked.frame, mode=mode, clock=clock, progress=progress,
                        desc=f"engine {workload} b{block_size}")

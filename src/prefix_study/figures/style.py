@@ -72,7 +72,7 @@ def save_figure(fig, out_stem: Path | str) -> list[Path]:
     paths = []
     for ext, meta in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
         path = out_stem.with_suffix(f".{ext}") if out_stem.suffix in (".png", ".svg") else Path(f"{out_stem}.{ext}")
-        with atomic_path(path, f".{ext}") as tmp:
+        with atomic_path(path) as tmp:
             fig.savefig(tmp, format=ext, metadata=meta, bbox_inches="tight")
         paths.append(path)
     plt.close(fig)

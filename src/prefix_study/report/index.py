@@ -46,8 +46,12 @@ def stage_times(benchmark_files: list[Path]) -> pl.DataFrame:
                                        pl.col("max_rss_mb").max().round(0)).sort("stage")
 
 
-def findings(paths: PipelinePaths) -> pl.DataFrame:
-    """The headline numbers: per workload, infinite-cache and LRU/FIFO hit rates."""
+def findings(paths: PipelinePaths) -> tuple[int, int, pl.DataFrame]:
+    """The headline numbers: per workload, infinite-cache and LRU/FIFO hit rates.
+
+    Returns (block size, capacity, table): the mix's block size if the sweep
+    has it, else the sweep's smallest; the sweep's smallest capacity.
+    """
     cfg = paths.cfg
     summary = pl.read_parquet(paths.stats("reuse_summary.parquet"))
     hits = pl.read_parquet(paths.replay("hit_rates.parquet"))
@@ -59,7 +63,7 @@ def findings(paths: PipelinePaths) -> pl.DataFrame:
     wide = sel.pivot(on="policy", index="workload", values="hit_rate")
     base = summary.filter(pl.col("block_size") == bs).select(
         "workload", *[c for c in ("engine_hit_rate", "infinite_hit_rate") if c in summary.columns])
-    return base.join(wide, on="workload", how="left").sort("workload")
+    return bs, cap, base.join(wide, on="workload", how="left").sort("workload")
 
 
 def write_run_index(cfg: Any, paths: PipelinePaths, benchmark_files: list[Path]) -> Path:
@@ -69,6 +73,7 @@ def write_run_index(cfg: Any, paths: PipelinePaths, benchmark_files: list[Path])
     write_text(OmegaConf.to_yaml(cfg, resolve=True), run / "config.yaml")
     times = stage_times(benchmark_files)
     times.write_csv(run / "stage_times.csv")
+    block_size, capacity, headline = findings(paths)
     rel = lambda p: Path("../..").joinpath(*Path(p).parts[1:]).as_posix()  # noqa: E731
     lines = [
         f"# Run `{run.name}`",
@@ -78,11 +83,11 @@ def write_run_index(cfg: Any, paths: PipelinePaths, benchmark_files: list[Path])
         "",
         "## Findings",
         "",
-        f"Hit rates at block size {cfg.mix.block_size} tokens, capacity {min(cfg.sweep.capacities)} "
+        f"Hit rates at block size {block_size} tokens, capacity {capacity} "
         "blocks (the sweep's smallest), prefix semantics (vLLM's rule); `engine_hit_rate` is what vLLM itself served from "
         "cache, `infinite_hit_rate` the bound no policy can beat.",
         "",
-        markdown_table(findings(paths)),
+        markdown_table(headline),
         "## Figures",
         "",
     ]

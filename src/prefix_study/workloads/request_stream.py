@@ -50,6 +50,13 @@ def build_scripts(cfg: Any, name: str, data: ShareGPTData | None = None) -> list
     """What each conversation of workload `name` sends (no timing yet)."""
     wl = workload_config(cfg, name)
     data = data if data is not None else load_sharegpt(cfg)
+    if not data.conversations:
+        raise WorkloadError(
+            f"dataset.path: no usable conversation in {data.report.path} ({data.report.summary()}). "
+            "A ShareGPT file is a JSON array of records, each with a `conversations` list of "
+            "{from, value} messages: human first, then assistant, alternating. Point dataset.path "
+            "at such a file (or set it to null for the packaged ShareGPT V3)."
+        )
     select = workload_rng(cfg.seed, name, "select")
     if wl.kind == "qa":
         return SHAREGPT_BUILDERS["qa"](name, wl, data.conversations, select,
