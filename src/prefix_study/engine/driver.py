@@ -18,15 +18,17 @@ from typing import Any
 import polars as pl
 from tqdm import tqdm
 
+from prefix_study.config.schema import EngineConfig
 from prefix_study.engine.runtime import Engine
 from prefix_study.engine.simulator import simulator_params
 
 
 @dataclass
 class ClockModel:
-    kind: str = "simulated"
-    step_overhead_s: float = 0.004
-    token_time_s: float = 0.0002
+    # Defaults are the schema's (config.schema.EngineConfig), not repeated here.
+    kind: str = str(EngineConfig.clock)
+    step_overhead_s: float = EngineConfig.step_overhead_s
+    token_time_s: float = EngineConfig.token_time_s
 
     def step_cost(self, wall_s: float, tokens: int) -> float:
         if self.kind == "wall":
