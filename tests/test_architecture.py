@@ -16,7 +16,9 @@ PACKAGE = "prefix_study"
 
 #: Layer 0: contracts and plumbing every layer may use.
 CONTRACTS = {"prefix_study", "prefix_study.io", "prefix_study.env", "prefix_study.config.schema",
-             "prefix_study.traces.schema"}
+             "prefix_study.config.inputs", "prefix_study.traces.schema"}
+#: Also layer 0: the external trace formats registry (the schema's workload kinds come from it).
+CONTRACT_PACKAGES = ("prefix_study.traces.formats",)
 #: Layer 1: the stage libraries, in DAG order. One may import another only if
 #: that one comes earlier (stats and replay share a rank: neither imports the other).
 STAGE_RANK = {"assets": 0, "workloads": 1, "engine": 2, "traces": 3, "stats": 4, "replay": 4,
@@ -40,7 +42,7 @@ MODULES = {module_name(p): p for p in sorted((SRC / PACKAGE).rglob("*.py"))}
 
 def layer(module: str) -> tuple[int, int]:
     """(layer, rank within layer 1) of a module."""
-    if module in CONTRACTS:
+    if module in CONTRACTS or module.startswith(CONTRACT_PACKAGES):
         return 0, 0
     parts = module.split(".")
     if parts[-1] == "__main__":
