@@ -164,6 +164,9 @@ class PipelinePaths:
     def mixed(self, name: str) -> Path:
         return self.stage("mixed") / name
 
+    def savings(self, name: str) -> Path:
+        return self.stage("savings") / name
+
     def figure(self, name: str) -> Path:
         return self.stage("figures") / f"{name}.png"
 

@@ -44,10 +44,18 @@ def workloads(args: argparse.Namespace) -> None:
 
 
 def engine(args: argparse.Namespace) -> None:
+    from prefix_study.cost import CostModel
     from prefix_study.engine.stage import run
 
-    run(_cfg(args.config).engine, args.workload_file, args.model, args.block_size, args.out,
-        progress=not args.no_progress)
+    cfg = _cfg(args.config)
+    cost = CostModel.from_config(cfg) if cfg.engine.clock == "cost_model" else None
+    engine_cfg = cfg.engine
+    if args.no_prefix_caching:  # the savings stage's baseline runs
+        from omegaconf import OmegaConf
+
+        engine_cfg = OmegaConf.merge(cfg.engine, {"prefix_caching": False})
+    run(engine_cfg, args.workload_file, args.model, args.block_size, args.out,
+        progress=not args.no_progress, cost=cost)
 
 
 def traces(args: argparse.Namespace) -> None:
@@ -67,19 +75,21 @@ def stats(args: argparse.Namespace) -> None:
 
 
 def replay(args: argparse.Namespace) -> None:
+    from prefix_study.cost import ModelProfile
     from prefix_study.replay.stage import run
 
     cfg = _cfg(args.config)
     run(parse_pairs(args.trace), cfg.sweep, args.out, args.md, parse_pairs(args.engine_trace),
-        int(cfg.engine.capacity_blocks), args.engine_capacity)
+        int(cfg.engine.capacity_blocks), args.engine_capacity, ModelProfile.from_config(cfg.model))
 
 
 def mixed(args: argparse.Namespace) -> None:
+    from prefix_study.cost import ModelProfile
     from prefix_study.mixed.stage import run
 
     cfg = _cfg(args.config)
     traces = {w: p for (w, _), p in parse_pairs(args.trace).items()}
-    run(traces, cfg.mix, cfg.workloads, args.out, args.md)
+    run(traces, cfg.mix, cfg.workloads, args.out, args.md, ModelProfile.from_config(cfg.model))
 
 
 def figures(args: argparse.Namespace) -> None:
@@ -87,6 +97,15 @@ def figures(args: argparse.Namespace) -> None:
 
     run(args.reuse_cdfs, args.reuse_summary, args.hit_rates, args.mixed, args.engine_capacity,
         parse_pairs(args.engine_requests), args.out_dir)
+
+
+def savings(args: argparse.Namespace) -> None:
+    from prefix_study.savings.stage import run
+
+    by_workload = lambda values: {w: p for (w, _), p in parse_pairs(values).items()}  # noqa: E731
+    run(_cfg(args.config), parse_pairs(args.trace), by_workload(args.mixed_trace),
+        dict(v.split("=", 1) for v in args.workload), args.hit_rates, args.mixed, args.out_dir,
+        by_workload(args.engine), by_workload(args.engine_no_cache))
 
 
 def _add(sub: Any, name: str, fn: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
@@ -116,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--block-size", type=int, required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--no-prefix-caching", action="store_true",
+                   help="prefix caching off (the savings stage's TTFT baseline)")
 
     s = _add(sub, "traces", traces, "block trace of one workload at one block size")
     s.add_argument("--workload", required=True)
@@ -150,6 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mixed", required=True)
     s.add_argument("--engine-capacity", required=True)
     s.add_argument("--engine-requests", action="append", default=[], help="workload:bs=requests.parquet")
+    s.add_argument("--out-dir", required=True)
+
+    s = _add(sub, "savings", savings, "prefill FLOPs/TTFT saved per replay, equal memory, engine TTFT")
+    s.add_argument("--trace", action="append", default=[], help=pairs + " (sweep traces)")
+    s.add_argument("--mixed-trace", action="append", default=[], help=pairs + " (mix traces)")
+    s.add_argument("--workload", action="append", default=[], help="workload=request stream parquet")
+    s.add_argument("--hit-rates", required=True)
+    s.add_argument("--mixed", required=True)
+    s.add_argument("--engine", action="append", default=[], help="workload:bs=engine dir (prefix caching on)")
+    s.add_argument("--engine-no-cache", action="append", default=[], help="workload:bs=engine dir (off)")
     s.add_argument("--out-dir", required=True)
     return p
 

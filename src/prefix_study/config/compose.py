@@ -16,7 +16,9 @@ from prefix_study.config.schema import (
     SHAREGPT_WORKLOAD_SCHEMAS,
     EngineConfig,
     ExternalTraceConfig,
+    HardwareProfileConfig,
     MixConfig,
+    ModelProfileConfig,
     PrefixStudyConfig,
     SweepConfig,
 )
@@ -43,6 +45,8 @@ def register_schema() -> None:
     cs.store(group="engine", name="engine_schema", node=EngineConfig)
     cs.store(group="sweep", name="sweep_schema", node=SweepConfig)
     cs.store(group="mix", name="mix_schema", node=MixConfig)
+    cs.store(group="model", name="model_schema", node=ModelProfileConfig)
+    cs.store(group="hardware", name="hardware_schema", node=HardwareProfileConfig)
     for kind, schema in SHAREGPT_WORKLOAD_SCHEMAS.items():
         cs.store(group="workload", name=f"{kind}_schema", node=schema)
     for kind in EXTERNAL_TRACE_KINDS:

@@ -25,12 +25,13 @@ from prefix_study.config.schema import EXTERNAL_TRACE_KINDS
 STAGE_DEPENDENCIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "assets": ((), ("engine.model",)),
     "workloads": (("assets",), ("seed", "dataset", "workloads:sharegpt", "files:dataset")),
-    "engine": (("workloads",), ("engine",)),
+    "engine": (("workloads",), ("engine", "engine:cost_clock")),
     "traces": (("engine",), ("workloads:external", "files:traces")),
     "stats": (("traces",), ("sweep.block_sizes",)),
-    "replay": (("traces",), ("sweep",)),
-    "mixed": (("traces",), ("mix", "workloads")),
+    "replay": (("traces",), ("sweep", "model")),
+    "mixed": (("traces",), ("mix", "workloads", "model")),
     "figures": (("stats", "replay", "mixed"), ()),
+    "savings": (("workloads", "replay", "mixed"), ("model", "hardware", "cost")),
 }
 STAGES = tuple(STAGE_DEPENDENCIES)
 
@@ -40,6 +41,12 @@ def _external(cfg: Any) -> list[str]:
 
 
 def _select(cfg: Any, key: str) -> Any:
+    if key == "engine:cost_clock":
+        # The named model, GPU and cost factors time the engine's steps only
+        # under engine.clock=cost_model.
+        if cfg.engine.clock != "cost_model":
+            return None
+        return {k: _select(cfg, k) for k in ("model", "hardware", "cost")}
     if key == "files:dataset":
         return {"sharegpt_sha256": file_checksum(dataset_file(cfg))}
     if key == "files:traces":
@@ -74,8 +81,9 @@ def stage_dir(cfg: Any, stage: str) -> Path:
 
 
 def run_hash(cfg: Any) -> str:
-    """Hash of everything that shapes a run's outputs."""
-    return stage_hash(cfg, "figures")
+    """Hash of everything that shapes a run's outputs (the final stages)."""
+    blob = stage_hash(cfg, "figures") + stage_hash(cfg, "savings")
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
 def run_dir(cfg: Any) -> Path:

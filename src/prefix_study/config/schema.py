@@ -37,8 +37,9 @@ class SimulatorMode(StrEnum):
 class Clock(StrEnum):
     """The engine driver's clock."""
 
-    simulated = "simulated"  # cost model per step: deterministic outputs
-    wall = "wall"            # measured step times
+    simulated = "simulated"    # cost model per step: deterministic outputs
+    wall = "wall"              # measured step times
+    cost_model = "cost_model"  # the named model on the named GPU (prefix_study.cost)
 
 
 class ModelShape(StrEnum):
@@ -68,6 +69,21 @@ class Semantics(StrEnum):
     prefix = "prefix"  # vLLM's rule: the longest cached prefix hits
 
 
+class CapacityUnit(StrEnum):
+    """Unit of sweep.capacities (tokens and GiB become whole blocks per block size)."""
+
+    blocks = "blocks"
+    tokens = "tokens"
+    gib = "gib"  # GiB of KV memory of the named model (conf/model)
+
+
+class Precision(StrEnum):
+    """Weights and tensor-core math of the cost model."""
+
+    bf16 = "bf16"  # also fp16
+    fp8 = "fp8"
+
+
 #: Workload kinds built from ShareGPT and run through the engine.
 SHAREGPT_KINDS = ("chat_single", "chat_multi", "qa", "summarization")
 #: Workload kinds that are block-hash trace files entering at the traces stage:
@@ -84,6 +100,8 @@ THINK_TIME_DISTRIBUTIONS = tuple(m.value for m in ThinkTimeDistribution)
 MIX_PATTERNS = tuple(m.value for m in MixPattern)
 SEMANTICS = tuple(m.value for m in Semantics)
 WORKLOAD_KINDS = tuple(m.value for m in WorkloadKind)
+CAPACITY_UNITS = tuple(m.value for m in CapacityUnit)
+PRECISIONS = tuple(m.value for m in Precision)
 
 
 @dataclass
@@ -113,7 +131,8 @@ class EngineConfig:
     skip_too_long: bool = False
     # The driver's clock. "simulated": each engine step advances time by a
     # cost model (deterministic: same config, same outputs byte for byte);
-    # "wall": by the step's measured wall time.
+    # "wall": by the step's measured wall time; "cost_model": by the time the
+    # cost model (model x hardware x cost) gives what vLLM scheduled.
     clock: Clock = Clock.simulated
     step_overhead_s: float = 0.004
     token_time_s: float = 0.0002
@@ -236,7 +255,9 @@ class SweepConfig:
     """Replay axes: block sizes x capacities x policies x semantics."""
 
     block_sizes: list[int] = field(default_factory=lambda: [16, 32, 64])
-    capacities: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
+    # In `capacity_unit`: integers for blocks/tokens, numbers for gib.
+    capacities: list[Any] = field(default_factory=lambda: [64, 128, 256, 512])
+    capacity_unit: CapacityUnit = CapacityUnit.blocks
     policies: list[str] = field(default_factory=lambda: ["lru", "fifo", "s3fifo", "belady"])
     semantics: list[Semantics] = field(default_factory=lambda: [Semantics.block, Semantics.prefix])
 
@@ -270,6 +291,58 @@ class DatasetConfig:
     max_conversations: int = 2000
 
 
+# --- the named model and GPU (prefix_study.cost) -----------------------------------
+
+
+@dataclass
+class ModelProfileConfig:
+    """A named model's architecture (conf/model/<name>.yaml, with sources);
+    converts blocks to bytes and tokens to FLOPs. Not the engine's model."""
+
+    name: str = MISSING
+    num_layers: int = MISSING
+    hidden_size: int = MISSING
+    num_attention_heads: int = MISSING
+    num_kv_heads: int = MISSING
+    head_dim: int = MISSING
+    num_params: int = MISSING  # active parameters for MoE
+    kv_dtype_bytes: int = 2
+    mla_kv_lora_rank: Optional[int] = None
+    mla_qk_rope_head_dim: Optional[int] = None
+    intermediate_size: Optional[int] = None
+    vocab_size: Optional[int] = None
+    tie_word_embeddings: bool = False
+    source: str = MISSING
+
+
+@dataclass
+class HardwareProfileConfig:
+    """One GPU's datasheet numbers (conf/hardware/<name>.yaml, with sources)."""
+
+    name: str = MISSING
+    peak_bf16_flops: float = MISSING
+    peak_fp8_flops: Optional[float] = None
+    mem_bandwidth_bytes_s: float = MISSING
+    memory_bytes: float = MISSING
+    host_link_bytes_s: float = MISSING
+    source: str = MISSING
+
+
+@dataclass
+class CostConfig:
+    """The roofline cost model's factors (prefix_study.cost.model)."""
+
+    precision: Precision = Precision.bf16  # weights and tensor-core math
+    num_gpus: int = 1  # tensor parallel
+    # Fractions of peak FLOP/s and bandwidth reached (see bench/cost_model_check.py).
+    compute_efficiency: float = 0.5
+    memory_efficiency: float = 0.8
+    step_overhead_s: float = 0.005
+    # With engine.clock=cost_model these workloads also run with prefix caching
+    # off, for TTFT with vs without the cache (savings stage).
+    compare_workloads: list[str] = field(default_factory=lambda: ["chat_multi", "qa"])
+
+
 @dataclass
 class PrefixStudyConfig:
     # Names the run directory results/runs/<experiment>-<hash>.
@@ -283,5 +356,8 @@ class PrefixStudyConfig:
     workloads: dict[str, Any] = field(default_factory=dict)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     mix: MixConfig = field(default_factory=MixConfig)
+    model: ModelProfileConfig = field(default_factory=ModelProfileConfig)
+    hardware: HardwareProfileConfig = field(default_factory=HardwareProfileConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
     # Hydra overrides given on the command line (bookkeeping only).
     overrides: list[str] = field(default_factory=list)

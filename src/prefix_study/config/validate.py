@@ -213,7 +213,14 @@ def validate_sweep(cfg: Any) -> None:
     from prefix_study.replay.policies import policy_names
 
     _positive_list(cfg, "sweep.block_sizes")
-    _positive_list(cfg, "sweep.capacities")
+    if cfg.sweep.capacity_unit == "gib":  # the unit itself is typed (CapacityUnit)
+        caps = list(cfg.sweep.capacities)
+        _require(len(caps) > 0 and all(isinstance(c, (int, float)) and not isinstance(c, bool)
+                                       and math.isfinite(c) and c > 0 for c in caps),
+                 "sweep.capacities", caps, "positive numbers (GiB)")
+        _no_duplicates("sweep.capacities", caps)
+    else:
+        _positive_list(cfg, "sweep.capacities")
     _name_list(cfg, "sweep.policies", list(policy_names()))
     _name_list(cfg, "sweep.semantics", list(SEMANTICS))
 
@@ -232,6 +239,24 @@ def validate_mix(cfg: Any) -> None:
     _require(0.0 <= t <= 1.0, "mix.friendly_threshold", t, "a fraction in [0, 1]")
 
 
+def validate_cost(cfg: Any) -> None:
+    """The named model and GPU (conf/model, conf/hardware) and the cost model's factors."""
+    for key in ("num_layers", "hidden_size", "num_attention_heads", "num_kv_heads", "head_dim",
+                "num_params", "kv_dtype_bytes"):
+        _positive_int(cfg, f"model.{key}")
+    for key in ("peak_bf16_flops", "mem_bandwidth_bytes_s", "memory_bytes", "host_link_bytes_s"):
+        value = _get(cfg, f"hardware.{key}")
+        _require(math.isfinite(value) and value > 0, f"hardware.{key}", value, "a positive number")
+    if cfg.cost.precision == "fp8":
+        _require(cfg.hardware.peak_fp8_flops is not None, "cost.precision", "fp8",
+                 f"bf16 on hardware {cfg.hardware.name} (no FP8 tensor cores)")
+    _positive_int(cfg, "cost.num_gpus")
+    for key in ("compute_efficiency", "memory_efficiency"):
+        value = cfg.cost[key]
+        _require(0 < value <= 1, f"cost.{key}", value, "a fraction in (0, 1]")
+    _non_negative_number(cfg, "cost.step_overhead_s", "number of seconds")
+
+
 def validate(cfg: Any) -> None:
     """Raise ConfigError naming the first key whose value cannot run."""
     validate_top(cfg)
@@ -241,3 +266,4 @@ def validate(cfg: Any) -> None:
         validate_workload(cfg, name)
     validate_sweep(cfg)
     validate_mix(cfg)
+    validate_cost(cfg)

@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 from tqdm import tqdm
 
-from prefix_study.config.schema import EngineConfig
+from prefix_study.engine.cost_clock import StepWork, scheduled_work
 from prefix_study.engine.runtime import Engine
 from prefix_study.engine.simulator import simulator_params
 
@@ -29,10 +29,15 @@ class ClockModel:
     kind: str = str(EngineConfig.clock)
     step_overhead_s: float = EngineConfig.step_overhead_s
     token_time_s: float = EngineConfig.token_time_s
+    #: prefix_study.cost.CostModel, for kind "cost_model".
+    cost: Any = None
 
-    def step_cost(self, wall_s: float, tokens: int) -> float:
+    def step_cost(self, wall_s: float, tokens: int, work: StepWork | None = None) -> float:
         if self.kind == "wall":
             return wall_s
+        if self.kind == "cost_model":
+            work = work or StepWork()
+            return float(self.cost.step_time_s(work.prefill, work.decode))
         return self.step_overhead_s + tokens * self.token_time_s
 
 
@@ -42,6 +47,7 @@ class StepObserver:
 
     new_request_ids: list[str] = field(default_factory=list)
     tokens: int = 0
+    work: StepWork = field(default_factory=StepWork)
 
     def wrap(self, scheduler: Any) -> None:
         # Replace an earlier drive's wrapper instead of stacking on it: otherwise
@@ -53,10 +59,15 @@ class StepObserver:
             out = original(*args, **kwargs)
             self.tokens += int(out.total_num_scheduled_tokens)
             self.new_request_ids.extend(r.req_id for r in out.scheduled_new_reqs)
+            self.work.extend(scheduled_work(out, scheduler))
             return out
 
         schedule._unwrapped = original  # type: ignore[attr-defined]
         scheduler.schedule = schedule
+
+    def take_work(self) -> StepWork:
+        work, self.work = self.work, StepWork()
+        return work
 
     def take(self) -> tuple[list[str], int]:
         ids, tokens = self.new_request_ids, self.tokens
@@ -137,7 +148,7 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
             if rid in in_flight and records[in_flight[rid]]["scheduled_s"] is None:
                 rec = records[in_flight[rid]]
                 rec["scheduled_s"], rec["scheduled_step"] = now, step
-        now += clock.step_cost(wall, tokens)
+        now += clock.step_cost(wall, tokens, observer.take_work())
         done_tokens += tokens
         step += 1
         for out in outputs:

@@ -9,6 +9,7 @@ import polars as pl
 
 from prefix_study.config.schema import EngineConfig
 from prefix_study.engine.driver import ClockModel, drive
+from prefix_study.engine.latency import with_latency_columns
 from prefix_study.engine.requests import check_request_stream
 from prefix_study.engine.runtime import EngineSpec, build_engine
 from prefix_study.io import atomic_path, write_json, write_parquet
@@ -16,10 +17,11 @@ from prefix_study.traces.schema import PREFIX_HASH_ALGO
 
 
 def run(engine_cfg: EngineConfig, workload_file: str | Path, model_dir: str | Path,
-        block_size: int, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Check the stream, run it, and write `requests.parquet`, `kv_events.parquet`
-    and `run.json` (the traces stage turns them into block traces and per-block
-    records)."""
+        block_size: int, out_dir: str | Path, progress: bool = True, cost: Any = None) -> dict[str, Any]:
+    """Check the stream, run it, and write `requests.parquet` (with TTFT, TPOT
+    and queueing columns), `kv_events.parquet` and `run.json` (the traces stage
+    turns them into block traces and per-block records). `cost`: the
+    prefix_study.cost.CostModel that times steps under engine.clock=cost_model."""
     import torch
     import vllm
 
@@ -30,15 +32,17 @@ def run(engine_cfg: EngineConfig, workload_file: str | Path, model_dir: str | Pa
                                    bool(engine_cfg.skip_too_long))
     spec = EngineSpec.from_config(engine_cfg, model_dir, block_size)
     engine = build_engine(spec)
+    if str(engine_cfg.clock) == "cost_model" and cost is None:
+        raise ValueError("engine.clock=cost_model needs the cost model (model, hardware, cost)")
     clock = ClockModel(str(engine_cfg.clock), float(engine_cfg.step_overhead_s),
-                       float(engine_cfg.token_time_s))
+                       float(engine_cfg.token_time_s), cost=cost)
     workload = stream["workload"][0] if stream.height else Path(workload_file).stem
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "kv_events.parquet") as events_tmp:
         engine.events.spill_to(events_tmp)  # events reach disk as they happen
         result = drive(engine, checked.frame, mode=mode, clock=clock, progress=progress,
                        desc=f"engine {workload} b{block_size}")
-    write_parquet(result.requests, out / "requests.parquet")
+    write_parquet(with_latency_columns(result.requests), out / "requests.parquet")
     meta = {
         "workload": workload, "block_size": block_size, "mode": mode,
         "engine": {k: getattr(spec, k) for k in spec.__dataclass_fields__ if k != "model_dir"},

@@ -18,7 +18,9 @@ def plot_hit_rate_vs_capacity(hit_rates: pl.DataFrame, out_stem: Path | str,
     workloads = sorted(hit_rates["workload"].unique().to_list())
     sizes = sorted(hit_rates["block_size"].unique().to_list())
     policies = list(dict.fromkeys(hit_rates.sort("policy")["policy"].to_list()))
-    caps = sorted(hit_rates["capacity_blocks"].unique().to_list())
+    # Capacity in tokens (equal memory across block sizes) where the table has it.
+    xcol = "capacity_tokens" if "capacity_tokens" in hit_rates.columns else "capacity_blocks"
+    caps = sorted(hit_rates[xcol].unique().to_list())
     semantics = [s for s in SEMANTICS_STYLE if s in set(hit_rates["semantics"].to_list())]
     fig, axes = new_figure(len(workloads), len(sizes), panel_w=3.6, panel_h=2.7)
     for r, w in enumerate(workloads):
@@ -27,9 +29,9 @@ def plot_hit_rate_vs_capacity(hit_rates: pl.DataFrame, out_stem: Path | str,
             d = hit_rates.filter((pl.col("workload") == w) & (pl.col("block_size") == bs))
             for p in policies:
                 for s in semantics:
-                    e = d.filter((pl.col("policy") == p) & (pl.col("semantics") == s)).sort("capacity_blocks")
+                    e = d.filter((pl.col("policy") == p) & (pl.col("semantics") == s)).sort(xcol)
                     if e.height:
-                        ax.plot(e["capacity_blocks"].to_numpy(), e["hit_rate"].to_numpy(),
+                        ax.plot(e[xcol].to_numpy(), e["hit_rate"].to_numpy(),
                                 color=policy_color(p), linestyle=SEMANTICS_STYLE[s], marker="o",
                                 markersize=3)
             if reuse_summary is not None:
@@ -39,8 +41,9 @@ def plot_hit_rate_vs_capacity(hit_rates: pl.DataFrame, out_stem: Path | str,
             ax.set_xscale("log", base=2)
             ax.set_xticks(caps, [str(c) for c in caps], rotation=45 if len(caps) > 5 else 0)
             ax.minorticks_off()
+            ax.set_xlim(min(caps) / 1.3, max(caps) * 1.3)  # same axis in every panel
             ax.set_ylim(0, 1)
-            ax.set_xlabel("cache capacity (blocks)")
+            ax.set_xlabel("cache capacity (tokens)" if xcol == "capacity_tokens" else "cache capacity (blocks)")
             ax.set_ylabel("hit rate (block accesses)")
             ax.set_title(f"{w} · {bs}-token blocks")
     handles = [Line2D([], [], color=policy_color(p), marker="o", markersize=3, label=p) for p in policies]

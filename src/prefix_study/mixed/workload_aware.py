@@ -18,6 +18,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import polars as pl
 
+from prefix_study.cost.capacity import with_capacity_columns
+from prefix_study.cost.profiles import ModelProfile
 from prefix_study.io import markdown_table, write_parquet, write_text
 from prefix_study.mixed.interleave import interleave_traces
 from prefix_study.replay.simulate import SEMANTICS, replay, replay_hit_mask
@@ -72,6 +74,17 @@ def _per_workload(trace: BlockTrace, hits: np.ndarray) -> tuple[np.ndarray, np.n
     return acc, hit
 
 
+def wa_lru_hit_mask(mixed: BlockTrace, friendly: Iterable[str], capacity: int, semantics: str) -> np.ndarray:
+    """Per-access hits of WA-LRU: LRU over the friendly workloads' accesses
+    alone; every other access bypasses the cache (a miss)."""
+    codes = [mixed.workload_names.index(w) for w in friendly if w in mixed.workload_names]
+    keep = np.isin(mixed.workload, codes)
+    hits = np.zeros(mixed.accesses, dtype=np.bool_)
+    if keep.any():
+        hits[keep] = replay_hit_mask(mixed.select(keep), "lru", capacity, semantics)
+    return hits
+
+
 def mixed_hit_rate_table(
     frames: Mapping[str, pl.DataFrame],
     mix_cfg: Any,
@@ -118,12 +131,7 @@ def mixed_hit_rate_table(
             for policy in mix_cfg.baselines:
                 acc, hit = _per_workload(mixed, replay_hit_mask(mixed, policy, cap, sem))
                 emit(sem, policy, cap, acc, hit, friendly, single)
-            codes = [names.index(w) for w in friendly]
-            keep = np.isin(mixed.workload, codes)
-            hits = np.zeros(mixed.accesses, dtype=np.bool_)
-            if keep.any():
-                hits[keep] = replay_hit_mask(mixed.select(keep), "lru", cap, sem)
-            acc, hit = _per_workload(mixed, hits)
+            acc, hit = _per_workload(mixed, wa_lru_hit_mask(mixed, friendly, cap, sem))
             emit(sem, WA_POLICY, cap, acc, hit, friendly, single)
     return pl.DataFrame(rows, schema=MIXED_SCHEMA)
 
@@ -150,16 +158,20 @@ def write_mixed_hit_rates(
     workload_cfgs: Mapping[str, Any] | None,
     out_parquet: Path | str,
     out_md: Path | str,
+    model: ModelProfile | None = None,
 ) -> pl.DataFrame:
     """Stage entry point: `mixed/hit_rates.parquet` + `.md`.
 
     trace_paths: {workload: traces/{workload}/b{mix.block_size}.parquet}, in
     the order workloads take turns; mix_cfg: MixConfig; workload_cfgs:
-    {workload: WorkloadConfig} (for the per-workload cache_friendly flags).
+    {workload: WorkloadConfig} (for the per-workload cache_friendly flags);
+    model: adds `capacity_tokens` and `capacity_gib` (KV memory of that model).
     """
     frames = {w: read_trace(p, (*REPLAY_COLUMNS, "time_s"))
               for w, p in trace_paths.items()}
     table = mixed_hit_rate_table(frames, mix_cfg, workload_cfgs)
+    if model is not None:
+        table = with_capacity_columns(table, model)
     write_parquet(table, out_parquet)
     write_text("# Mixed workload hit rates\n\n" + mixed_markdown(table), out_md)
     return table

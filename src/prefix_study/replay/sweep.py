@@ -7,6 +7,8 @@ from typing import Any, Iterable, Mapping
 
 import polars as pl
 
+from prefix_study.cost.capacity import capacity_blocks, with_capacity_columns
+from prefix_study.cost.profiles import ModelProfile
 from prefix_study.io import markdown_table, write_parquet, write_text
 from prefix_study.replay.simulate import SEMANTICS, replay
 from prefix_study.replay.trace import BlockTrace, load_block_trace
@@ -40,8 +42,19 @@ def hit_rate_rows(
     return rows
 
 
-def hit_rate_table(trace_paths: Mapping[tuple[str, int], Path | str], sweep_cfg: Any) -> pl.DataFrame:
-    """All replays of the sweep (sweep_cfg: policies, semantics, capacities)."""
+def sweep_capacity_blocks(sweep_cfg: Any, block_size: int, model: ModelProfile | None) -> list[int]:
+    """The sweep's capacities (in `sweep.capacity_unit`) as whole blocks of `block_size`."""
+    unit = str(getattr(sweep_cfg, "capacity_unit", "blocks"))
+    if unit != "blocks" and model is None:
+        raise ValueError(f"sweep.capacity_unit={unit!r} needs a model profile")
+    return sorted({capacity_blocks(c, unit, block_size, model) for c in sweep_cfg.capacities})
+
+
+def hit_rate_table(trace_paths: Mapping[tuple[str, int], Path | str], sweep_cfg: Any,
+                   model: ModelProfile | None = None) -> pl.DataFrame:
+    """All replays of the sweep (sweep_cfg: policies, semantics, capacities,
+    capacity_unit). With `model`, the table also has `capacity_tokens` and
+    `capacity_gib` (KV memory of that model)."""
     for sem in sweep_cfg.semantics:
         if sem not in SEMANTICS:
             raise ValueError(f"sweep.semantics: {sem!r} not in {list(SEMANTICS)}")
@@ -49,19 +62,27 @@ def hit_rate_table(trace_paths: Mapping[tuple[str, int], Path | str], sweep_cfg:
     for (workload, block_size) in sorted(trace_paths):
         trace = load_block_trace(trace_paths[(workload, block_size)])
         rows += hit_rate_rows(trace, workload, block_size, [str(p) for p in sweep_cfg.policies],
-                              [str(s) for s in sweep_cfg.semantics], sorted(sweep_cfg.capacities))
-    return pl.DataFrame(rows, schema=HIT_RATE_SCHEMA).sort(
+                              [str(s) for s in sweep_cfg.semantics], sweep_capacity_blocks(sweep_cfg, block_size, model))
+    table = pl.DataFrame(rows, schema=HIT_RATE_SCHEMA).sort(
         "workload", "block_size", "policy", "semantics", "capacity_blocks"
     )
+    return table if model is None else with_capacity_columns(table, model)
 
 
-def hit_rate_markdown(table: pl.DataFrame) -> str:
-    """Hit rates with one column per capacity."""
+#: Column a hit-rate table is laid out by, per sweep.capacity_unit.
+UNIT_COLUMNS = {"blocks": "capacity_blocks", "tokens": "capacity_tokens", "gib": "capacity_gib"}
+
+
+def hit_rate_markdown(table: pl.DataFrame, unit: str = "blocks") -> str:
+    """Hit rates with one column per capacity (in `unit`)."""
     if table.height == 0:
         return "(no replays)\n"
-    caps = sorted(table["capacity_blocks"].unique().to_list())
+    col = UNIT_COLUMNS[unit] if UNIT_COLUMNS[unit] in table.columns else "capacity_blocks"
+    if col == "capacity_gib":
+        table = table.with_columns(pl.col(col).round(4))
+    caps = sorted(table[col].unique().to_list())
     wide = table.pivot(
-        on="capacity_blocks", index=["workload", "block_size", "policy", "semantics"],
+        on=col, index=["workload", "block_size", "policy", "semantics"],
         values="hit_rate", sort_columns=True,
     ).rename({str(c): f"cap {c}" for c in caps})
     return markdown_table(wide.sort("workload", "block_size", "semantics", "policy"))
@@ -69,16 +90,19 @@ def hit_rate_markdown(table: pl.DataFrame) -> str:
 
 def write_hit_rates(
     trace_paths: Mapping[tuple[str, int], Path | str], sweep_cfg: Any,
-    out_parquet: Path | str, out_md: Path | str,
+    out_parquet: Path | str, out_md: Path | str, model: ModelProfile | None = None,
 ) -> pl.DataFrame:
     """Stage entry point: `replay/hit_rates.parquet` + `.md`.
 
     trace_paths: {(workload, block_size): traces/{workload}/b{bs}.parquet};
-    sweep_cfg: SweepConfig (policies, semantics, capacities are used; the
-    block sizes are the keys of trace_paths).
+    sweep_cfg: SweepConfig (policies, semantics, capacities, capacity_unit
+    are used; the block sizes are the keys of trace_paths); model: the named
+    model whose KV bytes give `capacity_gib`.
     """
-    table = hit_rate_table(trace_paths, sweep_cfg)
+    table = hit_rate_table(trace_paths, sweep_cfg, model)
+    unit = str(getattr(sweep_cfg, "capacity_unit", "blocks"))
+    label = {"blocks": "blocks", "tokens": "tokens", "gib": f"GiB of {model.name if model else ''} KV memory"}
     write_parquet(table, out_parquet)
-    write_text("# Replay hit rates\n\nHit rate (hits / looked-up block accesses) per capacity in blocks.\n\n"
-               + hit_rate_markdown(table), out_md)
+    write_text(f"# Replay hit rates\n\nHit rate (hits / looked-up block accesses) per capacity in {label[unit]}.\n\n"
+               + hit_rate_markdown(table, unit), out_md)
     return table

@@ -20,12 +20,22 @@ FIGURES = {
     "engine_vs_replay": "engine_vs_replay",
 }
 
+#: Figures of the savings stage (savings/<name>.png/.svg) -> caption file
+#: stem; SAVINGS_ENGINE_FIGURES only under engine.clock=cost_model.
+SAVINGS_FIGURES = {
+    "hit_rate_vs_memory": "hit_rate_vs_memory",
+    "cost_savings": "cost_savings",
+}
+SAVINGS_ENGINE_FIGURES = {"ttft_prefix_caching": "ttft_prefix_caching"}
+
 #: (stage, Markdown table file) -> caption file stem.
 TABLES = {
     ("stats", "reuse_summary.md"): "reuse_summary",
     ("replay", "hit_rates.md"): "hit_rates",
     ("mixed", "hit_rates.md"): "mixed",
     ("figures", "engine_vs_replay.md"): "engine_vs_replay_table",
+    ("savings", "equal_memory.md"): "equal_memory",
+    ("savings", "savings.md"): "savings",
 }
 
 

@@ -95,6 +95,9 @@ def write_run_index(cfg: Any, paths: PipelinePaths, benchmark_files: list[Path])
         png = paths.figure(name)
         lines += [f"- [{name}]({rel(png)}) ([svg]({rel(png.with_suffix('.svg'))})): {caption(stem)}", "",
                   f"  ![{name}]({rel(png)})", ""]
+    from prefix_study.report.savings import savings_index_lines
+
+    lines += savings_index_lines(paths, rel)
     lines += ["## Tables", ""]
     for (stage, name), stem in TABLES.items():
         lines.append(f"- [{stage}/{name}]({rel(paths.stage(stage) / name)}): {caption(stem)}")
