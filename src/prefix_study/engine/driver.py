@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 from tqdm import tqdm
 
+from prefix_study.config.schema import EngineConfig
 from prefix_study.engine.cost_clock import StepWork, scheduled_work
 from prefix_study.engine.runtime import Engine
 from prefix_study.engine.simulator import simulator_params
