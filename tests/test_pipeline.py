@@ -238,13 +238,15 @@ def test_full_run_outputs_and_nothing_left_to_do(tiny):
 
 
 def test_capacity_change_reruns_only_replay_and_downstream(tiny):
-    """A new sweep.capacities re-plans replay, figures and the run index only. The
-    mixed stage reads mix.capacities, not sweep.capacities, so it is not re-run."""
+    """A new sweep.capacities re-plans replay, figures, savings (it replays the
+    sweep per request) and the run index only. The mixed stage reads
+    mix.capacities, not sweep.capacities, so it is not re-run."""
     overrides, _, _ = tiny
     proc = prefix_study("-n", *overrides, "sweep.capacities=[64,512]")
     assert proc.returncode == 0
     stats = job_stats(proc.stdout + proc.stderr)
-    assert stats == {"stage_config": 2, "replay": 1, "figures": 1, "run_index": 1, "report_html": 1, "all": 1}
+    assert stats == {"stage_config": 3, "replay": 1, "figures": 1, "savings": 1, "run_index": 1,
+                     "report_html": 1, "all": 1}
     assert not UPSTREAM_RULES & set(stats)
     assert "mixed" not in stats and "reuse_stats" not in stats
 
