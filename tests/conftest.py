@@ -25,19 +25,23 @@ def engine_factory(model_dir):
     """Engines cached for the session, one per setting. Never let an engine be
     garbage-collected mid-session: vLLM then tears down its process-wide
     distributed state and every other engine in the process stops working."""
+    from dataclasses import replace
+
     from prefix_study.config.schema import EngineConfig
     from prefix_study.engine import EngineSpec, build_engine
 
     cache = {}
 
     def make(block_size=32, prefix_caching=True, capacity_blocks=1024, max_model_len=2048,
-             max_num_seqs=16):
-        key = (block_size, prefix_caching, capacity_blocks, max_model_len, max_num_seqs)
+             max_num_seqs=16, eviction="lru", cache_friendly=()):
+        key = (block_size, prefix_caching, capacity_blocks, max_model_len, max_num_seqs, eviction,
+               tuple(cache_friendly))
         if key not in cache:
-            cache[key] = build_engine(EngineSpec.from_config(EngineConfig(
+            spec = EngineSpec.from_config(EngineConfig(
                 prefix_caching=prefix_caching, capacity_blocks=capacity_blocks,
                 max_model_len=max_model_len, max_num_seqs=max_num_seqs,
-                max_num_batched_tokens=max_model_len), model_dir, block_size))
+                max_num_batched_tokens=max_model_len, eviction=eviction), model_dir, block_size)
+            cache[key] = build_engine(replace(spec, cache_friendly=tuple(cache_friendly)))
         engine = cache[key]
         engine.reset()
         return engine

@@ -137,6 +137,9 @@ class EngineConfig:
     step_overhead_s: float = 0.004
     token_time_s: float = 0.0002
     seed: int = 0
+    # Eviction policy inside vLLM's block pool (engine/eviction.py): lru (vLLM's
+    # own), fifo, wa_lru (admits mix.cache_friendly only), sieve.
+    eviction: str = "lru"
     model: ModelConfig = field(default_factory=ModelConfig)
 
 

@@ -187,6 +187,9 @@ def validate_engine(cfg: Any) -> None:
         )
     for key in ("step_overhead_s", "token_time_s"):
         _non_negative_number(cfg, f"engine.{key}", "number of seconds")
+    if cfg.engine.eviction == "wa_lru":
+        _require(bool(list(cfg.mix.cache_friendly)), "mix.cache_friendly", list(cfg.mix.cache_friendly),
+                 "the cache-friendly workloads (engine.eviction=wa_lru admits only those)")
     _require(
         cfg.engine.max_model_len <= cfg.engine.model.n_positions,
         "engine.max_model_len",

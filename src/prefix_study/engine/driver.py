@@ -129,6 +129,7 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
             params = simulator_params(mode, len(prompt), row["scripted_output_token_ids"])
             internal = llm_engine.add_request(row["request_id"], {"prompt_token_ids": prompt}, params)
             internal_ids[internal] = row["request_id"]
+            engine.request_workloads[internal] = row["workload"]
             engine_ids[row["request_id"]] = internal
             in_flight[row["request_id"]] = idx
             records[idx] = {"arrival_s": arrival, "scheduled_s": None, "scheduled_step": None,

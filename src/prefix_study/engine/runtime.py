@@ -45,6 +45,10 @@ class EngineSpec:
     max_num_batched_tokens: int
     enforce_eager: bool
     seed: int
+    # In-engine eviction policy (engine/eviction.py) and, for wa_lru, the
+    # cache-friendly workloads (mix.cache_friendly).
+    eviction: str
+    cache_friendly: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, engine_cfg: Any, model_dir: str | Path, block_size: int) -> "EngineSpec":
@@ -59,6 +63,7 @@ class EngineSpec:
             max_num_batched_tokens=int(engine_cfg.max_num_batched_tokens),
             enforce_eager=bool(engine_cfg.enforce_eager),
             seed=int(engine_cfg.seed),
+            eviction=str(getattr(engine_cfg, "eviction", "lru")),
         )
 
 
@@ -194,6 +199,9 @@ class Engine:
     spec: EngineSpec
     events: KVEventRecorder
     lookups: PrefixLookupRecorder
+    # Engine-internal request id -> workload, filled by the driver (wa_lru reads it).
+    request_workloads: dict[str, str] = field(default_factory=dict)
+    eviction: Any = None
 
     @property
     def scheduler(self) -> Any:
@@ -205,6 +213,7 @@ class Engine:
             raise RuntimeError("vLLM refused to reset the prefix cache (requests running?)")
         self.events.clear()
         self.lookups.lookups.clear()
+        self.request_workloads.clear()
 
     def none_hash_seed(self) -> str:
         from vllm.v1.core.kv_cache_utils import get_none_hash_seed
@@ -269,4 +278,9 @@ def build_engine(spec: EngineSpec, instrument: bool = True) -> Engine:
     if instrument:
         scheduler.kv_event_publisher = events
         lookups.wrap(scheduler.kv_cache_manager)
-    return Engine(llm=llm, spec=spec, events=events, lookups=lookups)
+    engine = Engine(llm=llm, spec=spec, events=events, lookups=lookups)
+    from prefix_study.engine.eviction import install_eviction_policy
+
+    engine.eviction = install_eviction_policy(scheduler, spec.eviction, spec.cache_friendly,
+                                              engine.request_workloads.get)
+    return engine

@@ -1,10 +1,15 @@
 """Baseline policies vs workload-aware LRU (WA-LRU) on the mixed workload.
 
-WA-LRU admits only blocks of cache-friendly workloads; the others bypass the
-cache: they always miss and never insert or evict anything. Since bypassing
-accesses leave the cache untouched, WA-LRU equals LRU replayed over the
-cache-friendly workloads' requests alone (still interleaved), with every other
-access a miss. The cache-friendly set is, in order of precedence:
+WA-LRU admits only blocks of cache-friendly workloads. Under `block`
+semantics the others bypass the cache: they always miss and never insert or
+evict anything, so WA-LRU equals LRU replayed over the cache-friendly
+workloads' requests alone (still interleaved), with every other access a miss.
+Under `prefix` semantics WA-LRU is what the in-engine policy does
+(engine.eviction=wa_lru, engine/eviction.py): a request of a workload that is
+not admitted still looks up the cache (it may hit admitted blocks) and holds
+blocks while it runs (evicting queued ones when no slot is free), but the
+blocks it computed are dropped when it finishes (vLLM's free queue with the
+BYPASS flag, kernels/lru.py). The cache-friendly set is, in order of precedence:
 `mix.cache_friendly` if non-empty; else each workload's own `cache_friendly`
 flag where set; else automatic: the workload's single-workload LRU hit rate at
 the same capacity and semantics is >= `mix.friendly_threshold`.
@@ -23,6 +28,7 @@ from prefix_study.cost.profiles import ModelProfile
 from prefix_study.io import markdown_table, write_parquet, write_text
 from prefix_study.mixed.interleave import interleave_traces
 from prefix_study.replay.simulate import SEMANTICS, replay, replay_hit_mask
+from prefix_study.replay.kernels._common import BYPASS, REQUEST_START
 from prefix_study.replay.trace import REPLAY_COLUMNS, BlockTrace, encode_trace, read_trace
 
 WA_POLICY = "wa_lru"
@@ -63,6 +69,22 @@ def choose_cache_friendly(
         if (flag is None and rate >= threshold) or flag is True:
             out.append(w)
     return sorted(out)
+
+
+def wa_lru_hit_mask(trace: BlockTrace, friendly: Iterable[str], capacity: int, semantics: str) -> np.ndarray:
+    """Per-access hits of WA-LRU admitting only the workloads in `friendly`."""
+    codes = [trace.workload_names.index(w) for w in friendly if w in trace.workload_names]
+    keep = np.isin(trace.workload, codes)
+    if semantics == "prefix":
+        starts = (trace.flags & REQUEST_START) != 0
+        flags = trace.flags | np.where(starts & ~keep, BYPASS, np.uint8(0)).astype(np.uint8)
+        bypassing = BlockTrace(ids=trace.ids, flags=flags, num_ids=trace.num_ids,
+                               workload=trace.workload, workload_names=trace.workload_names)
+        return replay_hit_mask(bypassing, "lru", capacity, semantics)
+    hits = np.zeros(trace.accesses, dtype=np.bool_)
+    if keep.any():
+        hits[keep] = replay_hit_mask(trace.select(keep), "lru", capacity, semantics)
+    return hits
 
 
 def _per_workload(trace: BlockTrace, hits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ import polars as pl
 
 from prefix_study.replay.simulate import replay_hit_mask
 from prefix_study.replay.kernels._common import REQUEST_START
-from prefix_study.replay.trace import encode_trace
+from prefix_study.replay.trace import BlockTrace, encode_trace
 
 
 def per_request_hits(
@@ -20,7 +20,11 @@ def per_request_hits(
     num_gpu_blocks_override - 1 (vLLM reserves a null block).
     """
     trace = encode_trace(frame)
-    hits = replay_hit_mask(trace, policy, capacity, semantics)
+    return per_request_from_mask(frame, trace, replay_hit_mask(trace, policy, capacity, semantics))
+
+
+def per_request_from_mask(frame: pl.DataFrame, trace: BlockTrace, hits: np.ndarray) -> pl.DataFrame:
+    """`per_request_hits` for a hit mask already computed over `encode_trace(frame)`."""
     looked = trace.looked_up
     request = np.cumsum((trace.flags & REQUEST_START) != 0) - 1
     n = trace.num_requests

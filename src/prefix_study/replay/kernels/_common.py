@@ -16,6 +16,11 @@ NOT_LOOKED_UP = 2
 #: On a request's first row: the request also held a partial tail block
 #: (never cached) while it ran (trace column `partial_tail`).
 PARTIAL_TAIL = 4
+#: On a request's first row: the request's workload is not admitted
+#: (workload-aware LRU under prefix semantics, engine.eviction=wa_lru): the
+#: blocks it computes are dropped when it finishes instead of being kept (set
+#: by mixed/workload_aware.py:wa_lru_hit_mask).
+BYPASS = 8
 
 #: Kernels compile once per machine (cached next to the source) and release
 #: the GIL, so a caller may run several replays in threads.

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, count_hit, jit
+from prefix_study.replay.kernels._common import BYPASS, NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, count_hit, jit
 from prefix_study.replay.policies import register_policy
 
 
@@ -43,10 +43,12 @@ def lru_vllm_free_queue(ids, flags, capacity, num_ids, prefix, next_use):
     cached = np.zeros(num_ids, dtype=np.bool_)
     pinned = np.zeros(num_ids, dtype=np.bool_)
     held = np.empty(n, dtype=np.int32)  # blocks held by the running request
+    computed = np.zeros(n, dtype=np.bool_)  # held[j] was computed (missed) by the request
     top = 0
     used = 0  # cached blocks, pinned or queued
     run = True
     partial = False
+    bypass = False
     for i in range(n):
         f = flags[i]
         if f & REQUEST_START:
@@ -65,6 +67,10 @@ def lru_vllm_free_queue(ids, flags, capacity, num_ids, prefix, next_use):
             for j in range(top - 1, -1, -1):
                 b = held[j]
                 pinned[b] = False
+                if bypass and computed[j]:  # not admitted: a free slot again
+                    cached[b] = False
+                    used -= 1
+                    continue
                 t = prv[s]
                 nxt[t] = b
                 prv[b] = t
@@ -72,6 +78,7 @@ def lru_vllm_free_queue(ids, flags, capacity, num_ids, prefix, next_use):
                 prv[s] = b
             top = 0
             run = True
+            bypass = (f & BYPASS) != 0
         x = ids[i]
         c = cached[x]
         if prefix:
@@ -88,6 +95,7 @@ def lru_vllm_free_queue(ids, flags, capacity, num_ids, prefix, next_use):
                 prv[q] = p
                 pinned[x] = True
                 held[top] = x
+                computed[top] = False
                 top += 1
         else:
             if used < capacity:
@@ -103,6 +111,7 @@ def lru_vllm_free_queue(ids, flags, capacity, num_ids, prefix, next_use):
             cached[x] = True
             pinned[x] = True
             held[top] = x
+            computed[top] = True
             top += 1
     return hits
 

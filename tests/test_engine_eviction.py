@@ -1,0 +1,108 @@
+"""Eviction policies inside vLLM's block pool (engine/eviction.py) against
+their prefix replays, one request at a time at a binding capacity."""
+
+from __future__ import annotations
+
+import random
+
+import polars as pl
+import pytest
+import vllm  # noqa: F401  (a missing vLLM is an error, not a skip)
+
+from prefix_study.engine import check_request_stream, drive
+from prefix_study.engine.eviction import eviction_names, install_eviction_policy
+from prefix_study.mixed.stream import mixed_request_stream
+from prefix_study.mixed.workload_aware import wa_lru_hit_mask
+from prefix_study.replay.per_request import per_request_from_mask, per_request_hits
+from prefix_study.replay.trace import encode_trace
+from prefix_study.traces.derive import check_engine_consistency, derive_block_trace
+
+pytestmark = pytest.mark.engine
+
+MAX_LEN = 640
+
+
+def workload_stream(workload: str, seed: int, conversations: int, turns: int,
+                    system_tokens: int = 70) -> pl.DataFrame:
+    """Conversations sharing a system prompt; ids `<workload>-NNNNNN-NN`."""
+    rng = random.Random(seed)
+    system = [rng.randrange(50000) for _ in range(system_tokens)]
+    rows = []
+    for c in range(conversations):
+        prompt = system + [rng.randrange(50000) for _ in range(rng.randrange(20, 90))]
+        for t in range(turns):
+            reply = [rng.randrange(50000) for _ in range(rng.randrange(5, 40))]
+            rows.append({
+                "request_id": f"{workload}-{c:06d}-{t:02d}", "workload": workload,
+                "conversation_id": f"{workload}-{c:06d}", "turn_index": t,
+                "arrival_s": c * 0.05 if t == 0 else 0.0,
+                "think_time_s": 0.0 if t == 0 else rng.random() * 0.2,
+                "prompt_token_ids": list(prompt), "scripted_output_token_ids": reply,
+            })
+            prompt = prompt + reply + [rng.randrange(50000) for _ in range(rng.randrange(10, 60))]
+    return pl.DataFrame(rows, schema_overrides={"turn_index": pl.Int32,
+                                                "prompt_token_ids": pl.List(pl.Int32),
+                                                "scripted_output_token_ids": pl.List(pl.Int32)})
+
+
+def run(engine, stream):
+    res = drive(engine, check_request_stream(stream, MAX_LEN, "script").frame, progress=False)
+    trace = derive_block_trace(res.requests, 32, engine.none_hash_seed(), engine_block_size=32)
+    report = check_engine_consistency(res.requests, res.kv_events, trace, 32)
+    assert report["ok"], report
+    assert res.kv_events.filter(pl.col("event") == "removed").height > 0, "capacity did not bind"
+    return res, trace
+
+
+def engine_vs(predicted: pl.DataFrame, requests: pl.DataFrame) -> pl.DataFrame:
+    joined = predicted.join(requests.select("request_id", "num_cached_tokens"), on="request_id")
+    assert joined.height == requests.height
+    return joined.with_columns((pl.col("hit_blocks") * 32).alias("predicted"))
+
+
+def test_in_engine_fifo_equals_the_fifo_prefix_replay(engine_factory):
+    capacity = 40
+    engine = engine_factory(32, capacity_blocks=capacity, max_model_len=MAX_LEN, max_num_seqs=1,
+                            eviction="fifo")
+    assert engine.eviction.name == "fifo"
+    res, trace = run(engine, workload_stream("chat", seed=5, conversations=8, turns=3))
+    fifo = engine_vs(per_request_hits(trace, capacity - 1, "fifo", "prefix"), res.requests)
+    assert fifo["predicted"].to_list() == fifo["num_cached_tokens"].to_list()
+    assert fifo["num_cached_tokens"].sum() > 0
+    # The policy is really in force: vLLM's LRU would have served other hits.
+    lru = engine_vs(per_request_hits(trace, capacity - 1, "lru", "prefix"), res.requests)
+    assert lru["predicted"].to_list() != lru["num_cached_tokens"].to_list()
+
+
+def test_in_engine_wa_lru_equals_the_mixed_wa_lru_replay(engine_factory):
+    capacity = 40
+    engine = engine_factory(32, capacity_blocks=capacity, max_model_len=MAX_LEN, max_num_seqs=1,
+                            eviction="wa_lru", cache_friendly=("chat",))
+    stream = mixed_request_stream({
+        "chat": workload_stream("chat", seed=7, conversations=6, turns=3),
+        "once": workload_stream("once", seed=8, conversations=10, turns=1, system_tokens=96),
+    })
+    res, frame = run(engine, stream)
+    trace = encode_trace(frame)
+    predicted = per_request_from_mask(frame, trace, wa_lru_hit_mask(trace, ["chat"], capacity - 1, "prefix"))
+    joined = engine_vs(predicted, res.requests)
+    assert joined["predicted"].to_list() == joined["num_cached_tokens"].to_list()
+    # `once` requests share a 96-token system prompt but never keep it: they
+    # hit nothing, while chat's later turns hit.
+    by = joined.group_by("workload").agg(pl.col("num_cached_tokens").sum()).sort("workload")
+    assert by["num_cached_tokens"].to_list()[0] > 0 and by["num_cached_tokens"].to_list()[1] == 0
+    lru = engine_vs(per_request_hits(frame, capacity - 1, "lru", "prefix"), res.requests)
+    assert lru.filter(pl.col("workload") == "once")["predicted"].sum() > 0
+
+
+def test_policy_registry_and_bad_names():
+    assert {"lru", "fifo", "wa_lru", "sieve"} <= set(eviction_names())
+    with pytest.raises(ValueError, match="engine.eviction='mru'"):
+        install_eviction_policy(None, "mru")
+
+
+def test_in_engine_sieve_runs_consistently(engine_factory):
+    engine = engine_factory(32, capacity_blocks=40, max_model_len=MAX_LEN, max_num_seqs=1,
+                            eviction="sieve")
+    res, trace = run(engine, workload_stream("chat", seed=5, conversations=8, turns=3))
+    assert res.requests["num_cached_tokens"].sum() > 0
