@@ -81,6 +81,9 @@ class DriveResult:
     requests: pl.DataFrame
     kv_events: pl.DataFrame
     stats: dict[str, Any]
+    # What vLLM's KV cache manager did, in order (engine/schedule.py); None
+    # for an uninstrumented engine.
+    schedule: pl.DataFrame | None = None
 
 
 REQUEST_SCHEMA = {
@@ -130,6 +133,8 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
             internal = llm_engine.add_request(row["request_id"], {"prompt_token_ids": prompt}, params)
             internal_ids[internal] = row["request_id"]
             engine.request_workloads[internal] = row["workload"]
+            if engine.schedule is not None:
+                engine.schedule.names[internal] = row["request_id"]
             engine_ids[row["request_id"]] = internal
             in_flight[row["request_id"]] = idx
             records[idx] = {"arrival_s": arrival, "scheduled_s": None, "scheduled_step": None,
@@ -141,6 +146,8 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
             raise RuntimeError(f"engine idle with {len(in_flight)} requests unaccounted for: "
                                f"{list(in_flight)[:5]}")
         engine.events.step, engine.events.clock = step, now
+        if engine.schedule is not None:
+            engine.schedule.step = step
         t0 = time.perf_counter()
         outputs = llm_engine.step()
         wall = time.perf_counter() - t0
@@ -198,4 +205,8 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
         "prompt_tokens": done_prompt, "cached_tokens": done_cached,
         "hit_rate": done_cached / max(done_prompt, 1), "simulated_end_s": now,
     }
-    return DriveResult(requests=requests, kv_events=kv_events, stats=stats)
+    schedule = engine.schedule.frame() if engine.schedule is not None else None
+    if schedule is not None:
+        stats["preemptions"] = int(((schedule["op"] == "free") & (schedule["reason"] == "preempted")).sum())
+        stats["failed_allocations"] = int(((schedule["op"] == "allocate") & ~schedule["ok"]).sum())
+    return DriveResult(requests=requests, kv_events=kv_events, stats=stats, schedule=schedule)

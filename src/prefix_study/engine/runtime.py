@@ -202,6 +202,7 @@ class Engine:
     # Engine-internal request id -> workload, filled by the driver (wa_lru reads it).
     request_workloads: dict[str, str] = field(default_factory=dict)
     eviction: Any = None
+    schedule: Any = None  # engine.schedule.ScheduleRecorder when instrumented
 
     @property
     def scheduler(self) -> Any:
@@ -214,6 +215,8 @@ class Engine:
         self.events.clear()
         self.lookups.lookups.clear()
         self.request_workloads.clear()
+        if self.schedule is not None:
+            self.schedule.clear()
 
     def none_hash_seed(self) -> str:
         from vllm.v1.core.kv_cache_utils import get_none_hash_seed
@@ -283,4 +286,9 @@ def build_engine(spec: EngineSpec, instrument: bool = True) -> Engine:
 
     engine.eviction = install_eviction_policy(scheduler, spec.eviction, spec.cache_friendly,
                                               engine.request_workloads.get)
+    if instrument:
+        from prefix_study.engine.schedule import ScheduleRecorder
+
+        engine.schedule = ScheduleRecorder()
+        engine.schedule.wrap(scheduler.kv_cache_manager)
     return engine
