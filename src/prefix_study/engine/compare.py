@@ -72,6 +72,8 @@ def compare_requests(res: Any, trace: pl.DataFrame, capacity: int, block_size: i
               on="request_id", how="left")
         .join(sequential.select("request_id", (pl.col("hit_blocks") * block_size).alias("sequential")),
               on="request_id", how="left")
+        # A prompt shorter than one block has no trace rows: nothing to hit.
+        .with_columns(pl.col("sequential").fill_null(0))
     )
 
 

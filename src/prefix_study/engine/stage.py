@@ -19,7 +19,8 @@ from prefix_study.traces.schema import PREFIX_HASH_ALGO
 def run(engine_cfg: EngineConfig, workload_file: str | Path, model_dir: str | Path,
         block_size: int, out_dir: str | Path, progress: bool = True, cost: Any = None) -> dict[str, Any]:
     """Check the stream, run it, and write `requests.parquet` (with TTFT, TPOT
-    and queueing columns), `kv_events.parquet` and `run.json` (the traces stage
+    and queueing columns), `kv_events.parquet`, `schedule.parquet` (what vLLM's
+    KV cache manager did: engine/schedule.py) and `run.json` (the traces stage
     turns them into block traces and per-block records). `cost`: the
     prefix_study.cost.CostModel that times steps under engine.clock=cost_model."""
     import torch
@@ -43,6 +44,8 @@ def run(engine_cfg: EngineConfig, workload_file: str | Path, model_dir: str | Pa
         result = drive(engine, checked.frame, mode=mode, clock=clock, progress=progress,
                        desc=f"engine {workload} b{block_size}")
     write_parquet(with_latency_columns(result.requests), out / "requests.parquet")
+    if result.schedule is not None:  # replay/batched.py replays vLLM along it
+        write_parquet(result.schedule, out / "schedule.parquet")
     meta = {
         "workload": workload, "block_size": block_size, "mode": mode,
         "engine": {k: getattr(spec, k) for k in spec.__dataclass_fields__ if k != "model_dir"},
