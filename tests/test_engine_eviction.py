@@ -106,3 +106,14 @@ def test_in_engine_sieve_runs_consistently(engine_factory):
                             eviction="sieve")
     res, trace = run(engine, workload_stream("chat", seed=5, conversations=8, turns=3))
     assert res.requests["num_cached_tokens"].sum() > 0
+
+
+def test_config_names_a_bad_eviction_policy():
+    from prefix_study.config.compose import compose_config
+    from prefix_study.config.validate import ConfigError
+
+    with pytest.raises(ConfigError, match="engine.eviction"):
+        compose_config(["engine.eviction=mru"])
+    with pytest.raises(ConfigError, match="mix.cache_friendly"):
+        compose_config(["engine.eviction=wa_lru"])
+    assert compose_config(["engine.eviction=wa_lru", "mix.cache_friendly=[qa]"]).engine.eviction == "wa_lru"
