@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 per_request.append(req)
                 rows.append({"workload": name, "block_size": bs, "capacity_blocks": cap,
                              "max_model_len": spec.max_model_len, "skipped": len(skipped),
-                             **summarize(req), "preemptions": res.stats["preemptions"],
+                             **summarize(req), "preemptions": res.stats["freed_by_preemption"],
                              "failed_allocations": res.stats["failed_allocations"]})
                 print(rows[-1], flush=True)
     table = pl.DataFrame(rows)

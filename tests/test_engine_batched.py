@@ -28,15 +28,15 @@ def test_batched_replay_equals_the_engine_at_a_binding_capacity(engine_factory):
     schedule = res.schedule
     assert set(schedule["op"]) == {"lookup", "allocate", "free"}
     # Capacity binds: admissions fail and running requests are preempted.
-    assert res.stats["failed_allocations"] > 0 and res.stats["preemptions"] > 0
-    assert schedule.filter(pl.col("op") == "free").height == res.requests.height + res.stats["preemptions"]
+    assert res.stats["failed_allocations"] > 0 and res.stats["freed_by_preemption"] > 0
+    assert schedule.filter(pl.col("op") == "free").height == res.requests.height + res.stats["freed_by_preemption"]
     trace = derive_block_trace(res.requests, 32, engine.none_hash_seed(), engine_block_size=32)
     batched = batched_replay(schedule, request_hashes(trace), capacity, 32)
     joined = res.requests.select("request_id", "num_cached_tokens").join(batched, on="request_id")
     assert joined.height == res.requests.height
     assert joined["hit_tokens"].to_list() == joined["num_cached_tokens"].to_list()
     assert joined["num_cached_tokens"].sum() > 0
-    assert joined["preemptions"].sum() == res.stats["preemptions"]
+    assert joined["preemptions"].sum() == res.stats["freed_by_preemption"]
     # The sequential replay is not enough here (it was at max_num_seqs=1).
     sequential = per_request_hits(trace, capacity - 1, "lru", "prefix")
     seq = joined.join(sequential, on="request_id")

@@ -207,6 +207,6 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
     }
     schedule = engine.schedule.frame() if engine.schedule is not None else None
     if schedule is not None:
-        stats["preemptions"] = int(((schedule["op"] == "free") & (schedule["reason"] == "preempted")).sum())
+        stats["freed_by_preemption"] = int(((schedule["op"] == "free") & (schedule["reason"] == "preempted")).sum())
         stats["failed_allocations"] = int(((schedule["op"] == "allocate") & ~schedule["ok"]).sum())
     return DriveResult(requests=requests, kv_events=kv_events, stats=stats, schedule=schedule)
