@@ -129,7 +129,7 @@ def _figure(table: pl.DataFrame, out: Path) -> None:
     from prefix_study.figures.style import new_figure, policy_color, save_figure
 
     caps = table["capacity_blocks"].unique(maintain_order=True).to_list()
-    fig, axes = new_figure(1, len(caps), panel_w=5.0)
+    fig, axes = new_figure(1, len(caps), panel_w=5.0, layout="constrained")
     for k, cap in enumerate(caps):
         ax = axes[0][k]
         g = table.filter(pl.col("capacity_blocks") == cap)

@@ -100,7 +100,7 @@ def _figure(table: pl.DataFrame, out: Path) -> None:
     apply_style()
     workloads = table["workload"].unique(maintain_order=True).to_list()
     sizes = table["block_size"].unique(maintain_order=True).to_list()
-    fig, axes = new_figure(len(sizes), len(workloads))
+    fig, axes = new_figure(len(sizes), len(workloads), layout="constrained")
     for i, bs in enumerate(sizes):
         for j, w in enumerate(workloads):
             ax = axes[i][j]
@@ -113,6 +113,7 @@ def _figure(table: pl.DataFrame, out: Path) -> None:
             ax.set_title(f"{w} b{bs}")
             ax.set_xlabel("engine capacity (blocks)")
             ax.set_ylabel("token hit rate")
+            ax.set_ylim(-0.02, 1.02)
     axes[0][0].legend()
     save_figure(fig, out)
 
