@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from prefix_study.assets.model import build_model_dir
     from prefix_study.config.compose import compose_config
-    from prefix_study.engine.compare import binding_spec, default_streams, run_engine
+    from engine_compare import binding_spec, default_streams, run_engine
     from prefix_study.engine.runtime import build_engine
     from prefix_study.io import markdown_table, write_parquet, write_text
     from prefix_study.mixed.stream import mixed_request_stream
@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("cache-friendly:", friendly, single, flush=True)
             per = res.requests.select("request_id", "workload", "num_prompt_tokens",
                                       pl.col("num_cached_tokens").cast(pl.Int64).alias("engine")).join(
-                replay_tokens(trace, policy, cap - 1, bs, friendly), on="request_id", how="left")
+                replay_tokens(trace, policy, cap - 1, bs, friendly), on="request_id", how="left",
+            ).with_columns(pl.col("replay").fill_null(0))  # a sub-block prompt has no trace rows
             for w, g in [*per.group_by("workload", maintain_order=True), (("all",), per)]:
                 prompt = max(int(g["num_prompt_tokens"].sum()), 1)
                 rows.append({"capacity_blocks": cap, "policy": policy, "workload": w[0] if isinstance(w, tuple) else w,

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from prefix_study.assets.model import build_model_dir
     from prefix_study.config.compose import compose_config
-    from prefix_study.engine.compare import binding_spec, compare_requests, default_streams, run_engine, summarize
+    from engine_compare import binding_spec, compare_requests, default_streams, run_engine, summarize
     from prefix_study.engine.runtime import build_engine
     from prefix_study.io import markdown_table, write_parquet, write_text
 

@@ -42,6 +42,15 @@ class Clock(StrEnum):
     cost_model = "cost_model"  # the named model on the named GPU (prefix_study.cost)
 
 
+class EngineEviction(StrEnum):
+    """Eviction policy inside vLLM's block pool (engine/eviction.py)."""
+
+    lru = "lru"        # vLLM's own free queue
+    fifo = "fifo"      # insertion order; hits do not move a block
+    wa_lru = "wa_lru"  # LRU admitting only mix.cache_friendly workloads
+    sieve = "sieve"    # SIEVE over the free queue
+
+
 class ModelShape(StrEnum):
     """Random-weight GPT-2-architecture shapes (assets/model.py)."""
 
@@ -137,9 +146,8 @@ class EngineConfig:
     step_overhead_s: float = 0.004
     token_time_s: float = 0.0002
     seed: int = 0
-    # Eviction policy inside vLLM's block pool (engine/eviction.py): lru (vLLM's
-    # own), fifo, wa_lru (admits mix.cache_friendly only), sieve.
-    eviction: str = "lru"
+    # Eviction policy inside vLLM's block pool (engine/eviction.py).
+    eviction: EngineEviction = EngineEviction.lru
     model: ModelConfig = field(default_factory=ModelConfig)
 
 

@@ -39,6 +39,8 @@ import heapq
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
+from prefix_study.config.schema import EngineEviction
+
 #: name -> (one-line description, queue class or None for vLLM's own)
 EVICTION_POLICIES: dict[str, tuple[str, type | None]] = {}
 
@@ -317,3 +319,8 @@ def install_eviction_policy(scheduler: Any, name: str, friendly: Iterable[str] =
         manager.free = free
     pool.free_block_queue = queue
     return InstalledPolicy(name, queue)
+
+
+if sorted(EVICTION_POLICIES) != sorted(e.value for e in EngineEviction):  # config validates by the Enum
+    raise RuntimeError(f"engine/eviction.py registers {sorted(EVICTION_POLICIES)}, "
+                       f"config/schema.py EngineEviction lists {[e.value for e in EngineEviction]}")

@@ -63,7 +63,7 @@ class EngineSpec:
             max_num_batched_tokens=int(engine_cfg.max_num_batched_tokens),
             enforce_eager=bool(engine_cfg.enforce_eager),
             seed=int(engine_cfg.seed),
-            eviction=str(getattr(engine_cfg, "eviction", "lru")),
+            eviction=str(engine_cfg.eviction),
         )
 
 

@@ -1,4 +1,6 @@
-"""Engine runs beside their replays, per request (used by the engine benches).
+"""Engine runs beside their replays, per request (shared by bench/engine_vs_replay.py
+and bench/engine_policies.py; outside the package because it joins the sealed
+engine library with the replay, see docs/architecture.md "Import layers").
 
 One engine run at a binding capacity, then per request: what vLLM served
 (`num_cached_tokens`), the batched replay driven by the engine's recorded
