@@ -110,36 +110,37 @@ def _fenwick_sum(tree, j):
 @jit
 def tail_first_stack_distances(ids, flags, num_ids):
     """Stack distances of vLLM's tail-first LRU: LRU over each request's
-    blocks in order followed by the same blocks released tail first."""
+    blocks in order followed by the same blocks released tail first.
+
+    Each request owns a window of as many time slots as it has blocks and
+    its j-th block takes the window's (k-1-j)-th slot: measured from before
+    the window every block of the request is more recent than all older
+    ones, and after the request the order is already the release order
+    (head most recent), so the release costs nothing."""
     n = ids.shape[0]
     out = np.empty(n, dtype=np.int64)
-    tree = np.zeros(2 * n + 1, dtype=np.int32)  # times 1..2n
+    tree = np.zeros(n + 1, dtype=np.int32)  # Fenwick tree over times 1..n
     last = np.zeros(num_ids, dtype=np.int64)
     distinct = 0
-    now = 0
-    start = 0
-    for i in range(n + 1):
-        if i == n or (flags[i] & REQUEST_START):
-            for j in range(i - 1, start - 1, -1):  # release the previous request
-                x = ids[j]
-                now += 1
-                _fenwick_add(tree, last[x], -1)
-                _fenwick_add(tree, now, 1)
-                last[x] = now
-            start = i
-            if i == n:
-                break
+    base = 0
+    end = 0
+    for i in range(n):
+        if i == end or (flags[i] & REQUEST_START):
+            base = i
+            end = i + 1
+            while end < n and not (flags[end] & REQUEST_START):
+                end += 1
         x = ids[i]
         t = last[x]
-        now += 1
+        slot = base + (end - i)  # 1-based: the request's last slot for its head
         if t == 0:
             out[i] = COLD
             distinct += 1
         else:
             out[i] = distinct - _fenwick_sum(tree, t) + 1
             _fenwick_add(tree, t, -1)
-        _fenwick_add(tree, now, 1)
-        last[x] = now
+        _fenwick_add(tree, slot, 1)
+        last[x] = slot
     return out
 
 

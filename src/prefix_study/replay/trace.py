@@ -52,6 +52,8 @@ class BlockTrace:
     position: np.ndarray | None = None
     turn: np.ndarray | None = None
     _next_use: np.ndarray | None = field(default=None, repr=False)
+    # Request id per access, kept (not copied) to derive `turn` on first use.
+    _request_id: pl.Series | None = field(default=None, repr=False)
 
     @property
     def accesses(self) -> int:
@@ -88,7 +90,10 @@ class BlockTrace:
     def turns(self) -> np.ndarray:
         """Turn index of the access's request (int16; 0 when unknown)."""
         if self.turn is None:
-            self.turn = np.zeros(self.accesses, dtype=np.int16)
+            if self._request_id is not None:
+                self.turn = turn_indices(self._request_id, (self.flags & REQUEST_START) != 0)
+            else:
+                self.turn = np.zeros(self.accesses, dtype=np.int16)
         return self.turn
 
     def categories(self) -> tuple[np.ndarray, int]:
@@ -109,7 +114,7 @@ class BlockTrace:
             workload=self.workload[keep],
             workload_names=self.workload_names,
             position=None if self.position is None else self.position[keep],
-            turn=None if self.turn is None else self.turn[keep],
+            turn=self.turns[keep],
         )
 
 
@@ -163,14 +168,14 @@ def positions_from_flags(flags):
     return out
 
 
-def turn_indices(frame: pl.DataFrame, starts: np.ndarray) -> np.ndarray:
+def turn_indices(request_id: pl.Series, starts: np.ndarray) -> np.ndarray:
     """Turn index per access from the request ids (int16, capped)."""
     first = np.flatnonzero(starts)
     turn_per_request = (
-        frame["request_id"].gather(first).str.extract(_TURN_PATTERN, 1)
+        request_id.gather(first).str.extract(_TURN_PATTERN, 1)
         .cast(pl.Int64, strict=False).fill_null(0).clip(0, MAX_TURN_CATEGORY).to_numpy()
     )
-    lengths = np.diff(np.append(first, frame.height))
+    lengths = np.diff(np.append(first, request_id.len()))
     return np.repeat(turn_per_request, lengths).astype(np.int16)
 
 
@@ -231,7 +236,7 @@ def encode_trace(frame: pl.DataFrame) -> BlockTrace:
         workload=codes,
         workload_names=tuple(names),
         position=frame["position"].to_numpy().astype(np.int32, copy=False),
-        turn=turn_indices(frame, starts),
+        _request_id=frame["request_id"],
     )
 
 
