@@ -211,3 +211,39 @@ def curve_frame(trace: BlockTrace, workload: str, block_size: int,
             "hit_rate": hits / accesses if accesses else np.zeros(len(caps)),
         }, schema=CURVE_SCHEMA))
     return pl.concat(parts) if parts else pl.DataFrame(schema=CURVE_SCHEMA)
+
+
+@jit
+def lru_hits_at(ids, flags, num_ids, capacities):
+    """Block-LRU and plain-LRU prefix hit counts at each of `capacities`
+    (sorted, int64) in one pass, without storing a distance per access: for
+    traces too big to hold n distances (bench/sampled_curve.py)."""
+    n = ids.shape[0]
+    k = capacities.shape[0]
+    block_counts = np.zeros(k + 1, dtype=np.int64)
+    prefix_counts = np.zeros(k + 1, dtype=np.int64)
+    tree = np.zeros(n + 1, dtype=np.int32)
+    last = np.zeros(num_ids, dtype=np.int64)
+    distinct = 0
+    run_max = 0
+    for i in range(n):
+        f = flags[i]
+        if f & REQUEST_START:
+            run_max = 0
+        x = ids[i]
+        t = last[x]
+        if t == 0:
+            d = COLD
+            distinct += 1
+        else:
+            d = distinct - _fenwick_sum(tree, t) + 1
+            _fenwick_add(tree, t, -1)
+        _fenwick_add(tree, i + 1, 1)
+        last[x] = i + 1
+        dp = COLD if (f & NOT_LOOKED_UP) else d
+        if dp > run_max:
+            run_max = dp
+        if not (f & NOT_LOOKED_UP):
+            block_counts[np.searchsorted(capacities, d)] += 1
+            prefix_counts[np.searchsorted(capacities, run_max)] += 1
+    return np.cumsum(block_counts)[:k], np.cumsum(prefix_counts)[:k]
