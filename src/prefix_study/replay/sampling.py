@@ -1,26 +1,30 @@
 """Sampled hit-rate curves for huge traces (SHARDS adapted to prefix chains).
 
 SHARDS (Waldspurger et al., FAST'15) keeps the accesses whose key hashes
-below a threshold (rate R) and replays the sample with capacities scaled by
-R: the distinct blocks between two uses of a sampled block shrink by R in
-expectation, so the sample's hit rate at R*c estimates the full trace's at c.
-Every access of a sampled key is kept, none of the others.
+below a threshold (rate R), every access of a kept key: the number of
+distinct blocks between two uses of a kept block shrinks by R in
+expectation, so a distance d in the sample stands for d / R in the full
+trace (equivalently: replay the sample at capacity R*c).
 
 A prefix cache cannot sample blocks one by one: a block's prefix hit needs
-every block before it in its request. Requests are sampled whole, by a key
-that requests sharing blocks share too: the request's block at position
-`depth` (its last block if shorter). With chained hashes two requests that
-share the block at `depth` share every block before it, so each sampled
-prefix subtree is seen whole. `depth=0` (the first block) is the plain
-rule. It fails when a few heads are shared by most requests: every request
-of the Mooncake conversation trace starts with the same block, so depth 0
-samples all of it or nothing. With `depth=d` the blocks before position d
-(the shared heads) are kept for every request, and only the rest of each
-request is sampled; kept-for-all accesses count with weight 1 in the hit
-rate, sampled ones with weight 1/R (inverse inclusion probability). The
-heads then see every request, as in the full trace, and each head is a
-SHARDS key kept with probability 1. `depth="auto"` takes the smallest depth
-at which no key is shared by more than `max_share` of the requests.
+every block before it in its request. Requests are sampled whole (from
+their first non-hot block on), by a key that requests sharing blocks share
+too. With chained hashes two requests that share a block share every block
+before it, so each sampled prefix subtree is seen whole and the prefix rule
+still holds in the sample.
+
+Hot heads. When a few head blocks are shared by most requests (every request
+of the Mooncake conversation trace starts with the same block; a synthetic
+trace's popular system prompts), keying requests by their first block keeps
+all of the trace or none of it. So blocks that at least `hot_share` of the
+requests contain (always a prefix of each request) are "hot": kept for
+every request, and the key is the request's first non-hot block (its last
+block if all are hot). Hot and sampled blocks are then kept with different
+probabilities (1 and R), and distances are estimated by inverse-probability
+weighting instead of one global scale: the estimated stack distance of an
+access is the sum over the distinct blocks since its previous use of
+1/(their inclusion probability), a Fenwick tree of weights. Hit rates weight
+each access the same way. With no hot blocks this is SHARDS exactly.
 
 `conversation` keys (the request id without its turn suffix,
 `<workload>-<conversation>-<turn>`) sample multi-turn conversations whole.
@@ -33,15 +37,17 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from prefix_study.replay.curves import ONE_PASS, lru_stack_distances, prefix_distances, tail_first_stack_distances
+from prefix_study.replay.curves import ONE_PASS
+from prefix_study.replay.kernels._common import NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, jit
 from prefix_study.replay.simulate import replay_hit_mask
-from prefix_study.replay.trace import NOT_LOOKED_UP, PARTIAL_TAIL, BlockTrace, encode_trace, request_start_mask
+from prefix_study.replay.trace import BlockTrace, encode_trace, request_start_mask
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _MODULUS = 1 << 24
-#: Deepest position `depth="auto"` considers.
-MAX_AUTO_DEPTH = 64
+#: Default share of requests that makes a block hot (kept for every request).
+HOT_SHARE = 0.01
+INF = np.inf
 
 
 def _mix64(x: np.ndarray, seed: int) -> np.ndarray:
@@ -60,105 +66,153 @@ def sampled_keys(keys: np.ndarray, rate: float, seed: int = 0) -> np.ndarray:
     return (_mix64(keys, seed) % np.uint64(_MODULUS)) < np.uint64(round(rate * _MODULUS))
 
 
-def _keys_at_depth(hashes: np.ndarray, first: np.ndarray, lengths: np.ndarray, depth: int) -> np.ndarray:
-    return hashes[first + np.minimum(depth, lengths - 1)]
+def hot_blocks(block_keys: np.ndarray, lengths: np.ndarray, hot_share: float = HOT_SHARE) -> np.ndarray:
+    """Keys of the blocks that at least `hot_share` of the requests contain."""
+    if hot_share >= 1.0 or lengths.shape[0] == 0:
+        return np.zeros(0, dtype=block_keys.dtype)
+    keys, counts = np.unique(block_keys, return_counts=True)  # chained: once per request
+    return keys[counts >= max(2, hot_share * lengths.shape[0])]
 
 
-def auto_depth(frame: pl.DataFrame, max_share: float = 0.01) -> int:
-    """Smallest position whose block no more than `max_share` of the requests share."""
-    starts = request_start_mask(frame)
-    first = np.flatnonzero(starts)
-    lengths = np.diff(np.append(first, frame.height))
-    hashes = frame["block_hash"].to_numpy()
-    for d in range(MAX_AUTO_DEPTH + 1):
-        _, counts = np.unique(_keys_at_depth(hashes, first, lengths, d), return_counts=True)
-        if counts.max() <= max(1, max_share * len(first)):
-            return d
-    return MAX_AUTO_DEPTH
+def sample_rows(block_keys: np.ndarray, lengths: np.ndarray, rate: float, hot: np.ndarray,
+                seed: int = 0, request_keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(keep mask, per kept row: inclusion probability of its block) for
+    accesses grouped in requests of `lengths` (in order): hot rows always
+    (probability 1), the other rows of a request if its key is sampled
+    (probability `rate`). The key is the request's first non-hot block
+    unless `request_keys` (one per request) are given."""
+    n = block_keys.shape[0]
+    first = np.cumsum(lengths) - lengths
+    is_hot = np.isin(block_keys, hot) if hot.shape[0] else np.zeros(n, dtype=np.bool_)
+    if request_keys is None:
+        request = np.repeat(np.arange(lengths.shape[0]), lengths)
+        hot_count = np.bincount(request, weights=is_hot, minlength=lengths.shape[0]).astype(np.int64)
+        request_keys = block_keys[first + np.minimum(hot_count, lengths - 1)]
+    in_sample = np.repeat(sampled_keys(request_keys.astype(np.uint64), rate, seed), lengths)
+    keep = is_hot | in_sample
+    return keep, np.where(is_hot, 1.0, rate)[keep]
 
 
 @dataclass(frozen=True)
 class Sample:
-    """A sampled trace frame; `weight` per row (1 or 1/rate)."""
+    """A sampled trace frame; `probability`: inclusion probability per row."""
 
     frame: pl.DataFrame
-    weight: np.ndarray
+    probability: np.ndarray
     rate: float
-    depth: int
 
 
-def sample_rows(block_keys: np.ndarray, lengths: np.ndarray, rate: float, depth: int = 0,
-                seed: int = 0, request_keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(keep mask, weight of kept rows) for accesses grouped in requests of
-    `lengths` (in order): each request's rows from position `depth` on are
-    kept if its key is sampled (weight 1/rate), rows before `depth` always
-    (weight 1). The key is the request's block at `depth` unless
-    `request_keys` (one per request) are given."""
-    first = np.cumsum(lengths) - lengths
-    keys = _keys_at_depth(block_keys, first, lengths, depth) if request_keys is None else request_keys
-    in_sample = np.repeat(sampled_keys(keys.astype(np.uint64), rate, seed), lengths)
-    position = np.arange(block_keys.shape[0]) - np.repeat(first, lengths)
-    head = position < depth
-    keep = head | in_sample
-    return keep, np.where(head, 1.0, 1.0 / rate)[keep]
-
-
-def sample_frame(frame: pl.DataFrame, rate: float, by: str = "block", depth: int | str = 0,
-                 seed: int = 0, max_share: float = 0.01) -> Sample:
-    """Keep whole request tails whose key is in the sample (see module doc).
-
-    by: `block` (the block at `depth`) or `conversation`; depth: int or "auto".
-    """
+def sample_frame(frame: pl.DataFrame, rate: float, by: str = "block", seed: int = 0,
+                 hot_share: float = HOT_SHARE) -> Sample:
+    """Keep hot heads and the sampled requests' other blocks (module doc).
+    by: `block` (first non-hot block) or `conversation`."""
     if by not in ("block", "conversation"):
         raise ValueError(f"sample key {by!r}: allowed ['block', 'conversation']")
     if frame.height == 0:
-        return Sample(frame, np.zeros(0), rate, 0)
-    if depth == "auto":
-        depth = auto_depth(frame, max_share)
-    depth = int(depth)
+        return Sample(frame, np.zeros(0), rate)
     first = np.flatnonzero(request_start_mask(frame))
     lengths = np.diff(np.append(first, frame.height))
+    hashes = frame["block_hash"].to_numpy()
     request_keys = None
     if by == "conversation":
         conv = frame["request_id"].gather(first).str.replace(r"-\d+$", "")
         request_keys = conv.hash(seed=0).to_numpy().astype(np.uint64)
-    keep, weight = sample_rows(frame["block_hash"].to_numpy(), lengths, rate, depth, seed, request_keys)
-    return Sample(frame.filter(pl.Series(keep)), weight, rate, depth)
+    keep, prob = sample_rows(hashes, lengths, rate, hot_blocks(hashes, lengths, hot_share), seed, request_keys)
+    return Sample(frame.filter(pl.Series(keep)), prob, rate)
 
 
-def scaled_capacity(capacity: int, rate: float) -> int:
-    """Capacity of the sample standing for `capacity` blocks of the full trace."""
-    return int(round(capacity * rate))
+@jit
+def weighted_stack_distances(ids, flags, weight, tail_first):
+    """Estimated full-trace stack distance of each access: the sum of the
+    weights (1 / inclusion probability) of the distinct blocks used since
+    its previous use, its own included (inf for a first use). tail_first:
+    vLLM's release order (curves.tail_first_stack_distances)."""
+    n = ids.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    tree = np.zeros(n + 1, dtype=np.float64)
+    num_ids = 0
+    for i in range(n):
+        if ids[i] + 1 > num_ids:
+            num_ids = ids[i] + 1
+    last = np.zeros(num_ids, dtype=np.int64)
+    total = 0.0
+    base = 0
+    end = 0
+    for i in range(n):
+        if tail_first and (i == end or (flags[i] & REQUEST_START)):
+            base = i
+            end = i + 1
+            while end < n and not (flags[end] & REQUEST_START):
+                end += 1
+        x = ids[i]
+        w = weight[i]
+        t = last[x]
+        slot = base + (end - i) if tail_first else i + 1
+        if t == 0:
+            out[i] = INF
+            total += w
+        else:
+            s = 0.0
+            j = t
+            while j > 0:
+                s += tree[j]
+                j -= j & (-j)
+            out[i] = total - s + w
+            j = t
+            while j <= n:
+                tree[j] -= w
+                j += j & (-j)
+        j = slot
+        while j <= n:
+            tree[j] += w
+            j += j & (-j)
+        last[x] = slot
+    return out
 
 
-def weighted_hit_rates(trace: BlockTrace, weight: np.ndarray, policy: str, semantics: str,
-                       capacities) -> np.ndarray:
-    """Weighted hit rate (looked-up accesses) of `trace` at each capacity:
-    one pass where the policy has a one-pass curve, else one replay each."""
-    caps = np.asarray(capacities, dtype=np.int64)
+@jit
+def _prefix_max(d, flags):
+    out = np.empty(d.shape[0], dtype=np.float64)
+    m = 0.0
+    for i in range(d.shape[0]):
+        f = flags[i]
+        if f & REQUEST_START:
+            m = 0.0
+        v = INF if (f & NOT_LOOKED_UP) else d[i]
+        if v > m:
+            m = v
+        out[i] = m
+    return out
+
+
+def weighted_hit_rates(trace: BlockTrace, probability: np.ndarray, rate: float, policy: str,
+                       semantics: str, capacities) -> np.ndarray:
+    """Estimated full-trace hit rate at each capacity (blocks of the full
+    trace) from a sample with per-access inclusion probabilities. One-pass
+    LRU curves use weighted distances; other policies are replayed at the
+    capacity scaled by `rate` (hot blocks then count R-fold: coarser)."""
+    caps = np.asarray(capacities, dtype=np.float64)
     looked = (trace.flags & NOT_LOOKED_UP) == 0
-    w = np.where(looked, weight, 0.0)
+    w = np.where(looked, 1.0 / probability, 0.0)
     total = w.sum()
     if total == 0:
         return np.zeros(len(caps))
     partial = bool(np.any(trace.flags & PARTIAL_TAIL))
     if (policy, semantics) in ONE_PASS and not (policy == "lru" and semantics == "prefix" and partial):
-        if policy == "lru" and semantics == "prefix":
-            d = tail_first_stack_distances(trace.ids, trace.flags, trace.num_ids)
-        else:
-            d = lru_stack_distances(trace.ids, trace.num_ids)
+        tail_first = policy == "lru" and semantics == "prefix"
+        d = weighted_stack_distances(trace.ids, trace.flags, 1.0 / probability, tail_first)
         if semantics == "prefix":
-            d = prefix_distances(d, trace.flags)
-        finite = d <= trace.num_ids
-        curve = np.cumsum(np.bincount(d[finite], weights=w[finite], minlength=trace.num_ids + 1))
-        hits = curve[np.clip(caps, 0, trace.num_ids)]
+            d = _prefix_max(d, trace.flags)
+        order = np.argsort(d, kind="stable")
+        cum = np.concatenate([[0.0], np.cumsum(w[order])])
+        hits = cum[np.searchsorted(d[order], caps + 1e-9, side="right")]
     else:
-        hits = np.array([float(w[replay_hit_mask(trace, policy, int(c), semantics)].sum()) for c in caps])
+        hits = np.array([float(w[replay_hit_mask(trace, policy, int(round(c * rate)), semantics)].sum())
+                         for c in caps])
     return hits / total
 
 
 def sampled_hit_rates(sample: Sample, policy: str, semantics: str, capacities) -> np.ndarray:
-    """Estimated full-trace hit rate at each capacity: the sample's weighted
-    hit rate at the capacity scaled by the sampling rate."""
-    scaled = [scaled_capacity(int(c), sample.rate) for c in np.asarray(capacities)]
-    return weighted_hit_rates(encode_trace(sample.frame), sample.weight, policy, semantics, scaled)
+    """Estimated full-trace hit rate at each capacity from a sampled frame."""
+    return weighted_hit_rates(encode_trace(sample.frame), sample.probability, sample.rate, policy,
+                              semantics, capacities)
