@@ -51,7 +51,7 @@ def run_sampled(args) -> dict:
     from tqdm import tqdm
 
     t0 = time.perf_counter()
-    kept_ids, kept_flags, kept_p = [], [], []
+    kept_ids, kept_flags, kept_p, kept_k = [], [], [], []
     accesses = 0
     hot = None
     chunks = -(-args.requests // args.chunk)
@@ -59,7 +59,8 @@ def run_sampled(args) -> dict:
                              desc="sampled", file=sys.stderr):
         if hot is None:  # hot heads from the first chunk (the stream is stationary)
             hot = hot_blocks(ids, lengths)
-        keep, p = sample_rows(ids, lengths, args.rate, hot, args.seed)
+        keep, p, k = sample_rows(ids, lengths, args.rate, hot, args.seed)
+        kept_k.append(k)
         kept_ids.append(ids[keep])
         kept_flags.append(flags_of(lengths, ids.shape[0])[keep])
         kept_p.append(p)
@@ -69,10 +70,11 @@ def run_sampled(args) -> dict:
     trace = BlockTrace(ids=ids, flags=np.concatenate(kept_flags), num_ids=int(num_ids),
                        workload=np.zeros(ids.shape[0], np.int16), workload_names=("synthetic",))
     prob = np.concatenate(kept_p)
+    key = np.concatenate(kept_k)
     caps = np.array(args.capacities)
     t1 = time.perf_counter()
-    block = weighted_hit_rates(trace, prob, args.rate, "lru", "block", caps)
-    prefix = weighted_hit_rates(trace, prob, args.rate, "lru_plain", "prefix", caps)
+    block = weighted_hit_rates(trace, prob, args.rate, "lru", "block", caps, key)
+    prefix = weighted_hit_rates(trace, prob, args.rate, "lru_plain", "prefix", caps, key)
     curve_s = time.perf_counter() - t1
     return {"accesses": accesses, "sampled_accesses": int(trace.accesses), "hot": int(hot.shape[0]),
             "generate_and_sample_s": gen_s, "curve_s": curve_s, "total_s": time.perf_counter() - t0,

@@ -24,7 +24,11 @@ probabilities (1 and R), and distances are estimated by inverse-probability
 weighting instead of one global scale: the estimated stack distance of an
 access is the sum over the distinct blocks since its previous use of
 1/(their inclusion probability), a Fenwick tree of weights. Hit rates weight
-each access the same way. With no hot blocks this is SHARDS exactly.
+each access the same way. One correction: blocks sampled by the same key
+as the accessed block are in the sample with certainty given that it is
+(a follow-up turn's own prefix), so they count 1, not 1/R: the estimate is
+d = sum_w - (w - 1) * d_key, with d_key the stack distance within the
+accesses of the same key. With no hot blocks and unit keys this is SHARDS.
 
 `conversation` keys (the request id without its turn suffix,
 `<workload>-<conversation>-<turn>`) sample multi-turn conversations whole.
@@ -37,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from prefix_study.replay.curves import ONE_PASS
+from prefix_study.replay.curves import ONE_PASS, lru_stack_distances, tail_first_stack_distances
 from prefix_study.replay.kernels._common import NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, jit
 from prefix_study.replay.simulate import replay_hit_mask
 from prefix_study.replay.trace import BlockTrace, encode_trace, request_start_mask
@@ -75,12 +79,13 @@ def hot_blocks(block_keys: np.ndarray, lengths: np.ndarray, hot_share: float = H
 
 
 def sample_rows(block_keys: np.ndarray, lengths: np.ndarray, rate: float, hot: np.ndarray,
-                seed: int = 0, request_keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(keep mask, per kept row: inclusion probability of its block) for
-    accesses grouped in requests of `lengths` (in order): hot rows always
-    (probability 1), the other rows of a request if its key is sampled
-    (probability `rate`). The key is the request's first non-hot block
-    unless `request_keys` (one per request) are given."""
+                seed: int = 0, request_keys: np.ndarray | None = None,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keep mask, and per kept row: inclusion probability of its block, its
+    sampling key) for accesses grouped in requests of `lengths` (in order):
+    hot rows always (probability 1, key 0), the other rows of a request if
+    its key is sampled (probability `rate`). The key is the request's first
+    non-hot block unless `request_keys` (one per request) are given."""
     n = block_keys.shape[0]
     first = np.cumsum(lengths) - lengths
     is_hot = np.isin(block_keys, hot) if hot.shape[0] else np.zeros(n, dtype=np.bool_)
@@ -88,17 +93,20 @@ def sample_rows(block_keys: np.ndarray, lengths: np.ndarray, rate: float, hot: n
         request = np.repeat(np.arange(lengths.shape[0]), lengths)
         hot_count = np.bincount(request, weights=is_hot, minlength=lengths.shape[0]).astype(np.int64)
         request_keys = block_keys[first + np.minimum(hot_count, lengths - 1)]
-    in_sample = np.repeat(sampled_keys(request_keys.astype(np.uint64), rate, seed), lengths)
+    request_keys = request_keys.astype(np.uint64)
+    in_sample = np.repeat(sampled_keys(request_keys, rate, seed), lengths)
     keep = is_hot | in_sample
-    return keep, np.where(is_hot, 1.0, rate)[keep]
+    row_keys = np.where(is_hot, np.uint64(0), np.repeat(request_keys, lengths))
+    return keep, np.where(is_hot, 1.0, rate)[keep], row_keys[keep]
 
 
 @dataclass(frozen=True)
 class Sample:
-    """A sampled trace frame; `probability`: inclusion probability per row."""
+    """A sampled trace frame; per row: inclusion probability, sampling key."""
 
     frame: pl.DataFrame
     probability: np.ndarray
+    key: np.ndarray
     rate: float
 
 
@@ -109,7 +117,7 @@ def sample_frame(frame: pl.DataFrame, rate: float, by: str = "block", seed: int 
     if by not in ("block", "conversation"):
         raise ValueError(f"sample key {by!r}: allowed ['block', 'conversation']")
     if frame.height == 0:
-        return Sample(frame, np.zeros(0), rate)
+        return Sample(frame, np.zeros(0), np.zeros(0, np.uint64), rate)
     first = np.flatnonzero(request_start_mask(frame))
     lengths = np.diff(np.append(first, frame.height))
     hashes = frame["block_hash"].to_numpy()
@@ -117,8 +125,9 @@ def sample_frame(frame: pl.DataFrame, rate: float, by: str = "block", seed: int 
     if by == "conversation":
         conv = frame["request_id"].gather(first).str.replace(r"-\d+$", "")
         request_keys = conv.hash(seed=0).to_numpy().astype(np.uint64)
-    keep, prob = sample_rows(hashes, lengths, rate, hot_blocks(hashes, lengths, hot_share), seed, request_keys)
-    return Sample(frame.filter(pl.Series(keep)), prob, rate)
+    keep, prob, key = sample_rows(hashes, lengths, rate, hot_blocks(hashes, lengths, hot_share), seed,
+                                  request_keys)
+    return Sample(frame.filter(pl.Series(keep)), prob, key, rate)
 
 
 @jit
@@ -185,8 +194,27 @@ def _prefix_max(d, flags):
     return out
 
 
+def _within_key_distances(ids, flags, key, tail_first):
+    """Stack distance of each access among the accesses of its own key."""
+    order = np.argsort(key, kind="stable")
+    k = key[order]
+    f = flags[order].copy()
+    new_key = np.ones(len(k), dtype=np.bool_)
+    new_key[1:] = k[1:] != k[:-1]
+    f[new_key] |= REQUEST_START  # a key's first row starts a request of the sub-trace
+    sub = ids[order]
+    d = (tail_first_stack_distances if tail_first else _plain_distances)(sub, f, int(ids.max()) + 1)
+    out = np.empty(len(ids), dtype=np.float64)
+    out[order] = d
+    return out
+
+
+def _plain_distances(ids, flags, num_ids):
+    return lru_stack_distances(ids, num_ids)
+
+
 def weighted_hit_rates(trace: BlockTrace, probability: np.ndarray, rate: float, policy: str,
-                       semantics: str, capacities) -> np.ndarray:
+                       semantics: str, capacities, key: np.ndarray | None = None) -> np.ndarray:
     """Estimated full-trace hit rate at each capacity (blocks of the full
     trace) from a sample with per-access inclusion probabilities. One-pass
     LRU curves use weighted distances; other policies are replayed at the
@@ -201,6 +229,11 @@ def weighted_hit_rates(trace: BlockTrace, probability: np.ndarray, rate: float, 
     if (policy, semantics) in ONE_PASS and not (policy == "lru" and semantics == "prefix" and partial):
         tail_first = policy == "lru" and semantics == "prefix"
         d = weighted_stack_distances(trace.ids, trace.flags, 1.0 / probability, tail_first)
+        if key is not None and len(key):
+            # Same-key blocks count 1, not 1/p (module doc); first uses stay inf.
+            same = _within_key_distances(trace.ids, trace.flags, key, tail_first)
+            finite = np.isfinite(d)
+            d[finite] -= (1.0 / probability[finite] - 1.0) * same[finite]
         if semantics == "prefix":
             d = _prefix_max(d, trace.flags)
         order = np.argsort(d, kind="stable")
@@ -215,4 +248,4 @@ def weighted_hit_rates(trace: BlockTrace, probability: np.ndarray, rate: float, 
 def sampled_hit_rates(sample: Sample, policy: str, semantics: str, capacities) -> np.ndarray:
     """Estimated full-trace hit rate at each capacity from a sampled frame."""
     return weighted_hit_rates(encode_trace(sample.frame), sample.probability, sample.rate, policy,
-                              semantics, capacities)
+                              semantics, capacities, sample.key)
