@@ -50,10 +50,19 @@ CURVE_SCHEMA = {
     "policy": pl.String,
     "semantics": pl.String,
     "capacity_blocks": pl.Int64,
+    "capacity_tokens": pl.Int64,
     "accesses": pl.Int64,
     "hits": pl.Int64,
     "hit_rate": pl.Float64,
+    # `one_pass` (stack distances, every capacity exact) or `replay` (one
+    # replay per grid capacity).
+    "method": pl.String,
 }
+
+#: Points of the curve table per trace: one-pass curves on a fine geometric
+#: grid, replayed policies on a coarse one (plus the sweep's capacities).
+ONE_PASS_POINTS = 200
+REPLAY_POINTS = 16
 
 
 @jit
@@ -194,23 +203,68 @@ def hit_curve(trace: BlockTrace, policy: str, semantics: str,
     return _hits_by_capacity(distances, trace.flags, trace.num_ids)
 
 
-def curve_frame(trace: BlockTrace, workload: str, block_size: int,
-                pairs: list[tuple[str, str]], capacities: np.ndarray | None = None) -> pl.DataFrame:
-    """Curve rows (CURVE_SCHEMA) for each (policy, semantics) in `pairs` at
-    `capacities` (default: every capacity 1..num_ids)."""
-    caps = np.arange(1, trace.num_ids + 1) if capacities is None else np.asarray(capacities, np.int64)
-    caps = np.clip(caps, 0, trace.num_ids)
+def capacity_grid(num_ids: int, points: int, extra=()) -> np.ndarray:
+    """Geometric capacities 1..num_ids (and `extra`), unique and sorted."""
+    if num_ids < 1:
+        return np.zeros(0, dtype=np.int64)
+    grid = np.geomspace(1, num_ids, points).round().astype(np.int64)
+    return np.unique(np.concatenate([grid, [num_ids], np.asarray(list(extra), np.int64)]))
+
+
+def has_one_pass(trace: BlockTrace, policy: str, semantics: str) -> bool:
+    """Whether `hit_curve` can give this policy's curve on this trace."""
+    if (policy, semantics) not in ONE_PASS:
+        return False
+    return not (policy == "lru" and semantics == "prefix" and np.any(trace.flags & PARTIAL_TAIL))
+
+
+def curve_frame(trace: BlockTrace, workload: str, block_size: int, policies, semantics,
+                extra_capacities=()) -> pl.DataFrame:
+    """Curve rows (CURVE_SCHEMA) of every policy x semantics: one pass where
+    possible (ONE_PASS_POINTS capacities), else replays (REPLAY_POINTS)."""
+    from prefix_study.replay.simulate import replay
+
     accesses = trace.num_lookups
-    distances = lru_stack_distances(trace.ids, trace.num_ids) if pairs else None
+    fine = capacity_grid(trace.num_ids, ONE_PASS_POINTS, extra_capacities)
+    coarse = capacity_grid(trace.num_ids, REPLAY_POINTS, extra_capacities)
+    distances = None
     parts = []
-    for policy, sem in pairs:
-        hits = hit_curve(trace, policy, sem, distances)[caps]
-        parts.append(pl.DataFrame({
-            "workload": workload, "block_size": int(block_size), "policy": policy, "semantics": sem,
-            "capacity_blocks": caps, "accesses": accesses, "hits": hits,
-            "hit_rate": hits / accesses if accesses else np.zeros(len(caps)),
-        }, schema=CURVE_SCHEMA))
+    for policy in policies:
+        for sem in semantics:
+            if has_one_pass(trace, policy, sem):
+                if distances is None:
+                    distances = lru_stack_distances(trace.ids, trace.num_ids)
+                caps = fine
+                hits = hit_curve(trace, policy, sem, distances)[np.clip(caps, 0, trace.num_ids)]
+                method = "one_pass"
+            else:
+                caps = coarse
+                hits = np.array([replay(trace, policy, int(c), sem).hits for c in caps], dtype=np.int64)
+                method = "replay"
+            parts.append(pl.DataFrame({
+                "workload": workload, "block_size": int(block_size), "policy": policy, "semantics": sem,
+                "capacity_blocks": caps, "capacity_tokens": caps * int(block_size), "accesses": accesses,
+                "hits": hits, "hit_rate": hits / accesses if accesses else np.zeros(len(caps)),
+                "method": method,
+            }, schema=CURVE_SCHEMA))
     return pl.concat(parts) if parts else pl.DataFrame(schema=CURVE_SCHEMA)
+
+
+def curve_table(trace_paths, sweep_cfg, hit_rates: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Hit-rate curves of `sweep.curve_policies` x `sweep.semantics` over every
+    trace of the sweep, on capacities in blocks and tokens (plus the sweep's
+    own capacities in blocks, read from the hit-rate table when given)."""
+    from prefix_study.replay.trace import load_block_trace
+
+    parts = []
+    for (workload, block_size) in sorted(trace_paths):
+        trace = load_block_trace(trace_paths[(workload, block_size)])
+        extra = () if hit_rates is None else hit_rates.filter(
+            (pl.col("workload") == workload) & (pl.col("block_size") == block_size))["capacity_blocks"].unique().to_list()
+        parts.append(curve_frame(trace, workload, block_size, list(sweep_cfg.curve_policies),
+                                 [str(s) for s in sweep_cfg.semantics], extra))
+    table = pl.concat(parts) if parts else pl.DataFrame(schema=CURVE_SCHEMA)
+    return table.sort("workload", "block_size", "policy", "semantics", "capacity_blocks")
 
 
 @jit
@@ -247,3 +301,12 @@ def lru_hits_at(ids, flags, num_ids, capacities):
             block_counts[np.searchsorted(capacities, d)] += 1
             prefix_counts[np.searchsorted(capacities, run_max)] += 1
     return np.cumsum(block_counts)[:k], np.cumsum(prefix_counts)[:k]
+
+
+def write_curves(trace_paths, sweep_cfg, out_parquet, hit_rates: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Stage output `replay/curves.parquet` (curve_table)."""
+    from prefix_study.io import write_parquet
+
+    table = curve_table(trace_paths, sweep_cfg, hit_rates)
+    write_parquet(table, out_parquet)
+    return table
