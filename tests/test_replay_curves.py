@@ -77,3 +77,50 @@ def test_curve_frame_on_a_synthetic_trace():
             assert row["hits"].item() == replay(trace, "lru", cap, sem).hits
     with pytest.raises(ValueError, match="no one-pass curve"):
         hit_curve(trace, "fifo", "block")
+
+
+# --- sampled curves ---------------------------------------------------------
+
+from prefix_study.replay.sampling import hot_blocks, sample_frame, sampled_hit_rates  # noqa: E402
+
+
+def test_full_rate_sample_is_exact():
+    frame = synthetic_trace(SyntheticTraceConfig(num_requests=400, seed=9))
+    trace = encode_trace(frame)
+    caps = [5, 50, 500, 5000]
+    sample = sample_frame(frame, 1.0)
+    for policy, sem in (("lru", "block"), ("lru_plain", "prefix"), ("lru", "prefix")):
+        exact = hit_curve(trace, policy, sem)[caps] / trace.num_lookups
+        np.testing.assert_allclose(sampled_hit_rates(sample, policy, sem, caps), exact)
+
+
+def test_sample_keeps_whole_requests_and_hot_heads():
+    frame = synthetic_trace(SyntheticTraceConfig(num_requests=600, seed=4))
+    sample = sample_frame(frame, 0.1, seed=3)
+    hot = hot_blocks(frame["block_hash"].to_numpy(),
+                     frame.group_by("request_id", maintain_order=True).len()["len"].to_numpy())
+    assert hot.shape[0] > 0  # the popular system prompts
+    kept = sample.frame.with_columns(pl.Series("p", sample.probability))
+    # Every request keeps its hot head; a request's non-hot rows are all kept or none.
+    assert set(frame["request_id"].unique()) == set(kept["request_id"].unique())
+    hot = pl.Series(hot, dtype=pl.UInt64)
+    full = frame.filter(~pl.col("block_hash").is_in(hot)).group_by("request_id").len()
+    part = kept.filter(pl.col("p") < 1).group_by("request_id").len()
+    joined = part.join(full, on="request_id", suffix="_full")
+    assert (joined["len"] == joined["len_full"]).all()
+    assert 0.03 < part.height / full.height < 0.3
+    # Prefix rule inside the sample: each kept request is a prefix-closed run of positions.
+    assert (kept.group_by("request_id").agg((pl.col("position").max() + 1 == pl.len()).alias("ok"))["ok"]).all()
+
+
+def test_sampled_curve_tracks_exact_on_a_synthetic_trace():
+    frame = synthetic_trace(SyntheticTraceConfig(num_requests=4000, seed=2))
+    trace = encode_trace(frame)
+    caps = np.array([2000, 8000, 30000])
+    exact = hit_curve(trace, "lru_plain", "prefix")[caps] / trace.num_lookups
+    errors = [np.abs(sampled_hit_rates(sample_frame(frame, 0.25, seed=s), "lru_plain", "prefix", caps) - exact).mean()
+              for s in range(3)]
+    assert np.mean(errors) < 0.05, errors
+    # Policies without a one-pass curve are replayed at scaled capacities.
+    est = sampled_hit_rates(sample_frame(frame, 0.25), "fifo", "prefix", caps)
+    assert np.all((est >= 0) & (est <= 1))
