@@ -69,12 +69,12 @@ def test_stack_distances_by_hand():
 
 def test_curve_frame_on_a_synthetic_trace():
     trace = encode_trace(synthetic_trace(SyntheticTraceConfig(num_requests=300, seed=5)))
-    frame = curve_frame(trace, "w", 16, [("lru", "block"), ("lru", "prefix")])
-    assert frame.height == 2 * trace.num_ids
-    for cap in (1, 17, 200, trace.num_ids):
-        for sem in ("block", "prefix"):
-            row = frame.filter((pl.col("semantics") == sem) & (pl.col("capacity_blocks") == cap))
-            assert row["hits"].item() == replay(trace, "lru", cap, sem).hits
+    frame = curve_frame(trace, "w", 16, ["lru", "fifo"], ["block", "prefix"], extra_capacities=[17])
+    assert set(frame.filter(pl.col("policy") == "lru")["method"]) == {"one_pass"}
+    assert set(frame.filter(pl.col("policy") == "fifo")["method"]) == {"replay"}
+    assert (frame["capacity_tokens"] == 16 * frame["capacity_blocks"]).all()
+    for row in frame.filter(pl.col("capacity_blocks").is_in([1, 17, trace.num_ids])).iter_rows(named=True):
+        assert row["hits"] == replay(trace, row["policy"], row["capacity_blocks"], row["semantics"]).hits
     with pytest.raises(ValueError, match="no one-pass curve"):
         hit_curve(trace, "fifo", "block")
 
