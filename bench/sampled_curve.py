@@ -63,14 +63,20 @@ def run_sampled(args) -> dict:
         kept_k.append(k)
         kept_ids.append(ids[keep])
         kept_flags.append(flags_of(lengths, ids.shape[0])[keep])
-        kept_p.append(p)
+        kept_p.append(p.astype(np.float32))
         accesses += ids.shape[0]
     gen_s = time.perf_counter() - t0
-    ids, num_ids = dense_block_ids(np.concatenate(kept_ids).astype(np.uint64))
+    raw = np.concatenate(kept_ids).view(np.uint64)
+    del kept_ids
+    ids, num_ids = dense_block_ids(raw)
+    del raw
     trace = BlockTrace(ids=ids, flags=np.concatenate(kept_flags), num_ids=int(num_ids),
-                       workload=np.zeros(ids.shape[0], np.int16), workload_names=("synthetic",))
+                       workload=np.zeros(0, np.int16), workload_names=("synthetic",))
+    del kept_flags
     prob = np.concatenate(kept_p)
+    del kept_p
     key = np.concatenate(kept_k)
+    del kept_k
     caps = np.array(args.capacities)
     t1 = time.perf_counter()
     block = weighted_hit_rates(trace, prob, args.rate, "lru", "block", caps, key)

@@ -50,7 +50,10 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _MODULUS = 1 << 24
 #: Default share of requests that makes a block hot (kept for every request).
-HOT_SHARE = 0.01
+#: Lower keeps more rows but removes the heavy keys that make the estimate
+#: coarse: on 20M synthetic accesses at 1% sampling, MAE 0.016-0.034 at 0.01
+#: and 0.005-0.011 at 0.0005 (four seeds).
+HOT_SHARE = 0.0005
 INF = np.inf
 
 
