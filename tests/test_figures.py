@@ -9,6 +9,7 @@ from prefix_study.config.schema import MixConfig
 from prefix_study.figures import (
     engine_vs_replay,
     plot_engine_vs_replay,
+    plot_hit_rate_curves,
     plot_hit_rate_vs_capacity,
     plot_mixed_comparison,
     plot_reuse_cdfs,
@@ -48,6 +49,17 @@ def test_hit_rate_vs_capacity(tmp_path, traces):
     table = pl.DataFrame(rows, schema=HIT_RATE_SCHEMA)
     summary = pl.DataFrame([reuse_statistics(f.lazy(), w, bs)[0] for (w, bs), f in traces.items()])
     assert_written(plot_hit_rate_vs_capacity(table, tmp_path / "hit_rates", summary))
+
+
+def test_hit_rate_curves(tmp_path, traces):
+    from prefix_study.replay.curves import curve_frame
+
+    table = pl.concat([curve_frame(encode_trace(f), w, bs, ["lru", "fifo", "wa_prob", "belady"], ["block", "prefix"])
+                       for (w, bs), f in traces.items()])
+    summary = pl.DataFrame([reuse_statistics(f.lazy(), w, bs)[0] for (w, bs), f in traces.items()])
+    first = plot_hit_rate_curves(table, tmp_path / "a/curves", summary)
+    assert_written(first)
+    assert first[0].read_bytes() == plot_hit_rate_curves(table, tmp_path / "b/curves", summary)[0].read_bytes()
 
 
 def test_mixed_comparison(tmp_path, traces):

@@ -54,8 +54,8 @@ def frames():
 def test_workload_aware_lru(frames):
     cfg = MixConfig(capacities=[64, 512], block_size=16, semantics=["block", "prefix"])
     table = mixed_hit_rate_table(frames, cfg)
-    assert set(table["policy"]) == {"lru", "fifo", "wa_lru"}
-    assert table.height == 2 * 2 * 3 * 3
+    assert set(table["policy"]) == {"lru", "fifo", "wa_prob", "wa_lru"}
+    assert table.height == 2 * 2 * 4 * 3
     for (sem, cap), g in table.group_by("semantics", "capacity_blocks"):
         friendly = g["friendly_workloads"][0].split(",") if g["friendly_workloads"][0] else []
         wa = g.filter(pl.col("policy") == "wa_lru")

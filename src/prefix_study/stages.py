@@ -80,7 +80,8 @@ def replay(args: argparse.Namespace) -> None:
 
     cfg = _cfg(args.config)
     run(parse_pairs(args.trace), cfg.sweep, args.out, args.md, parse_pairs(args.engine_trace),
-        int(cfg.engine.capacity_blocks), args.engine_capacity, ModelProfile.from_config(cfg.model))
+        int(cfg.engine.capacity_blocks), args.engine_capacity, ModelProfile.from_config(cfg.model),
+        curves_out=args.curves)
 
 
 def mixed(args: argparse.Namespace) -> None:
@@ -96,7 +97,7 @@ def figures(args: argparse.Namespace) -> None:
     from prefix_study.figures.stage import run
 
     run(args.reuse_cdfs, args.reuse_summary, args.hit_rates, args.mixed, args.engine_capacity,
-        parse_pairs(args.engine_requests), args.out_dir)
+        parse_pairs(args.engine_requests), args.out_dir, curves=args.curves)
 
 
 def savings(args: argparse.Namespace) -> None:
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--md", required=True)
     s.add_argument("--engine-capacity", required=True)
+    s.add_argument("--curves", default=None, help="also write the hit-rate curves (replay/curves.parquet)")
 
     s = _add(sub, "mixed", mixed, "interleaved workloads: baselines vs workload-aware LRU")
     s.add_argument("--trace", action="append", default=[], help=pairs)
@@ -171,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mixed", required=True)
     s.add_argument("--engine-capacity", required=True)
     s.add_argument("--engine-requests", action="append", default=[], help="workload:bs=requests.parquet")
+    s.add_argument("--curves", default=None, help="replay/curves.parquet (hit_rate_curves figure)")
     s.add_argument("--out-dir", required=True)
 
     s = _add(sub, "savings", savings, "prefill FLOPs/TTFT saved per replay, equal memory, engine TTFT")

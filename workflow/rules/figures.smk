@@ -5,6 +5,7 @@ rule figures:
         cdfs=P.stats("reuse_cdfs.parquet"),
         summary=P.stats("reuse_summary.parquet"),
         hit_rates=P.replay("hit_rates.parquet"),
+        curves=P.replay("curves.parquet"),
         mixed=P.mixed("hit_rates.parquet"),
         engine_capacity=P.replay("engine_capacity.parquet"),
         engine=[P.engine_file(w, b, "requests.parquet") for w, b in P.engine_pairs()],
@@ -23,5 +24,5 @@ rule figures:
         P.benchmark("figures", "figures")
     shell:
         "{STAGE} figures --config {input.cfg} --reuse-cdfs {input.cdfs} --reuse-summary {input.summary} "
-        "--hit-rates {input.hit_rates} --mixed {input.mixed} --engine-capacity {input.engine_capacity} "
+        "--hit-rates {input.hit_rates} --curves {input.curves} --mixed {input.mixed} --engine-capacity {input.engine_capacity} "
         "{params.engine} --out-dir {params.out} > {log} 2>&1"

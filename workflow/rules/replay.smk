@@ -1,6 +1,7 @@
 rule replay:
     """Cache replays: policy x semantics x capacity over every trace of the sweep,
-    and the prefix LRU replay at the engine's own capacity."""
+    hit-rate curves (one pass for LRU, a capacity grid for the rest), and the
+    prefix LRU replay at the engine's own capacity."""
     input:
         cfg=P.stage_config("replay"),
         traces=[P.trace(w, b) for w, b in P.sweep_pairs()],
@@ -9,6 +10,7 @@ rule replay:
         table=P.replay("hit_rates.parquet"),
         md=report(P.replay("hit_rates.md"), caption=str(caption_path("hit_rates")), category="Tables"),
         engine_capacity=P.replay("engine_capacity.parquet"),
+        curves=P.replay("curves.parquet"),
     params:
         traces=pair_args("trace", P.sweep_pairs(), P.trace),
         engine_traces=pair_args("engine-trace", P.engine_pairs(), P.trace),
@@ -21,4 +23,4 @@ rule replay:
         P.benchmark("replay", "replay")
     shell:
         "{STAGE} replay --config {input.cfg} {params.traces} {params.engine_traces} --out {output.table} "
-        "--md {output.md} --engine-capacity {output.engine_capacity} > {log} 2>&1"
+        "--md {output.md} --engine-capacity {output.engine_capacity} --curves {output.curves} > {log} 2>&1"

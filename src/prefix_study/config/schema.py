@@ -271,6 +271,10 @@ class SweepConfig:
     capacity_unit: CapacityUnit = CapacityUnit.blocks
     policies: list[str] = field(default_factory=lambda: ["lru", "fifo", "s3fifo", "belady"])
     semantics: list[Semantics] = field(default_factory=lambda: [Semantics.block, Semantics.prefix])
+    # Policies of the hit-rate curves (replay/curves.parquet): LRU in one pass,
+    # the others replayed on a grid of capacities; belady is the bound.
+    curve_policies: list[str] = field(default_factory=lambda: [
+        "lru", "lru_plain", "fifo", "s3fifo", "arc", "lfu", "twoq", "cost_lru", "wa_prob", "belady"])
 
 
 @dataclass
@@ -282,7 +286,7 @@ class MixConfig:
     burst: int = 1
     block_size: int = 32
     capacities: list[int] = field(default_factory=lambda: [128, 256])
-    baselines: list[str] = field(default_factory=lambda: ["lru", "fifo"])
+    baselines: list[str] = field(default_factory=lambda: ["lru", "fifo", "wa_prob"])
     # Cache-friendly workloads: listed, or (empty) chosen from each workload's
     # single-workload hit rate at the same capacity.
     cache_friendly: list[str] = field(default_factory=list)

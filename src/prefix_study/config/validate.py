@@ -226,6 +226,7 @@ def validate_sweep(cfg: Any) -> None:
         _positive_list(cfg, "sweep.capacities")
     _name_list(cfg, "sweep.policies", list(policy_names()))
     _name_list(cfg, "sweep.semantics", list(SEMANTICS))
+    _name_list(cfg, "sweep.curve_policies", list(policy_names()), empty_ok=True)
 
 
 def validate_mix(cfg: Any) -> None:

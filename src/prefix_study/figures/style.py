@@ -21,6 +21,12 @@ POLICY_COLORS = {
     "sieve": "#9467bd",
     "belady": "#7f7f7f",
     "wa_lru": "#d62728",
+    "arc": "#8c564b",
+    "lfu": "#e377c2",
+    "lfu_plain": "#f7b6d2",
+    "twoq": "#bcbd22",
+    "cost_lru": "#393b79",
+    "wa_prob": "#ff9896",
 }
 SEMANTICS_STYLE = {"block": "-", "prefix": "--"}
 _FALLBACK = plt.get_cmap("tab10").colors

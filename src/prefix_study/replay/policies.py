@@ -24,6 +24,19 @@ evolves as under block semantics, prefix hits are a subset of block hits.
 
 The exception is a policy that registers its own `prefix_kernel`: `lru` does,
 with vLLM's free queue (pin on use, release tail first; kernels/lru.py).
+
+Context (`needs_context=True`): policies that group or weigh blocks by what
+the id stream does not carry get four more arguments, appended so the six
+above keep their meaning:
+
+    kernel(ids, flags, capacity, num_ids, prefix, next_use,
+           position, category, num_categories, cost) -> hits
+
+position: block index within its request (int32[n]); category: workload x
+turn index per access (int32[n], 0..num_categories-1; BlockTrace.categories);
+cost: recompute cost of each access's block (float64[n]; simulate.py's
+`recompute_cost`). `simulate.replay_hit_mask` is the one place that builds
+these arguments.
 """
 
 from __future__ import annotations
@@ -45,6 +58,8 @@ class Policy:
     # behaviour there differs from "same updates, prefix hit counting".
     prefix_kernel: Kernel | None = None
     needs_next_use: bool = False
+    # Kernel takes (position, category, num_categories, cost) after next_use.
+    needs_context: bool = False
 
 
 POLICIES: dict[str, Policy] = {}
@@ -56,13 +71,14 @@ def register_policy(
     *,
     prefix_kernel: Kernel | None = None,
     needs_next_use: bool = False,
+    needs_context: bool = False,
 ) -> Callable[[Kernel], Kernel]:
     """Decorator: register a kernel under `name`."""
 
     def wrap(kernel: Kernel) -> Kernel:
         if name in POLICIES:
             raise ValueError(f"policy {name!r} registered twice")
-        POLICIES[name] = Policy(name, description, kernel, prefix_kernel, needs_next_use)
+        POLICIES[name] = Policy(name, description, kernel, prefix_kernel, needs_next_use, needs_context)
         return kernel
 
     return wrap

@@ -26,8 +26,21 @@ class ReplayResult:
         return self.hits / self.accesses if self.accesses else 0.0
 
 
+def recompute_cost(position: np.ndarray) -> np.ndarray:
+    """Recompute cost of a block at each position, in units of the first
+    block's cost. Stand-in until a cost model lands: attention over all
+    earlier tokens makes a block's prefill cost grow linearly with its
+    position; the attention-dominated limit is `1 + position`. Only ratios
+    matter to the policies that use it (cost_lru)."""
+    return 1.0 + position.astype(np.float64)
+
+
 def replay_hit_mask(trace: BlockTrace, policy: str, capacity: int, semantics: str) -> np.ndarray:
-    """Per-access hit flags of `policy` with `capacity` blocks under `semantics`."""
+    """Per-access hit flags of `policy` with `capacity` blocks under `semantics`.
+
+    The one place that calls kernels (see policies.py for the convention);
+    policies registered with `needs_context` also get position, category
+    and recompute cost per access."""
     if semantics not in SEMANTICS:
         raise ValueError(f"semantics={semantics!r}: allowed {list(SEMANTICS)}")
     if capacity < 0:
@@ -36,9 +49,11 @@ def replay_hit_mask(trace: BlockTrace, policy: str, capacity: int, semantics: st
     prefix = semantics == "prefix"
     kernel = p.prefix_kernel if (prefix and p.prefix_kernel is not None) else p.kernel
     next_use = trace.next_use if p.needs_next_use else _NO_NEXT_USE
-    return kernel(
-        trace.ids, trace.flags, np.int64(capacity), np.int64(trace.num_ids), prefix, next_use
-    )
+    args = (trace.ids, trace.flags, np.int64(capacity), np.int64(trace.num_ids), prefix, next_use)
+    if p.needs_context:
+        category, num_categories = trace.categories()
+        args += (trace.positions, category, np.int64(num_categories), recompute_cost(trace.positions))
+    return kernel(*args)
 
 
 def replay(trace: BlockTrace, policy: str, capacity: int, semantics: str) -> ReplayResult:

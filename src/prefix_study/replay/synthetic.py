@@ -118,3 +118,58 @@ def trace_from_requests(
         },
         schema=TRACE_SCHEMA,
     )
+
+
+def synthetic_block_stream(cfg: SyntheticTraceConfig, chunk_requests: int = 100_000, window: int = 20_000):
+    """The process of `synthetic_trace` as a stream of chunks, for traces too
+    big for one frame: yields (ids, request_lengths) per chunk of requests.
+
+    ids are dense chain ids (int64), not hashes: a document's blocks get one
+    id per (system prompt, document) pair, every other block is already
+    unique to its prefix, so two accesses share an id exactly when their
+    chained hashes would be equal. Follow-ups draw from the `window` most
+    recent conversations (the geometric draw beyond 20,000 has probability
+    ~e^-1000 at recency_p 0.05), so memory stays bounded."""
+    from collections import deque
+
+    rng = np.random.default_rng(cfg.seed)
+    next_id = cfg.num_system_prompts * cfg.system_prompt_blocks
+    systems = [np.arange(s * cfg.system_prompt_blocks, (s + 1) * cfg.system_prompt_blocks, dtype=np.int64)
+               for s in range(cfg.num_system_prompts)]
+    documents: dict[tuple[int, int], np.ndarray] = {}
+    conversations: deque[np.ndarray] = deque(maxlen=window)
+    done = 0
+    while done < cfg.num_requests:
+        count = min(chunk_requests, cfg.num_requests - done)
+        new_blocks = 1 + rng.geometric(1.0 / cfg.mean_new_blocks, size=count)
+        contents: list[np.ndarray] = []
+        for i in range(count):
+            conv = -1
+            if conversations and rng.random() < cfg.followup_probability:
+                k = min(int(rng.geometric(cfg.recency_p)), len(conversations))
+                conv = len(conversations) - k
+                fresh = np.arange(next_id, next_id + int(new_blocks[i]), dtype=np.int64)
+                blocks = np.concatenate([conversations[conv], fresh])
+                if blocks.shape[0] > cfg.max_request_blocks:
+                    conv = -1
+                else:
+                    next_id += fresh.shape[0]
+            if conv < 0:
+                s = (int(rng.zipf(cfg.zipf_exponent)) - 1) % cfg.num_system_prompts
+                parts = [systems[s]]
+                if rng.random() < cfg.document_probability:
+                    d = (int(rng.zipf(cfg.zipf_exponent)) - 1) % cfg.num_documents
+                    if (s, d) not in documents:
+                        documents[(s, d)] = np.arange(next_id, next_id + cfg.document_blocks, dtype=np.int64)
+                        next_id += cfg.document_blocks
+                    parts.append(documents[(s, d)])
+                fresh = np.arange(next_id, next_id + int(new_blocks[i]), dtype=np.int64)
+                next_id += fresh.shape[0]
+                parts.append(fresh)
+                blocks = np.concatenate(parts)[: cfg.max_request_blocks]
+                conversations.append(blocks)
+            else:
+                conversations[conv] = blocks
+            contents.append(blocks)
+        done += count
+        yield np.concatenate(contents), np.array([c.shape[0] for c in contents], dtype=np.int64)

@@ -20,6 +20,15 @@ from prefix_study.replay.kernels._common import NOT_LOOKED_UP, PARTIAL_TAIL, REQ
 #: Next-use value for an access that is the last use of its block.
 NEVER = np.iinfo(np.int64).max
 
+#: Turn indices at or above this share one category (multi-turn chat): the
+#: reuse pattern of turn 7 and turn 30 is alike, and few blocks reach them.
+MAX_TURN_CATEGORY = 7
+
+#: A request id `<workload>-<conversation>-<turn>` (workloads/client.py)
+#: carries its turn index; any other id (external traces, synthetic traces)
+#: is turn 0.
+_TURN_PATTERN = r"-\d+-(\d+)$"
+
 
 @dataclass
 class BlockTrace:
@@ -27,6 +36,12 @@ class BlockTrace:
 
     ids: dense block id per access (int32); flags: REQUEST_START / NOT_LOOKED_UP /
     PARTIAL_TAIL bits (uint8, defined in kernels/_common.py); workload: index into `workload_names` per access (int16).
+
+    Context for policies that need more than the id stream (registered with
+    `needs_context`): position: the block's index in its request (int32);
+    turn: the request's turn index in its conversation (int16, capped at
+    MAX_TURN_CATEGORY). Both default to what the flags imply (position from
+    the request starts, turn 0) for traces built without them.
     """
 
     ids: np.ndarray
@@ -34,7 +49,11 @@ class BlockTrace:
     num_ids: int
     workload: np.ndarray
     workload_names: tuple[str, ...]
+    position: np.ndarray | None = None
+    turn: np.ndarray | None = None
     _next_use: np.ndarray | None = field(default=None, repr=False)
+    # Request id per access, kept (not copied) to derive `turn` on first use.
+    _request_id: pl.Series | None = field(default=None, repr=False)
 
     @property
     def accesses(self) -> int:
@@ -60,6 +79,30 @@ class BlockTrace:
             self._next_use = next_use_positions(self.ids)
         return self._next_use
 
+    @property
+    def positions(self) -> np.ndarray:
+        """Block index within its request (int32)."""
+        if self.position is None:
+            self.position = positions_from_flags(self.flags)
+        return self.position
+
+    @property
+    def turns(self) -> np.ndarray:
+        """Turn index of the access's request (int16; 0 when unknown)."""
+        if self.turn is None:
+            if self._request_id is not None:
+                self.turn = turn_indices(self._request_id, (self.flags & REQUEST_START) != 0)
+            else:
+                self.turn = np.zeros(self.accesses, dtype=np.int16)
+        return self.turn
+
+    def categories(self) -> tuple[np.ndarray, int]:
+        """Category per access (int32) and the number of categories: workload
+        x turn index (capped), the grouping of the ATC'25 workload-aware policy."""
+        per_workload = MAX_TURN_CATEGORY + 1
+        cat = self.workload.astype(np.int32) * per_workload + np.minimum(self.turns, MAX_TURN_CATEGORY)
+        return cat.astype(np.int32), max(1, len(self.workload_names)) * per_workload
+
     def select(self, keep: np.ndarray) -> "BlockTrace":
         """The sub-trace of accesses where `keep` is True (whole requests only)."""
         # Re-densify so arrays stay as small as the sub-trace's working set.
@@ -70,6 +113,8 @@ class BlockTrace:
             num_ids=int(num_ids),
             workload=self.workload[keep],
             workload_names=self.workload_names,
+            position=None if self.position is None else self.position[keep],
+            turn=self.turns[keep],
         )
 
 
@@ -110,6 +155,30 @@ def dense_block_ids(hashes: np.ndarray) -> tuple[np.ndarray, int]:
     return _first_appearance_ids(np.ascontiguousarray(hashes, dtype=np.uint64))
 
 
+@jit
+def positions_from_flags(flags):
+    """Index of each access within its request (counted from REQUEST_START)."""
+    out = np.empty(flags.shape[0], dtype=np.int32)
+    p = 0
+    for i in range(flags.shape[0]):
+        if flags[i] & 1:  # REQUEST_START
+            p = 0
+        out[i] = p
+        p += 1
+    return out
+
+
+def turn_indices(request_id: pl.Series, starts: np.ndarray) -> np.ndarray:
+    """Turn index per access from the request ids (int16, capped)."""
+    first = np.flatnonzero(starts)
+    turn_per_request = (
+        request_id.gather(first).str.extract(_TURN_PATTERN, 1)
+        .cast(pl.Int64, strict=False).fill_null(0).clip(0, MAX_TURN_CATEGORY).to_numpy()
+    )
+    lengths = np.diff(np.append(first, request_id.len()))
+    return np.repeat(turn_per_request, lengths).astype(np.int16)
+
+
 def next_use_positions(ids: np.ndarray) -> np.ndarray:
     """For each access, the index of the next access to the same id (NEVER if none)."""
     n = ids.shape[0]
@@ -148,7 +217,8 @@ def encode_trace(frame: pl.DataFrame) -> BlockTrace:
             workload_names=(),
         )
     ids, num_ids = dense_block_ids(frame["block_hash"].to_numpy())
-    flags = np.where(request_start_mask(frame), REQUEST_START, np.uint8(0)).astype(np.uint8)
+    starts = request_start_mask(frame)
+    flags = np.where(starts, REQUEST_START, np.uint8(0)).astype(np.uint8)
     if "lookup" in frame.columns:
         not_looked_up = ~frame["lookup"].fill_null(True).to_numpy()
         flags |= np.where(not_looked_up, NOT_LOOKED_UP, np.uint8(0)).astype(np.uint8)
@@ -165,6 +235,8 @@ def encode_trace(frame: pl.DataFrame) -> BlockTrace:
         num_ids=int(num_ids),
         workload=codes,
         workload_names=tuple(names),
+        position=frame["position"].to_numpy().astype(np.int32, copy=False),
+        _request_id=frame["request_id"],
     )
 
 

@@ -16,6 +16,7 @@ CAPTIONS_DIR = Path(__file__).resolve().parents[3] / "workflow" / "report"
 FIGURES = {
     "reuse_cdfs": "reuse_cdfs",
     "hit_rate_vs_capacity": "hit_rate_vs_capacity",
+    "hit_rate_curves": "hit_rate_curves",
     "mixed_comparison": "mixed_comparison",
     "engine_vs_replay": "engine_vs_replay",
 }

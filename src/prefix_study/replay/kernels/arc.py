@@ -1,0 +1,135 @@
+"""ARC (Megiddo & Modha, FAST'03), as libCacheSim's ARC.c.
+
+T1 holds blocks seen once recently, T2 blocks seen at least twice; B1/B2
+remember the ids last evicted from each (ghosts). A hit in T1 or T2 moves the
+block to T2's MRU end. A miss that hits a ghost adapts the target size p of
+T1 (B1 hit: grow by max(|B2|/|B1|, 1); B2 hit: shrink by max(|B1|/|B2|, 1))
+and enters T2; any other miss enters T1. REPLACE evicts T1's LRU into B1 when
+|T1| > p (or |T1| == p on a B2 hit, or T2 is empty), else T2's LRU into B2.
+On a miss in no list (case IV) with |T1| + |B1| = c, B1's LRU is dropped (or
+T1's LRU without a ghost when B1 is empty); otherwise, when all four lists
+hold 2c ids, B2's LRU is dropped. As in libCacheSim, evictions (and ghost
+trimming) happen only when the cache is full.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from prefix_study.replay.kernels._common import count_hit, jit
+from prefix_study.replay.policies import register_policy
+
+_NONE, _T1, _T2, _B1, _B2 = 0, 1, 2, 3, 4
+
+
+@jit
+def _push_head(nxt, prv, s, x):
+    q = nxt[s]
+    nxt[s] = x
+    prv[x] = s
+    nxt[x] = q
+    prv[q] = x
+
+
+@jit
+def _unlink(nxt, prv, x):
+    p = prv[x]
+    q = nxt[x]
+    nxt[p] = q
+    prv[q] = p
+
+
+@register_policy("arc", "ARC: recency (T1) and frequency (T2) lists sized adaptively by ghost hits.")
+@jit
+def arc(ids, flags, capacity, num_ids, prefix, next_use):
+    n = ids.shape[0]
+    hits = np.zeros(n, dtype=np.bool_)
+    if capacity <= 0:
+        return hits
+    # Sentinels; nxt[sentinel] = MRU (head), prv[sentinel] = LRU (tail).
+    T1 = num_ids
+    T2 = num_ids + 1
+    B1 = num_ids + 2
+    B2 = num_ids + 3
+    nxt = np.empty(num_ids + 4, dtype=np.int32)
+    prv = np.empty(num_ids + 4, dtype=np.int32)
+    for z in (T1, T2, B1, B2):
+        nxt[z] = z
+        prv[z] = z
+    where = np.zeros(num_ids, dtype=np.uint8)
+    t1 = 0
+    t2 = 0
+    b1 = 0
+    b2 = 0
+    p = 0.0
+    cap = float(capacity)
+    run = True
+    for i in range(n):
+        x = ids[i]
+        w = where[x]
+        c = w == _T1 or w == _T2
+        h, run = count_hit(c, flags[i], run, prefix)
+        hits[i] = h
+        if c:
+            _unlink(nxt, prv, x)
+            if w == _T1:
+                t1 -= 1
+                t2 += 1
+                where[x] = _T2
+            _push_head(nxt, prv, T2, x)
+            continue
+        in_b1 = w == _B1
+        in_b2 = w == _B2
+        if in_b1:
+            p = min(p + max(b2 / b1, 1.0), cap)
+            b1 -= 1
+            _unlink(nxt, prv, x)
+        elif in_b2:
+            p = max(p - max(b1 / b2, 1.0), 0.0)
+            b2 -= 1
+            _unlink(nxt, prv, x)
+        where[x] = _NONE
+        if t1 + t2 + 1 > capacity:
+            replace = True
+            if not (in_b1 or in_b2):
+                if t1 + b1 + 1 > capacity:
+                    if b1 > 0:
+                        v = prv[B1]
+                        _unlink(nxt, prv, v)
+                        where[v] = _NONE
+                        b1 -= 1
+                    else:
+                        v = prv[T1]  # drop T1's LRU without a ghost
+                        _unlink(nxt, prv, v)
+                        where[v] = _NONE
+                        t1 -= 1
+                        replace = False
+                elif t1 + b1 + t2 + b2 >= 2 * capacity and b2 > 0:
+                    v = prv[B2]
+                    _unlink(nxt, prv, v)
+                    where[v] = _NONE
+                    b2 -= 1
+            if replace:
+                if (t1 > 0 and (t1 > p or (t1 == p and in_b2))) or t2 == 0:
+                    v = prv[T1]
+                    _unlink(nxt, prv, v)
+                    t1 -= 1
+                    _push_head(nxt, prv, B1, v)
+                    where[v] = _B1
+                    b1 += 1
+                else:
+                    v = prv[T2]
+                    _unlink(nxt, prv, v)
+                    t2 -= 1
+                    _push_head(nxt, prv, B2, v)
+                    where[v] = _B2
+                    b2 += 1
+        if in_b1 or in_b2:
+            _push_head(nxt, prv, T2, x)
+            where[x] = _T2
+            t2 += 1
+        else:
+            _push_head(nxt, prv, T1, x)
+            where[x] = _T1
+            t1 += 1
+    return hits
