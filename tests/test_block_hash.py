@@ -71,7 +71,15 @@ def test_traces_stage_does_not_import_vllm_or_torch(tmp_path):
     (engine / "run.json").write_text(json.dumps({"block_size": 32, "none_hash_seed": "0",
                                                  "prefix_hash_algo": PREFIX_HASH_ALGO}))
     cfg = tmp_path / "config.yaml"
-    cfg.write_text("workloads:\n  w:\n    kind: chat_multi\n")
+    # A resolved run config (as the rules write it) with one workload `w`.
+    from omegaconf import OmegaConf
+
+    from prefix_study.config import compose_config
+
+    resolved = OmegaConf.to_container(compose_config([]), resolve=True, enum_to_str=True)
+    resolved["workloads"] = {"w": resolved["workloads"]["chat_multi"]}
+    resolved["mix"]["cache_friendly"] = []
+    cfg.write_text(OmegaConf.to_yaml(resolved))
     out = tmp_path / "b16.parquet"
     code = (
         "import runpy, sys\n"
