@@ -40,6 +40,7 @@ include: "workflow/rules/replay.smk"
 include: "workflow/rules/mixed.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/savings.smk"
+include: "workflow/rules/cluster.smk"
 include: "workflow/rules/report.smk"
 
 

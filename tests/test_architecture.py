@@ -22,7 +22,7 @@ CONTRACT_PACKAGES = ("prefix_study.traces.formats",)
 #: Layer 1: the stage libraries, in DAG order. One may import another only if
 #: that one comes earlier (stats and replay share a rank: neither imports the other).
 STAGE_RANK = {"assets": 0, "workloads": 1, "engine": 2, "traces": 3, "stats": 4, "replay": 4,
-              "mixed": 5, "figures": 6, "savings": 7}
+              "mixed": 5, "figures": 6, "savings": 7, "cluster": 8}
 #: `cost` (model/GPU profiles, capacity units, the roofline cost model) is a
 #: library, not a stage: it depends on contracts only, and replay, mixed and
 #: savings use it, so it ranks with the first stage library.

@@ -167,6 +167,9 @@ class PipelinePaths:
     def savings(self, name: str) -> Path:
         return self.stage("savings") / name
 
+    def cluster(self, name: str) -> Path:
+        return self.stage("cluster") / name
+
     def figure(self, name: str) -> Path:
         return self.stage("figures") / f"{name}.png"
 

@@ -93,6 +93,13 @@ def mixed(args: argparse.Namespace) -> None:
     run(traces, cfg.mix, cfg.workloads, args.out, args.md, ModelProfile.from_config(cfg.model))
 
 
+def cluster(args: argparse.Namespace) -> None:
+    from prefix_study.cluster.stage import run
+
+    run(_cfg(args.config), dict(v.split("=", 1) for v in args.trace),
+        dict(v.split("=", 1) for v in args.engine_requests), args.out_dir, progress=not args.no_progress)
+
+
 def figures(args: argparse.Namespace) -> None:
     from prefix_study.figures.stage import run
 
@@ -185,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", action="append", default=[], help="workload:bs=engine dir (prefix caching on)")
     s.add_argument("--engine-no-cache", action="append", default=[], help="workload:bs=engine dir (off)")
     s.add_argument("--out-dir", required=True)
+
+    s = _add(sub, "cluster", cluster, "routers x replica counts over every workload's trace")
+    s.add_argument("--trace", action="append", default=[], help="workload=trace path")
+    s.add_argument("--engine-requests", action="append", default=[], help="workload=requests.parquet")
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--no-progress", action="store_true")
     return p
 
 

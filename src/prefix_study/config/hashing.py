@@ -32,6 +32,8 @@ STAGE_DEPENDENCIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "mixed": (("traces",), ("mix", "workloads", "model")),
     "figures": (("stats", "replay", "mixed"), ()),
     "savings": (("workloads", "replay", "mixed"), ("model", "hardware", "cost")),
+    # model/hardware/cost: the cost model that times the replicas.
+    "cluster": (("traces",), ("cluster", "model", "hardware", "cost")),
 }
 STAGES = tuple(STAGE_DEPENDENCIES)
 
@@ -82,7 +84,7 @@ def stage_dir(cfg: Any, stage: str) -> Path:
 
 def run_hash(cfg: Any) -> str:
     """Hash of everything that shapes a run's outputs (the final stages)."""
-    blob = stage_hash(cfg, "figures") + stage_hash(cfg, "savings")
+    blob = stage_hash(cfg, "figures") + stage_hash(cfg, "savings") + stage_hash(cfg, "cluster")
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 

@@ -358,6 +358,88 @@ class CostConfig:
     compare_workloads: list[str] = field(default_factory=lambda: ["chat_multi", "qa"])
 
 
+# --- cluster stage (issue 10): N replicas behind a router ------------------
+ROUTER_VARIANTS = ("precise", "approximate")
+
+
+@dataclass
+class DynamoKvRouterConfig:
+    """Values in conf/router/dynamo_kv.yaml (cited there)."""
+
+    overlap_score_weight: float = MISSING
+    router_temperature: float = MISSING
+    router_ttl_secs: float = MISSING
+    router_max_tree_size: int = MISSING
+    router_prune_target_ratio: float = MISSING
+
+
+@dataclass
+class SglangCacheAwareRouterConfig:
+    """Values in conf/router/sglang_cache_aware.yaml (cited there)."""
+
+    cache_threshold: float = MISSING
+    balance_abs_threshold: int = MISSING
+    balance_rel_threshold: float = MISSING
+    eviction_interval_secs: float = MISSING
+    max_tree_size: int = MISSING
+
+
+@dataclass
+class LlmdRouterConfig:
+    """Values in conf/router/llmd.yaml (cited there)."""
+
+    prefix_weight: float = MISSING
+    kv_cache_utilization_weight: float = MISSING
+    queue_weight: float = MISSING
+    lru_capacity_per_server: int = MISSING
+
+
+SESSION_KEYS = ("conversation", "first_block")
+
+
+@dataclass
+class SessionAffinityRouterConfig:
+    # What is hashed: the conversation id (external traces without one: the
+    # first block), or always the request's first block.
+    key: str = "conversation"
+    virtual_nodes: int = 100  # points per replica on the consistent-hash ring (our choice)
+
+
+@dataclass
+class RouterParamsConfig:
+    """Per-router parameters (config group conf/router/)."""
+
+    dynamo_kv: DynamoKvRouterConfig = field(default_factory=DynamoKvRouterConfig)
+    sglang_cache_aware: SglangCacheAwareRouterConfig = field(default_factory=SglangCacheAwareRouterConfig)
+    llmd: LlmdRouterConfig = field(default_factory=LlmdRouterConfig)
+    session_affinity: SessionAffinityRouterConfig = field(default_factory=SessionAffinityRouterConfig)
+
+
+@dataclass
+class ClusterConfig:
+    """N replicas, each a vLLM-exact prefix cache and a cost-model queue."""
+
+    # Workloads whose traces are replayed (empty: all), plus the mixed trace.
+    workloads: list[str] = field(default_factory=list)
+    mixed: bool = True
+    # Block size of the ShareGPT workloads' traces (external traces keep theirs).
+    block_size: int = 32
+    replicas: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    routers: list[str] = field(default_factory=lambda: [
+        "random", "round_robin", "least_loaded", "session_affinity",
+        "dynamo_kv", "sglang_cache_aware", "llmd"])
+    # Variants of the prefix-aware routers (values from ROUTER_VARIANTS).
+    variants: list[str] = field(default_factory=lambda: ["precise"])
+    policy: str = "lru"
+    # Per-replica cache capacity, in capacity_unit (CAPACITY_UNITS).
+    capacity: float = 256
+    capacity_unit: str = "blocks"
+    # Most requests a replica runs at once (vLLM's max_num_seqs).
+    max_batch: int = 16
+    seed: int = 0
+    router: RouterParamsConfig = field(default_factory=RouterParamsConfig)
+
+
 @dataclass
 class PrefixStudyConfig:
     # Names the run directory results/runs/<experiment>-<hash>.
@@ -374,5 +456,8 @@ class PrefixStudyConfig:
     model: ModelProfileConfig = field(default_factory=ModelProfileConfig)
     hardware: HardwareProfileConfig = field(default_factory=HardwareProfileConfig)
     cost: CostConfig = field(default_factory=CostConfig)
+
+
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     # Hydra overrides given on the command line (bookkeeping only).
     overrides: list[str] = field(default_factory=list)

@@ -13,6 +13,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from prefix_study.config.schema import (
+    CAPACITY_UNITS,
+    ROUTER_VARIANTS,
+    SESSION_KEYS,
     ENGINE_BLOCK_SIZE_MULTIPLE,
     EXTERNAL_TRACE_KINDS,
     SHAREGPT_KINDS,
@@ -261,6 +264,71 @@ def validate_cost(cfg: Any) -> None:
     _non_negative_number(cfg, "cost.step_overhead_s", "number of seconds")
 
 
+def validate_cluster(cfg: Any) -> None:
+    from prefix_study.cluster.cache import CLUSTER_CACHES
+    from prefix_study.cluster.capacity import capacity_error, selected_workloads
+    from prefix_study.cluster.routers import router_names
+
+    c = cfg.cluster
+    _positive_list(cfg, "cluster.replicas")
+    routers = list(c.routers)
+    known = router_names()
+    _require(len(routers) > 0, "cluster.routers", routers, f"a non-empty list of {known}")
+    for r in routers:
+        _require(r in known, "cluster.routers", r, f"routers from {known}")
+    variants = list(c.variants)
+    _require(len(variants) > 0, "cluster.variants", variants, f"a non-empty list of {list(ROUTER_VARIANTS)}")
+    for v in variants:
+        _require(v in ROUTER_VARIANTS, "cluster.variants", v, f"values from {list(ROUTER_VARIANTS)}")
+    _require(c.policy in CLUSTER_CACHES, "cluster.policy", c.policy,
+             f"one of {sorted(CLUSTER_CACHES)} (policies with an incremental cluster cache)")
+    _require(c.capacity_unit in CAPACITY_UNITS, "cluster.capacity_unit", c.capacity_unit,
+             f"one of {list(CAPACITY_UNITS)}")
+    _require(c.capacity > 0, "cluster.capacity", c.capacity, "a positive capacity")
+    _positive_int(cfg, "cluster.max_batch")
+    _positive_int(cfg, "cluster.block_size")
+    for w in c.workloads:
+        _require(w in cfg.workloads, "cluster.workloads", w, f"workloads from {list(cfg.workloads)}")
+    for w in selected_workloads(cfg):
+        if cfg.workloads[w].kind not in EXTERNAL_TRACE_KINDS:
+            # The longest request the engine accepts; external traces are checked when read.
+            try:
+                err = capacity_error(cfg, int(c.block_size), math.ceil(cfg.engine.max_model_len / c.block_size),
+                                     f"a request of engine.max_model_len={cfg.engine.max_model_len} tokens")
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+            if err:
+                raise ConfigError(err)
+            break
+    r = c.router
+    _positive_int(cfg, "cluster.router.session_affinity.virtual_nodes")
+    _require(r.session_affinity.key in SESSION_KEYS, "cluster.router.session_affinity.key",
+             r.session_affinity.key, f"one of {list(SESSION_KEYS)}")
+    # Router parameters come from conf/router/*.yaml; a stage config written
+    # before the cluster stage existed has none, and needs none.
+    if any(OmegaConf.is_missing(r[name], k) for name in ("dynamo_kv", "sglang_cache_aware", "llmd")
+           for k in r[name]):
+        return
+    if "dynamo_kv" in routers:
+        _require(r.dynamo_kv.overlap_score_weight >= 0, "cluster.router.dynamo_kv.overlap_score_weight",
+                 r.dynamo_kv.overlap_score_weight, "a non-negative weight")
+        _require(r.dynamo_kv.router_temperature >= 0, "cluster.router.dynamo_kv.router_temperature",
+                 r.dynamo_kv.router_temperature, "a non-negative temperature")
+        _require(r.dynamo_kv.router_ttl_secs > 0, "cluster.router.dynamo_kv.router_ttl_secs",
+                 r.dynamo_kv.router_ttl_secs, "a positive number of seconds")
+    if "sglang_cache_aware" in routers:
+        s = r.sglang_cache_aware
+        _require(0.0 <= s.cache_threshold <= 1.0, "cluster.router.sglang_cache_aware.cache_threshold",
+                 s.cache_threshold, "a fraction in [0, 1]")
+        _require(s.balance_abs_threshold >= 0, "cluster.router.sglang_cache_aware.balance_abs_threshold",
+                 s.balance_abs_threshold, "a non-negative number of requests")
+        _require(s.eviction_interval_secs > 0, "cluster.router.sglang_cache_aware.eviction_interval_secs",
+                 s.eviction_interval_secs, "a positive number of seconds")
+    if "llmd" in routers:
+        for k in ("prefix_weight", "kv_cache_utilization_weight", "queue_weight"):
+            _require(r.llmd[k] >= 0, f"cluster.router.llmd.{k}", r.llmd[k], "a non-negative weight")
+
+
 def validate(cfg: Any) -> None:
     """Raise ConfigError naming the first key whose value cannot run."""
     validate_top(cfg)
@@ -271,3 +339,6 @@ def validate(cfg: Any) -> None:
     validate_sweep(cfg)
     validate_mix(cfg)
     validate_cost(cfg)
+
+
+    validate_cluster(cfg)

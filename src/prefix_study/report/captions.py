@@ -37,6 +37,7 @@ TABLES = {
     ("figures", "engine_vs_replay.md"): "engine_vs_replay_table",
     ("savings", "equal_memory.md"): "equal_memory",
     ("savings", "savings.md"): "savings",
+    ("cluster", "cluster.md"): "cluster",
 }
 
 

@@ -1,0 +1,295 @@
+"""Cluster stage: replica caches equal the replay kernels, the queue model,
+routers, validation and byte-identical tables."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from prefix_study.cluster.cache import CLUSTER_CACHES, make_cache
+from prefix_study.cluster.costs import EngineClockCost
+from prefix_study.cluster.queue import ReplicaQueue
+from prefix_study.cluster.requests import requests_from_trace
+from prefix_study.cluster.routers import router_labels, router_names
+from prefix_study.cluster.simulate import run_metrics, simulate
+from prefix_study.config import ConfigError, compose_config
+from prefix_study.replay import encode_trace, replay_hit_mask
+from prefix_study.replay.per_request import per_request_hits
+from prefix_study.replay.synthetic import SyntheticTraceConfig, synthetic_trace, trace_from_requests
+
+COST = EngineClockCost(step_overhead_s=0.004, token_time_s=0.0002)  # the engine's default clock
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return compose_config([])
+
+
+@pytest.fixture(scope="module")
+def params(cfg):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg.cluster.router, resolve=True)
+
+
+def partial_tail_trace(seed: int, n: int = 300):
+    """Prefix-sharing requests with output (not looked-up) blocks and partial tails."""
+    rng = np.random.default_rng(seed)
+    reqs, lookup, partial = [], [], []
+    convs: list[list[int]] = []
+    nxt = 10_000
+    for _ in range(n):
+        if convs and rng.random() < 0.5:
+            k = int(rng.integers(len(convs)))
+            base = convs[k]
+        else:
+            base = [int(rng.integers(4))]  # one of 4 shared system blocks
+            convs.append(base)
+            k = len(convs) - 1
+        new = list(range(nxt, nxt + int(rng.integers(1, 6))))
+        nxt += len(new)
+        out = list(range(nxt, nxt + int(rng.integers(0, 3))))
+        nxt += len(out)
+        blocks = base + new + out
+        convs[k] = blocks
+        reqs.append(blocks)
+        lookup.append([i < len(base) + len(new) - int(rng.integers(0, 2)) for i in range(len(blocks))])
+        partial.append(bool(rng.random() < 0.6))
+    frame = trace_from_requests(reqs, lookup=lookup)
+    starts = frame["position"] == 0
+    rid = frame["request_id"].to_list()
+    per = {f"w-{i}": p for i, p in enumerate(partial)}
+    return frame.with_columns(pl.Series("partial_tail", [per[r] for r in rid]) & starts)
+
+
+@pytest.mark.parametrize("policy", sorted(CLUSTER_CACHES))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_incremental_cache_equals_the_replay_kernel(policy, seed):
+    frame = partial_tail_trace(seed)
+    trace = encode_trace(frame)
+    reqs = requests_from_trace(frame, 32)
+    for capacity in (3, 8, 20, 60):
+        expected = per_request_hits(frame, capacity, policy, "prefix")["hit_blocks"].to_list()
+        cache = make_cache(policy, capacity)
+        got = []
+        for b, k, p in zip(reqs.blocks, reqs.n_lookup, reqs.partial_tail):
+            predicted = cache.overlap(b, k)
+            got.append(cache.serve(b, k, p))
+            assert got[-1] <= predicted  # an eviction inside the request can only shorten it
+        assert got == expected, (policy, capacity)
+        assert sum(got) == int((replay_hit_mask(trace, policy, capacity, "prefix") & trace.looked_up).sum())
+        assert sum(got) > 0
+
+
+@pytest.mark.parametrize("policy", sorted(CLUSTER_CACHES))
+def test_one_replica_equals_the_single_instance_prefix_replay(policy, params):
+    frame = synthetic_trace(SyntheticTraceConfig(num_requests=600, seed=4))
+    reqs = requests_from_trace(frame, 32)
+    trace = encode_trace(frame)
+    for capacity in (64, 400):
+        expected = per_request_hits(frame, capacity, policy, "prefix")["hit_blocks"].to_numpy()
+        total = int((replay_hit_mask(trace, policy, capacity, "prefix") & trace.looked_up).sum())
+        for router, variant in router_labels(router_names(), ["precise", "approximate"]):
+            run = simulate(reqs, 1, router, variant, params.get(router, {}), policy, capacity, COST, 8)
+            assert (run.replica == 0).all()
+            assert np.array_equal(run.hit_blocks, expected), (router, variant, capacity)
+            assert int(run.hit_blocks.sum()) == total
+
+
+def reference_queue(cost, max_batch, requests):
+    """One replica, one step at a time (no bulk decode): (first token, finish) per request.
+    requests: (arrival, prompt, cached, output) in arrival order."""
+    now, waiting, running, out = 0.0, [], [], {}
+    i = 0
+    n = len(requests)
+    while i < n or waiting or running:
+        while i < n and requests[i][0] <= now:
+            waiting.append(i)
+            i += 1
+        if not waiting and not running:
+            now = requests[i][0]
+            continue
+        admitted = []
+        while waiting and len(running) + len(admitted) < max_batch:
+            admitted.append(waiting.pop(0))
+        decode = [requests[r][1] + done for r, done in running]
+        dt = cost.step_time_s([(requests[r][1] - requests[r][2], requests[r][2]) for r in admitted], decode)
+        now += dt
+        nxt = []
+        for r, done in running:
+            if done + 1 >= requests[r][3]:
+                out[r] = (out[r][0], now)
+            else:
+                nxt.append((r, done + 1))
+        for r in admitted:
+            out[r] = (now, now)
+            if requests[r][3] > 1:
+                nxt.append((r, 1))
+        running = nxt
+    return [out[r] for r in range(n)]
+
+
+class AffineContextCost(EngineClockCost):
+    """A decode step that also grows with the context (to test the bulk advance)."""
+
+    def step_time_s(self, prefill, decode_context_tokens):
+        return super().step_time_s(prefill, decode_context_tokens) + sum(decode_context_tokens) * 1e-6
+
+
+@pytest.mark.parametrize("cost", [COST, AffineContextCost(0.004, 0.0002)])
+@pytest.mark.parametrize("max_batch", [1, 3, 16])
+def test_bulk_decode_queue_equals_step_by_step(cost, max_batch):
+    rng = np.random.default_rng(max_batch)
+    n = 60
+    arrivals = np.cumsum(rng.exponential(0.05, n)).tolist()
+    reqs = [(a, int(rng.integers(40, 400)), 0, int(rng.integers(1, 40))) for a in arrivals]
+    reqs = [(a, p, int(rng.integers(0, p)), o) for a, p, _, o in reqs]
+    first, finish = [0.0] * n, [0.0] * n
+    q = ReplicaQueue(cost, max_batch, 32, first, finish)
+    for i, (a, p, c, o) in enumerate(reqs):
+        q.advance_to(a)
+        q.enqueue(i, a, p, c, o)
+    q.drain()
+    expected = reference_queue(cost, max_batch, reqs)
+    assert first == pytest.approx([e[0] for e in expected], rel=1e-9, abs=1e-9)
+    assert finish == pytest.approx([e[1] for e in expected], rel=1e-9, abs=1e-9)
+    ttft = np.array(first) - np.array(arrivals)
+    assert (ttft > 0).all()
+
+
+def test_hand_computed_ttft():
+    """Two 100-token prompts at t=0 on one replica, batch 1: the second waits
+    for the first's prefill and its 2 decode steps."""
+    first, finish = [0.0] * 2, [0.0] * 2
+    q = ReplicaQueue(COST, 1, 32, first, finish)
+    q.enqueue(0, 0.0, 100, 0, 3)
+    q.enqueue(1, 0.0, 100, 36, 1)
+    q.drain()
+    prefill0 = 0.004 + 100 * 0.0002
+    decode = 0.004 + 0.0002
+    assert first[0] == pytest.approx(prefill0)
+    assert finish[0] == pytest.approx(prefill0 + 2 * decode)
+    assert first[1] == pytest.approx(prefill0 + 2 * decode + 0.004 + 64 * 0.0002)
+    assert finish[1] == first[1]
+
+
+def test_prefix_aware_routers_beat_round_robin_on_a_prefix_sharing_trace(params):
+    frame = synthetic_trace(SyntheticTraceConfig(num_requests=1500, seed=9, arrival_rate=10.0))
+    reqs = requests_from_trace(frame, 32)
+    rates = {}
+    for router, variant in router_labels(router_names(), ["precise"]):
+        run = simulate(reqs, 4, router, variant, params.get(router, {}), "lru", 300, COST, 16)
+        rates[router] = run_metrics(run)["hit_rate"]
+    for router in ("dynamo_kv", "sglang_cache_aware", "llmd"):
+        assert rates[router] > rates["round_robin"] + 0.05, rates
+
+
+def test_session_affinity_keeps_a_conversation_on_one_replica(params):
+    frame = synthetic_trace(SyntheticTraceConfig(num_requests=400, seed=2))
+    lengths = frame.group_by("request_id", maintain_order=True).agg(
+        (pl.len() * 32).alias("prompt_tokens"), pl.lit(8).alias("output_tokens"),
+        pl.col("block_hash").first().cast(pl.String).alias("session_id"))
+    reqs = requests_from_trace(frame, 32, lengths)
+    run = simulate(reqs, 8, "session_affinity", None, params["session_affinity"], "lru", 200, COST, 4)
+    by_session: dict[int, set[int]] = {}
+    for key, r in zip(reqs.session_key, run.replica.tolist()):
+        by_session.setdefault(key, set()).add(r)
+    assert all(len(v) == 1 for v in by_session.values())
+    assert len(set(run.replica.tolist())) > 4
+    run = simulate(reqs, 8, "session_affinity", None, {**params["session_affinity"], "key": "first_block"},
+                   "lru", 200, COST, 4)
+    by_first: dict[int, set[int]] = {}
+    for blocks, r in zip(reqs.blocks, run.replica.tolist()):
+        by_first.setdefault(blocks[0], set()).add(r)
+    assert all(len(v) == 1 for v in by_first.values()) and len(by_first) > 1
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ("cluster.replicas=[0,2]", "cluster.replicas"),
+    ("cluster.routers=[round_robin,nope]", "cluster.routers"),
+    ("cluster.capacity=100", "cluster.capacity"),
+    ("cluster.capacity=3000", "cluster.capacity"),
+    ("cluster.variants=[exact]", "cluster.variants"),
+    ("cluster.policy=belady", "cluster.policy"),
+    ("cluster.workloads=[nope]", "cluster.workloads"),
+    ("cluster.router.sglang_cache_aware.cache_threshold=2", "cluster.router.sglang_cache_aware.cache_threshold"),
+])
+def test_bad_cluster_config_fails_naming_the_key(override, key):
+    if override == "cluster.capacity=3000":
+        override = "cluster.capacity=3000 cluster.capacity_unit=tokens".split()
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        compose_config(override if isinstance(override, list) else [override])
+
+
+def mooncake_file(path, n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    convs, nxt, lines = [], 0, []
+    for i in range(n):
+        if convs and rng.random() < 0.6:
+            ids = convs[int(rng.integers(len(convs)))]
+        else:
+            ids = [0]
+            convs.append(ids)
+        new = list(range(nxt + 1, nxt + 1 + int(rng.integers(1, 4))))
+        nxt += len(new)
+        ids[:] = ids + new
+        lines.append(json.dumps({"timestamp": i * 300, "input_length": len(ids) * 512 - 100,
+                                 "output_length": int(rng.integers(1, 50)), "hash_ids": list(ids)}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_cluster_stage_tables_are_byte_identical_and_capacity_is_checked(tmp_path):
+    from prefix_study.cluster.stage import run
+    from prefix_study.io import write_parquet
+    from prefix_study.traces.importers import import_trace
+
+    src = mooncake_file(tmp_path / "mooncake.jsonl")
+    frame, _ = import_trace("mooncake", src, "mooncake")
+    trace = write_parquet(frame, tmp_path / "b512.parquet")
+    overrides = ["+workload@workloads.mooncake=mooncake", f"workloads.mooncake.trace_path={src}",
+                 "cluster.workloads=[mooncake]", "cluster.replicas=[1,3]", "cluster.variants=[precise,approximate]"]
+    cfg = compose_config(overrides)
+    a = run(cfg, {"mooncake": trace}, {}, tmp_path / "a", progress=False)
+    run(cfg, {"mooncake": trace}, {}, tmp_path / "b", progress=False)
+    assert (tmp_path / "a/cluster.parquet").read_bytes() == (tmp_path / "b/cluster.parquet").read_bytes()
+    assert (tmp_path / "a/cluster.md").read_text() == (tmp_path / "b/cluster.md").read_text()
+    assert (tmp_path / "a/cluster_scaling.png").exists()
+    assert a.height == 2 * (4 + 3 * 2)
+    one = a.filter(pl.col("replicas") == 1)
+    assert one["hit_rate"].n_unique() == 1  # every router, one replica: the same cache
+    longest = max(len(json.loads(line)["hash_ids"]) for line in src.read_text().splitlines())
+    small = compose_config(overrides + [f"cluster.capacity={longest - 1}"])
+    with pytest.raises(ValueError, match=r"cluster\.capacity=.*too small for one request"):
+        run(small, {"mooncake": trace}, {}, tmp_path / "c", progress=False)
+
+
+def test_approximate_index_forgets_like_its_sources():
+    from prefix_study.cluster.approx_index import ApproxPrefixIndex
+
+    ttl = ApproxPrefixIndex(3, ttl_s=10.0)  # Dynamo: expiry after the last routing
+    ttl.insert(0, [1, 2, 3], now=0.0)
+    ttl.insert(1, [1, 2], now=5.0)
+    assert ttl.overlaps([1, 2, 3, 4], 4) == [3, 2, 0]
+    ttl.refresh(9.0)
+    ttl.insert(0, [1], now=9.0)  # refreshes block 1 only
+    ttl.refresh(12.0)
+    assert ttl.overlaps([1, 2, 3], 3) == [1, 2, 0]
+    ttl.refresh(15.0)
+    assert ttl.overlaps([1, 2, 3], 3) == [1, 0, 0]
+    lru = ApproxPrefixIndex(2, lru_capacity=3)  # llm-d: one LRU per replica
+    lru.insert(0, [1, 2, 3], 0.0)
+    lru.insert(1, [1, 7], 0.0)
+    lru.insert(0, [1, 4], 1.0)  # evicts 2, the least recently routed
+    assert lru.size(0) == 3 and lru.overlaps([1, 2, 3], 3) == [1, 1]
+    assert lru.any_replica_run([1, 7, 4, 9], 4) == [2, 2]  # walks while any replica holds a block
+    trim = ApproxPrefixIndex(1, trim_interval_s=30.0, trim_size=2)  # SGLang: periodic LRU cut
+    trim.insert(0, [1, 2, 3, 4], 0.0)
+    trim.refresh(29.0)
+    assert trim.size(0) == 4
+    trim.refresh(30.0)
+    assert trim.size(0) == 2 and trim.overlaps([3, 4], 2) == [2]
