@@ -8,15 +8,16 @@ these classes do the same request by request, and are tested to equal the
 kernels hit for hit on any trace (tests/test_cluster.py), so a cluster of one
 replica reproduces the single-instance `prefix` replay exactly.
 
-Supported policies (`cluster.policy`): `lru` (vLLM's free queue, as
-`replay/kernels/lru.py`'s `lru_vllm_free_queue`) and `fifo` (as
-`replay/kernels/fifo.py` under prefix semantics). Other registered policies
-have no incremental version yet and are rejected by config validation.
+Supported policy (`cluster.policy`): `lru` (vLLM's free queue, as
+`replay/kernels/lru.py`'s `lru_vllm_free_queue`). Other registered policies
+(among them `fifo`, whose prefix kernel models vLLM's physical blocks with
+duplicate copies) have no incremental version yet and are rejected by config
+validation, naming the key.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import Callable, Sequence
 
 
@@ -93,42 +94,9 @@ class VllmFreeQueueCache(ReplicaCache):
         return hits
 
 
-class FifoCache(ReplicaCache):
-    """FIFO under prefix semantics (kernels/fifo.py): evict in insertion
-    order; hits and orphan re-uses change nothing; no pinning."""
-
-    def __init__(self, capacity: int):
-        self.capacity = int(capacity)
-        self.cached: set[int] = set()
-        self.order: deque[int] = deque()
-
-    def serve(self, blocks: Sequence[int], n_lookup: int, partial_tail: bool) -> int:
-        cap = self.capacity
-        if cap <= 0:
-            return 0
-        cached = self.cached
-        order = self.order
-        hits = 0
-        run = True
-        for pos, x in enumerate(blocks):
-            if x in cached:
-                if run and pos < n_lookup:
-                    hits += 1
-                else:
-                    run = False
-                continue
-            run = False
-            if len(cached) >= cap:
-                cached.discard(order.popleft())
-            order.append(x)
-            cached.add(x)
-        return hits
-
-
 #: `cluster.policy` -> incremental cache class.
 CLUSTER_CACHES: dict[str, Callable[[int], ReplicaCache]] = {
     "lru": VllmFreeQueueCache,
-    "fifo": FifoCache,
 }
 
 
