@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from prefix_study.config.schema import EngineConfig
 from prefix_study.engine.cost_clock import StepWork, scheduled_work
-from prefix_study.engine.runtime import Engine
+from prefix_study.engine.runtime import Engine, PrefixLookup
+from prefix_study.traces.schema import reported_lookup_index
 from prefix_study.engine.simulator import simulator_params
 
 
@@ -93,8 +94,26 @@ REQUEST_SCHEMA = {
     "num_prompt_tokens": pl.Int32, "num_cached_tokens": pl.Int32,
     "reuse_fraction": pl.Float64, "prompt_token_ids": pl.List(pl.Int32),
     "output_token_ids": pl.List(pl.Int32), "scheduled_step": pl.Int64,
-    "lookup_event_index": pl.Int64,
+    "lookup_event_index": pl.Int64, "num_preemptions": pl.Int32, "num_lookups": pl.Int32,
+    "lookups": pl.List(pl.Struct({
+        "event_index": pl.Int64, "cached_tokens": pl.Int32, "num_tokens": pl.Int32,
+        "preemptions": pl.Int32, "step": pl.Int64, "admitted": pl.Boolean})),
 }
+
+#: Steps in a row that schedule nothing before the waiting requests are
+#: declared unschedulable (they cannot fit in the KV cache even alone).
+STUCK_STEPS = 3
+
+
+def lookup_columns(lookups: list[PrefixLookup]) -> dict[str, Any]:
+    """Per-request columns from every prefix lookup vLLM made for it."""
+    reported = reported_lookup_index([lk.preemptions for lk in lookups])
+    return {
+        "lookup_event_index": None if reported is None else lookups[reported].event_index,
+        "num_preemptions": max((lk.preemptions for lk in lookups), default=0),
+        "num_lookups": len(lookups),
+        "lookups": [vars(lk).copy() for lk in lookups],
+    }
 
 
 def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
@@ -122,6 +141,8 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
     engine_ids: dict[str, str] = {}         # request id -> engine-internal id
     records: dict[int, dict[str, Any]] = {}
     done_prompt = done_cached = done_tokens = 0
+    unschedulable: list[dict[str, Any]] = []
+    idle_steps = 0
     wall_start = time.perf_counter()
     bar = tqdm(total=len(rows), desc=desc, unit="req", disable=not progress, mininterval=0.5)
     while ready or in_flight:
@@ -157,6 +178,23 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
             if rid in in_flight and records[in_flight[rid]]["scheduled_s"] is None:
                 rec = records[in_flight[rid]]
                 rec["scheduled_s"], rec["scheduled_step"] = now, step
+        idle_steps = idle_steps + 1 if tokens == 0 and not outputs else 0
+        if idle_steps >= STUCK_STEPS:
+            # Nothing runs and the head of vLLM's waiting queue cannot be
+            # allocated (it does not fit even alone): drop it, don't spin.
+            head = engine.scheduler.waiting.peek_request().request_id
+            rid = internal_ids.get(head, head)
+            llm_engine.abort_request([head], internal=True)
+            idx = in_flight.pop(rid)
+            engine.lookups.take(head)
+            del records[idx]
+            unschedulable.append({"request_id": rid, "reason": "kv_cache_too_small", "step": step})
+            while idx in next_turn:  # later turns of the conversation never arrive
+                idx = next_turn[idx]
+                unschedulable.append({"request_id": rows[idx]["request_id"],
+                                      "reason": "earlier_turn_unschedulable", "step": step})
+            bar.update(1)
+            idle_steps = 0
         now += clock.step_cost(wall, tokens, observer.take_work())
         done_tokens += tokens
         step += 1
@@ -174,14 +212,14 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
             row = rows[idx]
             n_prompt = len(row["prompt_token_ids"])
             cached = int(out.num_cached_tokens or 0)
-            lookup = engine.lookups.lookups.get(engine_ids[rid])
+            lookups = engine.lookups.take(engine_ids[rid])
             rec.update(
                 request_id=row["request_id"], workload=row["workload"],
                 conversation_id=row["conversation_id"], turn_index=row["turn_index"],
                 finished_s=now, num_prompt_tokens=n_prompt, num_cached_tokens=cached,
                 reuse_fraction=cached / n_prompt, prompt_token_ids=list(row["prompt_token_ids"]),
                 output_token_ids=list(out.outputs[0].token_ids),
-                lookup_event_index=None if lookup is None else lookup[0],
+                **lookup_columns(lookups),
             )
             done_prompt += n_prompt
             done_cached += cached
@@ -204,6 +242,9 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
         "tokens_scheduled": done_tokens, "tokens_per_s": done_tokens / max(wall_total, 1e-9),
         "prompt_tokens": done_prompt, "cached_tokens": done_cached,
         "hit_rate": done_cached / max(done_prompt, 1), "simulated_end_s": now,
+        "preempted_requests": sum(1 for r in records.values() if r.get("num_preemptions")),
+        "preemptions": sum(r.get("num_preemptions") or 0 for r in records.values()),
+        "unschedulable": unschedulable,
     }
     schedule = engine.schedule.frame() if engine.schedule is not None else None
     if schedule is not None:

@@ -168,27 +168,66 @@ def _as_uint64(h: Any) -> int | None:
 
 
 @dataclass
-class PrefixLookupRecorder:
-    """Wraps the KV cache manager's prefix lookup; keeps the latest per request.
+class PrefixLookup:
+    """One prefix-cache lookup of a request, as vLLM's scheduler made it.
 
-    For request r: (number of recorder rows published before the lookup,
-    number of cached tokens the lookup returned).
+    A waiting request is looked up every step it is tried; a lookup whose
+    allocation fails is repeated in a later step, and a preempted request is
+    looked up again (over its prompt and the outputs so far) when it resumes.
+    """
+
+    event_index: int        # KV events published (or queued) before the lookup
+    cached_tokens: int      # tokens the lookup found cached
+    num_tokens: int         # request tokens at the lookup (prompt + outputs so far)
+    preemptions: int        # times the request had been preempted before the lookup
+    step: int               # driver step of the lookup
+    admitted: bool | None = None  # allocation succeeded / failed / not attempted
+
+
+@dataclass
+class PrefixLookupRecorder:
+    """Wraps the KV cache manager's prefix lookup and the allocation after it.
+
+    Keeps every lookup per request (`PrefixLookup`), so the traces check can
+    replay exactly what vLLM did: retried lookups after a failed allocation
+    and re-lookups after preemption included.
     """
 
     events: KVEventRecorder
     block_pool: Any
-    lookups: dict[str, tuple[int, int]] = field(default_factory=dict)
+    lookups: dict[str, list[PrefixLookup]] = field(default_factory=dict)
 
     def wrap(self, manager: Any) -> None:
-        original = manager.get_computed_blocks
+        lookup = getattr(manager.get_computed_blocks, "_unwrapped", manager.get_computed_blocks)
+        allocate = getattr(manager.allocate_slots, "_unwrapped", manager.allocate_slots)
 
         def get_computed_blocks(request: Any):
-            result = original(request)
+            result = lookup(request)
             pending = len(self.block_pool.kv_event_queue)
-            self.lookups[request.request_id] = (self.events.published + pending, int(result[1]))
+            self.lookups.setdefault(request.request_id, []).append(PrefixLookup(
+                event_index=self.events.published + pending, cached_tokens=int(result[1]),
+                num_tokens=int(request.num_tokens), preemptions=int(request.num_preemptions),
+                step=self.events.step))
             return result
 
+        def allocate_slots(request: Any, *args: Any, **kwargs: Any):
+            result = allocate(request, *args, **kwargs)
+            # The waiting-queue admission passes the lookup's blocks; running
+            # requests' allocations do not.
+            if "new_computed_blocks" in kwargs:
+                tried = self.lookups.get(request.request_id)
+                if tried and tried[-1].admitted is None:
+                    tried[-1].admitted = result is not None
+            return result
+
+        get_computed_blocks._unwrapped = lookup  # type: ignore[attr-defined]
+        allocate_slots._unwrapped = allocate  # type: ignore[attr-defined]
         manager.get_computed_blocks = get_computed_blocks
+        manager.allocate_slots = allocate_slots
+
+    def take(self, request_id: str) -> list[PrefixLookup]:
+        """Forget and return a finished request's lookups."""
+        return self.lookups.pop(request_id, [])
 
 
 @dataclass
@@ -212,6 +251,9 @@ class Engine:
         """Empty the prefix cache and forget recorded events and lookups."""
         if not self.llm.reset_prefix_cache():
             raise RuntimeError("vLLM refused to reset the prefix cache (requests running?)")
+        # The reset queues an AllBlocksCleared event; it belongs to no run, so
+        # a reused engine records exactly what a fresh one would.
+        self.scheduler.kv_cache_manager.block_pool.take_events()
         self.events.clear()
         self.lookups.lookups.clear()
         self.request_workloads.clear()

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import polars as pl
 
 from prefix_study.traces.block_hash import chained_block_hashes
-from prefix_study.traces.schema import PREFIX_HASH_ALGO, TRACE_SCHEMA
+from prefix_study.traces.schema import PREFIX_HASH_ALGO, TRACE_SCHEMA, reported_lookup_index
 
 
 def kv_token_ids(prompt: Sequence[int], output: Sequence[int]) -> list[int]:
@@ -83,45 +83,93 @@ def cached_set_before(kv_events: pl.DataFrame) -> Callable[[int], set[int]]:
     return before
 
 
+def _request_lookups(requests: pl.DataFrame) -> list[tuple[str, dict]]:
+    """(request id, lookup) for every prefix lookup the engine made.
+
+    Runs recorded before per-lookup recording carry only the reporting
+    lookup's event index; it stands for one lookup over the prompt.
+    """
+    out = []
+    if "lookups" in requests.columns:
+        for rid, lookups in requests.select("request_id", "lookups").rows():
+            out += [(rid, lk) for lk in lookups or []]
+        return out
+    for r in requests.filter(pl.col("lookup_event_index").is_not_null()).iter_rows(named=True):
+        out.append((r["request_id"], {
+            "event_index": r["lookup_event_index"], "cached_tokens": r["num_cached_tokens"],
+            "num_tokens": r["num_prompt_tokens"], "preemptions": 0, "admitted": True}))
+    return out
+
+
 def check_engine_consistency(requests: pl.DataFrame, kv_events: pl.DataFrame,
                              trace: pl.DataFrame, block_size: int) -> dict:
     """Prove the derivation and the accounting against the engine's own events.
 
     - derivation: the set of derived block hashes equals the set of hashes the
       engine stored (every block starts uncached, so each was stored once);
-    - consistency: for every request, `num_cached_tokens` equals block size x
-      the number of leading lookup blocks that were in the cache (per the KV
-      events) when the engine looked the request up.
+    - lookups: every prefix lookup vLLM made (a waiting request is looked up
+      again each step its allocation fails, and again after a preemption,
+      then over its prompt and the outputs so far) found exactly the leading
+      blocks of its first `num_tokens - 1` tokens that were cached, per the
+      KV events, when it was made;
+    - reporting: `num_cached_tokens` equals the result of the lookup vLLM
+      reports, the last one before the request's first preemption, and that
+      lookup admitted the request.
     """
     stored = set(kv_events.filter(pl.col("event") == "stored")["block_hash"].to_list())
     derived = set(trace["block_hash"].to_list())
-    by_request = {rid: g.sort("position") for (rid,), g in trace.group_by("request_id")}
-    ordered = requests.filter(pl.col("lookup_event_index").is_not_null()).sort("lookup_event_index")
+    hashes = {rid: g.sort("position")["block_hash"].to_list()
+              for (rid,), g in trace.group_by("request_id")}
+    lookups = _request_lookups(requests)
     before = cached_set_before(kv_events)
-    mismatches = []
-    for r in ordered.iter_rows(named=True):
-        cache = before(r["lookup_event_index"])
-        blocks = by_request.get(r["request_id"])
+    lookup_mismatches = []
+    for rid, lk in sorted(lookups, key=lambda x: x[1]["event_index"]):
+        cache = before(lk["event_index"])
+        blocks = hashes.get(rid, [])[:(lk["num_tokens"] - 1) // block_size]
         leading = 0
-        if blocks is not None:
-            for h, lookup in blocks.select("block_hash", "lookup").rows():
-                if not lookup or h not in cache:
-                    break
-                leading += 1
-        if leading * block_size != r["num_cached_tokens"]:
+        for h in blocks:
+            if h not in cache:
+                break
+            leading += 1
+        if leading * block_size != lk["cached_tokens"]:
+            lookup_mismatches.append({"request_id": rid, "event_index": lk["event_index"],
+                                      "preemptions": lk["preemptions"],
+                                      "engine": lk["cached_tokens"],
+                                      "from_events": leading * block_size})
+    by_request: dict[str, list[dict]] = {}
+    for rid, lk in lookups:
+        by_request.setdefault(rid, []).append(lk)
+    mismatches = []
+    for r in requests.iter_rows(named=True):
+        lks = by_request.get(r["request_id"], [])
+        i = reported_lookup_index([lk["preemptions"] for lk in lks])
+        if i is None:
             mismatches.append({"request_id": r["request_id"], "engine": r["num_cached_tokens"],
-                               "from_events": leading * block_size})
+                               "from_events": None, "reason": "no lookup recorded"})
+        elif lks[i]["cached_tokens"] != r["num_cached_tokens"] or lks[i].get("admitted") is False:
+            mismatches.append({"request_id": r["request_id"], "engine": r["num_cached_tokens"],
+                               "from_events": lks[i]["cached_tokens"],
+                               "reason": "reported lookup was not admitted"
+                               if lks[i].get("admitted") is False else "reported lookup differs"})
+    preempted = sum(1 for lks in by_request.values() if max(lk["preemptions"] for lk in lks) > 0)
+    retried = sum(1 for lks in by_request.values()
+                  if sum(lk["preemptions"] == 0 for lk in lks) > 1)
     return {
         "block_size": block_size,
-        "requests_checked": ordered.height,
+        "requests_checked": requests.height,
+        "lookups_checked": len(lookups),
+        "requests_looked_up_again_after_failed_allocation": retried,
+        "requests_preempted": preempted,
         "derived_hashes": len(derived),
         "engine_stored_hashes": len(stored),
         "derived_equals_engine": derived == stored,
         "derived_not_stored": len(derived - stored),
         "stored_not_derived": len(stored - derived),
+        "lookup_mismatches": lookup_mismatches[:20],
+        "num_lookup_mismatches": len(lookup_mismatches),
         "consistency_mismatches": mismatches[:20],
         "num_consistency_mismatches": len(mismatches),
-        "ok": derived == stored and not mismatches,
+        "ok": derived == stored and not mismatches and not lookup_mismatches,
     }
 
 

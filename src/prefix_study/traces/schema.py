@@ -20,3 +20,14 @@ TRACE_SCHEMA = {
 #: derived traces hash with it (traces/block_hash.py), so their block hashes
 #: equal the ones in the engine's KV events.
 PREFIX_HASH_ALGO = "sha256"
+
+
+def reported_lookup_index(preemptions: "list[int]") -> "int | None":
+    """Which of a request's prefix lookups (their `preemptions` so far, in
+    order) vLLM reports as `num_cached_tokens`: the last one before the first
+    preemption. vLLM 0.32 sets a request's prefill stats at every lookup while
+    `request.num_preemptions <= 0` (v1/core/sched/scheduler.py), so retries
+    after a failed allocation overwrite it and re-lookups after a preemption
+    do not."""
+    first = [i for i, p in enumerate(preemptions) if p == 0]
+    return first[-1] if first else None
