@@ -123,3 +123,31 @@ def test_mixed_stream_keeps_workload_tags_and_arrivals():
     assert mixed["workload"].to_list() == ["qa", "chat"] * 3
     with pytest.raises(ValueError, match="shared by workloads"):
         mixed_request_stream({"qa": a, "again": a})
+
+
+_FRESH_ENGINES = []  # never garbage-collected mid-session (see conftest)
+
+
+def test_a_reused_engine_writes_what_a_fresh_one_writes(engine_factory, model_dir, tmp_path):
+    """One engine per job serves every workload: after another workload and a
+    reset, a workload's Parquet outputs equal those of a fresh engine, byte for byte."""
+    from omegaconf import OmegaConf
+
+    from prefix_study.config.schema import EngineConfig
+    from prefix_study.engine import EngineSpec, build_engine
+    from prefix_study.engine.stage import run_workloads
+
+    cfg = OmegaConf.structured(EngineConfig(block_sizes=[BLOCK], capacity_blocks=CAPACITY,
+                                            max_model_len=MAX_LEN, max_num_batched_tokens=MAX_LEN))
+    first = shared_context_stream(seed=1, requests=10)
+    second = shared_context_stream(seed=2, requests=10)
+    reused = engine_factory(BLOCK, capacity_blocks=CAPACITY, max_model_len=MAX_LEN, max_num_seqs=16)
+    run_workloads(reused, cfg, {"first": first, "second": second}, tmp_path / "reused", progress=False)
+    fresh = build_engine(EngineSpec.from_config(cfg, model_dir, BLOCK))
+    _FRESH_ENGINES.append(fresh)
+    run_workloads(fresh, cfg, {"second": second}, tmp_path / "fresh", progress=False)
+    for name in ("requests.parquet", "kv_events.parquet", "blocks.parquet"):
+        a = (tmp_path / "reused" / "second" / f"b{BLOCK}" / name).read_bytes()
+        b = (tmp_path / "fresh" / "second" / f"b{BLOCK}" / name).read_bytes()
+        assert a == b, name
+

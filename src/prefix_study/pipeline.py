@@ -121,6 +121,19 @@ class PipelinePaths:
         """`requests.parquet`, `kv_events.parquet` or `run.json` of one engine run."""
         return self.engine_dir(workload, block_size) / name
 
+    @property
+    def engine_capacities(self) -> list[int]:
+        """The engine capacity sweep (blocks), without the trace-source capacity."""
+        source = int(self.cfg.engine.capacity_blocks)
+        return sorted({int(c) for c in self.cfg.engine.capacities} - {source})
+
+    def engine_capacity_root(self, capacity: int | str) -> Path:
+        return self.stage("engine") / "capacity" / f"c{capacity}"
+
+    def engine_capacity_dir(self, run: str, block_size: int | str, capacity: int | str) -> Path:
+        """One engine run of the capacity sweep (`run`: a workload or `mixed`)."""
+        return self.engine_capacity_root(capacity) / run / f"b{block_size}"
+
     def engine_source_block_size(self, block_size: int) -> int:
         """The engine run whose token ids a trace at `block_size` is derived from."""
         sizes = self.engine_block_sizes

@@ -54,8 +54,16 @@ def engine(args: argparse.Namespace) -> None:
         from omegaconf import OmegaConf
 
         engine_cfg = OmegaConf.merge(cfg.engine, {"prefix_caching": False})
-    run(engine_cfg, args.workload_file, args.model, args.block_size, args.out,
-        progress=not args.no_progress, cost=cost)
+    files = dict(v.split("=", 1) for v in args.workload)
+    out_dirs = None
+    if args.workload_file:  # one workload into exactly --out
+        name = Path(args.workload_file).stem
+        files, out_dirs = {name: args.workload_file}, {name: args.out}
+    if not files or not (args.out or args.out_root):
+        sys.exit("engine: give --workload NAME=FILE ... --out-root DIR, or --workload-file FILE --out DIR")
+    run(engine_cfg, files, args.model, args.block_size, args.out_root or args.out,
+        capacity_blocks=args.capacity, mixed=args.mixed, progress=not args.no_progress, cost=cost,
+        out_dirs=out_dirs)
 
 
 def traces(args: argparse.Namespace) -> None:
@@ -137,11 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--summary", required=True)
 
-    s = _add(sub, "engine", engine, "run one workload through vLLM at one block size")
-    s.add_argument("--workload-file", required=True)
+    s = _add(sub, "engine", engine, "run workloads through one vLLM engine at one block size")
+    s.add_argument("--workload", action="append", default=[], help="name=request stream parquet")
+    s.add_argument("--out-root", default=None, help="writes <out-root>/<workload>/b<bs>/")
+    s.add_argument("--workload-file", default=None, help="one request stream (with --out)")
+    s.add_argument("--out", default=None, help="the one workload's run directory")
     s.add_argument("--model", required=True)
     s.add_argument("--block-size", type=int, required=True)
-    s.add_argument("--out", required=True)
+    s.add_argument("--capacity", type=int, default=None, help="blocks (default engine.capacity_blocks)")
+    s.add_argument("--mixed", action="store_true", help="also run the mixed workload")
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--no-prefix-caching", action="store_true",
                    help="prefix caching off (the savings stage's TTFT baseline)")

@@ -130,6 +130,9 @@ class EngineConfig:
     prefix_caching: bool = True
     # KV capacity in blocks (num_gpu_blocks_override); large enough not to bind.
     capacity_blocks: int = 16384
+    # Engine capacity sweep (blocks, null block included): one more engine run
+    # per capacity x block size x workload, plus the mixed workload.
+    capacities: list[int] = field(default_factory=list)
     max_model_len: int = 4096
     max_num_seqs: int = 16
     max_num_batched_tokens: int = 4096

@@ -201,17 +201,21 @@ def validate_engine(cfg: Any) -> None:
     )
     # vLLM keeps one null block out of the pool and refuses to start unless
     # one request of max_model_len tokens fits in the rest.
-    capacity, max_len = cfg.engine.capacity_blocks, cfg.engine.max_model_len
-    for bs in sorted(cfg.engine.block_sizes):
-        need = -(-max_len // bs) + 1
-        _require(
-            capacity >= need,
-            "engine.capacity_blocks",
-            capacity,
-            f"at least {need} with engine.max_model_len={max_len} at engine block size {bs} "
-            f"(ceil({max_len}/{bs}) blocks for one request + vLLM's null block); raise "
-            "engine.capacity_blocks or lower engine.max_model_len",
-        )
+    max_len = cfg.engine.max_model_len
+    capacities = [("engine.capacity_blocks", cfg.engine.capacity_blocks)]
+    capacities += [("engine.capacities", c) for c in cfg.engine.capacities]
+    for key, capacity in capacities:
+        _require(isinstance(capacity, int) and capacity > 0, key, capacity, "positive integers")
+        for bs in sorted(cfg.engine.block_sizes):
+            need = -(-max_len // bs) + 1
+            _require(
+                capacity >= need,
+                key,
+                capacity,
+                f"at least {need} with engine.max_model_len={max_len} at engine block size {bs} "
+                f"(ceil({max_len}/{bs}) blocks for one request + vLLM's null block); raise "
+                f"{key} or lower engine.max_model_len",
+            )
 
 
 def validate_sweep(cfg: Any) -> None:

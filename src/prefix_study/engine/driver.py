@@ -100,8 +100,10 @@ REQUEST_SCHEMA = {
         "preemptions": pl.Int32, "step": pl.Int64, "admitted": pl.Boolean})),
 }
 
-#: Steps in a row that schedule nothing before the waiting requests are
-#: declared unschedulable (they cannot fit in the KV cache even alone).
+#: Steps in a row that schedule nothing before the head of the waiting queue
+#: is declared unschedulable (it cannot fit in the KV cache even alone). A
+#: safety net: vLLM 0.32 refuses to start unless capacity - 1 blocks hold one
+#: max_model_len request, so no run so far has needed it.
 STUCK_STEPS = 3
 
 
@@ -188,11 +190,13 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
             idx = in_flight.pop(rid)
             engine.lookups.take(head)
             del records[idx]
-            unschedulable.append({"request_id": rid, "reason": "kv_cache_too_small", "step": step})
-            while idx in next_turn:  # later turns of the conversation never arrive
-                idx = next_turn[idx]
-                unschedulable.append({"request_id": rows[idx]["request_id"],
-                                      "reason": "earlier_turn_unschedulable", "step": step})
+            reason = "kv_cache_too_small"
+            while True:  # later turns of the conversation never arrive
+                unschedulable.append({"request_id": rows[idx]["request_id"], "reason": reason,
+                                      "workload": rows[idx]["workload"], "step": step})
+                if idx not in next_turn:
+                    break
+                idx, reason = next_turn[idx], "earlier_turn_unschedulable"
             bar.update(1)
             idle_steps = 0
         now += clock.step_cost(wall, tokens, observer.take_work())
