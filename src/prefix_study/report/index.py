@@ -121,7 +121,9 @@ def write_run_index(cfg: Any, paths: PipelinePaths, benchmark_files: list[Path])
     checked = [r for r in reports if "derived_equals_engine" in r]
     lines += ["## Checks", "",
               f"{sum(bool(r['ok']) for r in checked)} of {len(checked)} engine traces passed both "
-              "checks (derived block hashes equal the engine's KV events; every request's "
-              "`num_cached_tokens` equals the leading blocks cached, per those events, when vLLM "
-              "looked it up).", ""]
+              "checks (derived block hashes equal the engine's KV events; every prefix lookup "
+              "vLLM made, retries after a failed allocation and re-lookups after a preemption "
+              "included, found exactly the leading blocks cached per those events; and each "
+              "request's `num_cached_tokens` is the result of its last lookup before any "
+              "preemption).", ""]
     return write_text("\n".join(lines), run / "index.md")
