@@ -150,4 +150,13 @@ def test_a_reused_engine_writes_what_a_fresh_one_writes(engine_factory, model_di
         a = (tmp_path / "reused" / "second" / f"b{BLOCK}" / name).read_bytes()
         b = (tmp_path / "fresh" / "second" / f"b{BLOCK}" / name).read_bytes()
         assert a == b, name
+    # The capacity table of a run: vLLM's rate, the sequential replay's, and how many differ.
+    from prefix_study.replay.engine_sweep import run_comparison
+
+    requests = pl.read_parquet(tmp_path / "fresh" / "second" / f"b{BLOCK}" / "requests.parquet")
+    (row,) = run_comparison(tmp_path / "fresh" / "second" / f"b{BLOCK}").to_dicts()
+    assert row["capacity_blocks"] == CAPACITY and row["requests"] == 10 and row["run"] == "second"
+    assert row["engine_hit_rate"] == requests["num_cached_tokens"].sum() / requests["num_prompt_tokens"].sum()
+    assert 0 < row["replay_hit_rate"] <= 1 and 0 <= row["requests_differ"] <= 10
+    assert row["preempted_requests"] == (requests["num_preemptions"] > 0).sum()
 

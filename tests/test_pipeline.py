@@ -210,8 +210,9 @@ def test_profile_dry_run_lists_every_job(tmp_path, profile):
     assert proc.returncode == 0, proc.stderr[-3000:]
     stats = job_stats(proc.stdout + proc.stderr)
     # engine block size 32 (sweep=tiny: 32) -> each trace also writes its engine run's per-block records
-    assert stats["engine_run"] == 4 and stats["workload"] == 4 and stats["engine_block_trace"] == 4
-    assert "block_trace" not in stats
+    # One engine job per engine block size runs all four workloads.
+    assert stats["engine_run"] == 1 and stats["workload"] == 4 and stats["engine_block_trace"] == 4
+    assert "block_trace" not in stats and "engine_capacity_run" not in stats
     assert stats["model_assets"] == stats["replay"] == stats["mixed"] == stats["figures"] == 1
     assert stats["run_index"] == stats["report_html"] == 1
     if profile == "slurm":
@@ -220,6 +221,16 @@ def test_profile_dry_run_lists_every_job(tmp_path, profile):
         engine_block = (proc.stdout + proc.stderr).split("rule engine_run:", 1)[1].split("\n\n", 1)[0]
         assert "mem_mb=8000" in engine_block and "runtime=120" in engine_block
     assert not results.exists()
+
+
+def test_engine_capacity_sweep_plans_one_job_per_capacity_and_block_size(tmp_path):
+    results = tmp_path / "results"
+    proc = prefix_study("-n", *TINY, f"results_dir={results}", "engine.capacities=[65,129]",
+                        "engine.max_model_len=2048", "engine.block_sizes=[32,64]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = job_stats(proc.stdout + proc.stderr)
+    assert stats["engine_capacity_run"] == 4 and stats["engine_run"] == 2
+    assert "--capacity 129 --mixed" in proc.stdout + proc.stderr
 
 
 # --- the full DAG ---------------------------------------------------------------------
