@@ -19,6 +19,7 @@ def test_default_config_composes():
     ("engine.block_sizes=[48]", "engine.block_sizes"),
     ("engine.capacity_blocks=0", "engine.capacity_blocks"),
     ("engine.capacity_blocks=-5", "engine.capacity_blocks"),
+    ("engine.capacities=[513,64]", "engine.capacities"),  # 64 blocks cannot hold 4096 tokens
     ("engine.simulator=parrot", "engine.simulator"),
     ("engine.clock=sundial", "engine.clock"),
     ("engine.max_model_len=99999", "engine.max_model_len"),
