@@ -146,7 +146,7 @@ def test_a_reused_engine_writes_what_a_fresh_one_writes(engine_factory, model_di
     fresh = build_engine(EngineSpec.from_config(cfg, model_dir, BLOCK))
     _FRESH_ENGINES.append(fresh)
     run_workloads(fresh, cfg, {"second": second}, tmp_path / "fresh", progress=False)
-    for name in ("requests.parquet", "kv_events.parquet", "blocks.parquet"):
+    for name in ("requests.parquet", "kv_events.parquet"):
         a = (tmp_path / "reused" / "second" / f"b{BLOCK}" / name).read_bytes()
         b = (tmp_path / "fresh" / "second" / f"b{BLOCK}" / name).read_bytes()
         assert a == b, name
