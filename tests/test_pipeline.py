@@ -392,7 +392,7 @@ def test_changed_dataset_file_replans_workloads_and_downstream_only(tiny, tmp_pa
     assert new.stage("workloads") != before["workloads"] and new.stage("assets") == before["assets"]
     proc = prefix_study("-n", *ov)
     stats = job_stats(proc.stdout + proc.stderr)
-    assert stats["workload"] == 4 and stats["engine_run"] == 4 and "model_assets" not in stats
+    assert stats["workload"] == 4 and stats["engine_run"] == 1 and "model_assets" not in stats
     new_qa = new.stage("workloads") / "qa.parquet"
     assert prefix_study(*ov, "--", str(new_qa)).returncode == 0
     assert not pl.read_parquet(new_qa).equals(first)
