@@ -142,10 +142,12 @@ def test_a_reused_engine_writes_what_a_fresh_one_writes(engine_factory, model_di
     first = shared_context_stream(seed=1, requests=10)
     second = shared_context_stream(seed=2, requests=10)
     reused = engine_factory(BLOCK, capacity_blocks=CAPACITY, max_model_len=MAX_LEN, max_num_seqs=16)
-    run_workloads(reused, cfg, {"first": first, "second": second}, tmp_path / "reused", progress=False)
+    run_workloads(reused, cfg, {"first": first, "second": second},
+                  {n: tmp_path / "reused" / n / f"b{BLOCK}" for n in ("first", "second")}, progress=False)
     fresh = build_engine(EngineSpec.from_config(cfg, model_dir, BLOCK))
     _FRESH_ENGINES.append(fresh)
-    run_workloads(fresh, cfg, {"second": second}, tmp_path / "fresh", progress=False)
+    run_workloads(fresh, cfg, {"second": second}, {"second": tmp_path / "fresh" / "second" / f"b{BLOCK}"},
+                  progress=False)
     for name in ("requests.parquet", "kv_events.parquet"):
         a = (tmp_path / "reused" / "second" / f"b{BLOCK}" / name).read_bytes()
         b = (tmp_path / "fresh" / "second" / f"b{BLOCK}" / name).read_bytes()
