@@ -459,8 +459,6 @@ class PrefixStudyConfig:
     model: ModelProfileConfig = field(default_factory=ModelProfileConfig)
     hardware: HardwareProfileConfig = field(default_factory=HardwareProfileConfig)
     cost: CostConfig = field(default_factory=CostConfig)
-
-
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     # Hydra overrides given on the command line (bookkeeping only).
     overrides: list[str] = field(default_factory=list)
