@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine_compare import binding_spec, default_streams, run_engine
     from prefix_study.engine.runtime import build_engine
     from prefix_study.io import markdown_table, write_parquet, write_text
-    from prefix_study.mixed.stream import mixed_request_stream
+    from prefix_study.workloads.mixed_stream import mixed_request_stream
     from prefix_study.mixed.workload_aware import choose_cache_friendly
     from prefix_study.replay.per_request import per_request_hits
 

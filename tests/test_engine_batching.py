@@ -20,7 +20,6 @@ import pytest
 import vllm  # noqa: F401  (a missing vLLM is an error, not a skip)
 
 from prefix_study.engine import check_request_stream, drive
-from prefix_study.engine.requests import mixed_request_stream
 from prefix_study.traces.derive import check_engine_consistency, derive_block_trace
 
 pytestmark = pytest.mark.engine
@@ -111,20 +110,6 @@ def test_a_genuine_mismatch_still_fails(batched_run):
     assert not report["ok"] and report["num_lookup_mismatches"] > 0
 
 
-def test_mixed_stream_keeps_workload_tags_and_arrivals():
-    a = shared_context_stream(requests=3)
-    b = a.with_columns(pl.lit("chat").alias("workload"),
-                       pl.col("request_id").str.replace("qa", "chat"),
-                       pl.col("conversation_id").str.replace("qa", "chat"),
-                       pl.col("arrival_s") + 0.005)
-    mixed = mixed_request_stream({"qa": a, "chat": b})
-    assert mixed.height == 6
-    assert mixed["arrival_s"].is_sorted()
-    assert mixed["workload"].to_list() == ["qa", "chat"] * 3
-    with pytest.raises(ValueError, match="shared by workloads"):
-        mixed_request_stream({"qa": a, "again": a})
-
-
 _FRESH_ENGINES = []  # never garbage-collected mid-session (see conftest)
 
 
@@ -148,17 +133,24 @@ def test_a_reused_engine_writes_what_a_fresh_one_writes(engine_factory, model_di
     _FRESH_ENGINES.append(fresh)
     run_workloads(fresh, cfg, {"second": second}, {"second": tmp_path / "fresh" / "second" / f"b{BLOCK}"},
                   progress=False)
-    for name in ("requests.parquet", "kv_events.parquet"):
+    for name in ("requests.parquet", "kv_events.parquet", "schedule.parquet"):
         a = (tmp_path / "reused" / "second" / f"b{BLOCK}" / name).read_bytes()
         b = (tmp_path / "fresh" / "second" / f"b{BLOCK}" / name).read_bytes()
         assert a == b, name
-    # The capacity table of a run: vLLM's rate, the sequential replay's, and how many differ.
-    from prefix_study.replay.engine_sweep import run_comparison
+    # The engine sweep table's row of a run: vLLM's rate beside the batched and
+    # sequential replays', from the trace the traces stage derives and checks.
+    from prefix_study.replay.engine_sweep import EngineRunFiles, compare_engine_run
+    from prefix_study.traces.stage import run as derive_trace
 
-    requests = pl.read_parquet(tmp_path / "fresh" / "second" / f"b{BLOCK}" / "requests.parquet")
-    (row,) = run_comparison(tmp_path / "fresh" / "second" / f"b{BLOCK}").to_dicts()
+    run_dir = tmp_path / "fresh" / "second" / f"b{BLOCK}"
+    report = derive_trace("second", None, BLOCK, run_dir, tmp_path / "t.parquet", tmp_path / "t.check.json")
+    assert report["ok"]
+    requests = pl.read_parquet(run_dir / "requests.parquet")
+    (row,) = compare_engine_run(EngineRunFiles("second", BLOCK, CAPACITY, run_dir, tmp_path / "t.parquet")).to_dicts()
     assert row["capacity_blocks"] == CAPACITY and row["requests"] == 10 and row["run"] == "second"
     assert row["engine_hit_rate"] == requests["num_cached_tokens"].sum() / requests["num_prompt_tokens"].sum()
-    assert 0 < row["replay_hit_rate"] <= 1 and 0 <= row["requests_differ"] <= 10
+    assert row["requests_differ_batched"] == 0 and row["batched_replay_hit_rate"] == row["engine_hit_rate"]
+    assert 0 < row["sequential_replay_hit_rate"] <= 1 and 0 <= row["requests_differ_sequential"] <= 10
     assert row["preempted_requests"] == (requests["num_preemptions"] > 0).sum()
-
+    with pytest.raises(ValueError, match="not b32 with 41"):
+        compare_engine_run(EngineRunFiles("second", BLOCK, CAPACITY + 1, run_dir, tmp_path / "t.parquet"))

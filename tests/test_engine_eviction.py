@@ -11,7 +11,7 @@ import vllm  # noqa: F401  (a missing vLLM is an error, not a skip)
 
 from prefix_study.engine import check_request_stream, drive
 from prefix_study.engine.eviction import eviction_names, install_eviction_policy
-from prefix_study.mixed.stream import mixed_request_stream
+from prefix_study.workloads.mixed_stream import mixed_request_stream
 from prefix_study.mixed.workload_aware import wa_lru_hit_mask
 from prefix_study.replay.per_request import per_request_from_mask, per_request_hits
 from prefix_study.replay.trace import encode_trace

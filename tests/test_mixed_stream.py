@@ -1,11 +1,11 @@
-"""The mixed engine request stream (mixed/stream.py)."""
+"""The mixed engine request stream (workloads/mixed_stream.py)."""
 
 from __future__ import annotations
 
 import polars as pl
 import pytest
 
-from prefix_study.mixed.stream import mixed_request_stream
+from prefix_study.workloads.mixed_stream import first_conversations, mixed_request_stream
 
 
 def stream(workload: str, convs: list[tuple[float, int]]) -> pl.DataFrame:
@@ -48,3 +48,18 @@ def test_timestamp_keeps_arrivals_and_rejects_bad_input():
         mixed_request_stream({"a": a}, "zigzag")
     with pytest.raises(ValueError, match="holds rows of"):
         mixed_request_stream({"b": a})
+
+
+def test_workloads_may_not_share_conversations():
+    a = stream("a", [(0.0, 2)])
+    b = stream("b", [(0.5, 1)]).with_columns(pl.lit("a-000000").alias("conversation_id"))
+    with pytest.raises(ValueError, match="conversation ids repeat across workloads"):
+        mixed_request_stream({"a": a, "b": b})
+
+
+def test_first_conversations_keeps_every_turn_of_the_earliest():
+    a = stream("a", [(0.3, 2), (0.1, 3), (0.2, 1)])
+    kept = first_conversations(a, 2)
+    assert sorted(kept["conversation_id"].unique().to_list()) == ["a-000001", "a-000002"]
+    assert kept.height == 4 and kept.columns == a.columns
+    assert first_conversations(a, 10).equals(a)

@@ -434,3 +434,34 @@ def test_report_header_names_the_block_size_of_its_numbers(tiny):
     index = ((run if run.is_absolute() else ROOT / run) / "index.md").read_text()
     assert "Hit rates at block size 48 tokens" in index
     assert "block size 32 tokens" not in index
+
+
+def test_engine_capacity_sweep_at_a_binding_capacity(tiny):
+    """11.2/11.3 through the command: adding engine.capacities reruns no
+    existing engine run, runs every workload and the mixed stream at the new
+    capacity with batching, checks their traces, and the replay stage's
+    engine table sets vLLM beside the batched replay (equal for every
+    request) and the sequential one; the report shows the engine_capacity
+    figure and the table."""
+    overrides, results, _ = tiny
+    sweep = [*overrides, "engine.capacities=[129]"]
+    proc = prefix_study("-n", *sweep)
+    assert proc.returncode == 0
+    stats = job_stats(proc.stdout + proc.stderr)
+    assert "engine_run" not in stats and "engine_block_trace" not in stats
+    assert stats["engine_capacity_run"] == 1 and stats["engine_capacity_trace"] == 5
+    proc = prefix_study(*sweep, "--cores", "2")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    paths = PipelinePaths(compose_config(sweep))
+    table = pl.read_parquet(paths.replay("engine_sweep.parquet"))
+    assert set(table["capacity_blocks"]) == {129, 16384}
+    at_129 = table.filter(pl.col("capacity_blocks") == 129)
+    assert set(at_129["run"]) == {"chat_single", "chat_multi", "qa", "summarization", "mixed"}
+    mixed = at_129.filter((pl.col("run") == "mixed") & (pl.col("workload") == "all")).row(0, named=True)
+    assert mixed["requests"] == at_129.filter(pl.col("run") != "mixed")["requests"].sum()
+    assert (table["requests_differ_batched"] == 0).all()
+    assert (table["batched_replay_hit_rate"] == table["engine_hit_rate"]).all()
+    checks = [json.loads(p.read_text()) for p in (paths.stage("traces") / "capacity").glob("*/c129/*/b32.check.json")]
+    assert len(checks) == 5 and all(c["ok"] for c in checks)
+    index = (paths.run / "index.md").read_text()
+    assert "engine_capacity.png" in index and "engine_sweep.md" in index

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from prefix_study.config.hashing import STAGES, run_dir, stage_dir
+from prefix_study.config.hashing import STAGES, capacity_sweep_hash, run_dir, stage_dir
 from prefix_study.config.inputs import dataset_file, trace_file
 from prefix_study.config.schema import EXTERNAL_TRACE_KINDS as EXTERNAL_KINDS
+from prefix_study.config.schema import MIXED_RUN
 from prefix_study.traces.formats import get_trace_format
 
 
@@ -128,7 +129,8 @@ class PipelinePaths:
         return sorted({int(c) for c in self.cfg.engine.capacities} - {source})
 
     def engine_capacity_root(self, capacity: int | str) -> Path:
-        return self.stage("engine") / "capacity" / f"c{capacity}"
+        """Keyed by what the sweep's runs alone depend on (`capacity_sweep_hash`)."""
+        return self.stage("engine") / "capacity" / capacity_sweep_hash(self.cfg) / f"c{capacity}"
 
     def engine_capacity_dir(self, run: str, block_size: int | str, capacity: int | str) -> Path:
         """One engine run of the capacity sweep (`run`: a workload or `mixed`)."""
@@ -158,6 +160,29 @@ class PipelinePaths:
 
     def trace_check(self, workload: str, block_size: int | str) -> Path:
         return self.stage("traces") / workload / f"b{block_size}.check.json"
+
+    def engine_capacity_trace(self, run: str, block_size: int | str, capacity: int | str) -> Path:
+        """The block trace of one engine capacity-sweep run (`.check.json` beside it)."""
+        return (self.stage("traces") / "capacity" / capacity_sweep_hash(self.cfg) / f"c{capacity}" / run
+                / f"b{block_size}.parquet")
+
+    def engine_runs(self) -> list[tuple[str, int, int]]:
+        """(run, block size, capacity blocks) of every engine run: the workloads at
+        `engine.capacity_blocks`, then the capacity sweep's workloads and mixed run."""
+        source = int(self.cfg.engine.capacity_blocks)
+        runs = [(w, b, source) for w, b in self.engine_pairs()]
+        return runs + [(r, b, c) for c in self.engine_capacities for b in self.engine_block_sizes
+                       for r in self.engine_workloads + [MIXED_RUN]]
+
+    def engine_run_dir(self, run: str, block_size: int | str, capacity: int | str) -> Path:
+        if int(capacity) == int(self.cfg.engine.capacity_blocks):
+            return self.engine_dir(run, block_size)
+        return self.engine_capacity_dir(run, block_size, capacity)
+
+    def engine_run_trace(self, run: str, block_size: int | str, capacity: int | str) -> Path:
+        if int(capacity) == int(self.cfg.engine.capacity_blocks):
+            return self.trace(run, block_size)
+        return self.engine_capacity_trace(run, block_size, capacity)
 
     def trace_blocks(self, workload: str, block_size: int | str) -> Path:
         """Per-block records of an engine run (engine block sizes only)."""

@@ -64,14 +64,15 @@ def engine(args: argparse.Namespace) -> None:
         sys.exit("engine: give --workload NAME=FILE ... --out-root DIR, or --workload-file FILE --out DIR")
     run(engine_cfg, files, args.model, args.block_size, args.out_root or args.out,
         capacity_blocks=args.capacity, mixed=args.mixed, progress=not args.no_progress, cost=cost,
-        out_dirs=out_dirs)
+        out_dirs=out_dirs, mix_cfg=cfg.mix)
 
 
 def traces(args: argparse.Namespace) -> None:
     from prefix_study.traces.stage import run
 
     cfg = _cfg(args.config)
-    report = run(args.workload, cfg.workloads[args.workload], args.block_size, args.engine_dir or None,
+    # The engine capacity sweep's mixed run is no configured workload.
+    report = run(args.workload, cfg.workloads.get(args.workload), args.block_size, args.engine_dir or None,
                  args.out, args.check, args.blocks)
     if not report.get("ok", True):
         sys.exit(f"trace check failed for {args.workload} b{args.block_size}: see {args.check}")
@@ -85,12 +86,14 @@ def stats(args: argparse.Namespace) -> None:
 
 def replay(args: argparse.Namespace) -> None:
     from prefix_study.cost import ModelProfile
+    from prefix_study.replay.engine_sweep import EngineRunFiles
     from prefix_study.replay.stage import run
 
     cfg = _cfg(args.config)
     run(parse_pairs(args.trace), cfg.sweep, args.out, args.md, parse_pairs(args.engine_trace),
         int(cfg.engine.capacity_blocks), args.engine_capacity, ModelProfile.from_config(cfg.model),
-        curves_out=args.curves)
+        curves_out=args.curves, engine_runs=[EngineRunFiles.parse(v) for v in args.engine_run],
+        engine_sweep_out=args.engine_sweep, engine_sweep_md=args.engine_sweep_md)
 
 
 def mixed(args: argparse.Namespace) -> None:
@@ -113,7 +116,7 @@ def figures(args: argparse.Namespace) -> None:
     from prefix_study.figures.stage import run
 
     run(args.reuse_cdfs, args.reuse_summary, args.hit_rates, args.mixed, args.engine_capacity,
-        parse_pairs(args.engine_requests), args.out_dir, curves=args.curves)
+        parse_pairs(args.engine_requests), args.out_dir, curves=args.curves, engine_sweep=args.engine_sweep)
 
 
 def savings(args: argparse.Namespace) -> None:
@@ -180,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--md", required=True)
     s.add_argument("--engine-capacity", required=True)
     s.add_argument("--curves", default=None, help="also write the hit-rate curves (replay/curves.parquet)")
+    s.add_argument("--engine-run", action="append", default=[],
+                   help="RUN:BS:CAP=ENGINE_DIR,TRACE: an engine run and its block trace")
+    s.add_argument("--engine-sweep", default=None, help="engine vs batched vs sequential replay (parquet)")
+    s.add_argument("--engine-sweep-md", default=None, help="the same as a Markdown table")
 
     s = _add(sub, "mixed", mixed, "interleaved workloads: baselines vs workload-aware LRU")
     s.add_argument("--trace", action="append", default=[], help=pairs)
@@ -192,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--hit-rates", required=True)
     s.add_argument("--mixed", required=True)
     s.add_argument("--engine-capacity", required=True)
+    s.add_argument("--engine-sweep", default=None, help="replay/engine_sweep.parquet (engine_capacity figure)")
     s.add_argument("--engine-requests", action="append", default=[], help="workload:bs=requests.parquet")
     s.add_argument("--curves", default=None, help="replay/curves.parquet (hit_rate_curves figure)")
     s.add_argument("--out-dir", required=True)

@@ -1,9 +1,11 @@
 from pathlib import Path
 
+from prefix_study.config.schema import MIXED_RUN
+
 # One job per engine block size (and, for the engine capacity sweep, per
 # capacity): every workload runs through one vLLM engine instance, whose prefix
 # cache is reset between workloads (vLLM's start-up costs more than a small run).
-ENGINE_RUN_FILES = ("requests.parquet", "kv_events.parquet", "run.json")
+ENGINE_RUN_FILES = ("requests.parquet", "kv_events.parquet", "schedule.parquet", "run.json")
 
 
 wildcard_constraints:
@@ -52,7 +54,7 @@ rule engine_capacity_run:
         streams=[P.workload_stream(w) for w in P.engine_workloads],
         model=P.model_dir,
     output:
-        **engine_run_outputs(P.engine_capacity_root("{cap}"), P.engine_workloads + ["mixed"]),
+        **engine_run_outputs(P.engine_capacity_root("{cap}"), P.engine_workloads + [MIXED_RUN]),
     params:
         workloads=ENGINE_WORKLOAD_ARGS,
         out_root=lambda w: P.engine_capacity_root(w.cap),

@@ -8,6 +8,7 @@ rule figures:
         curves=P.replay("curves.parquet"),
         mixed=P.mixed("hit_rates.parquet"),
         engine_capacity=P.replay("engine_capacity.parquet"),
+        engine_sweep=P.replay("engine_sweep.parquet"),
         engine=[P.engine_file(w, b, "requests.parquet") for w, b in P.engine_pairs()],
     output:
         **{name: report(P.figure(name), caption=str(caption_path(stem)), category="Figures")
@@ -25,4 +26,5 @@ rule figures:
     shell:
         "{STAGE} figures --config {input.cfg} --reuse-cdfs {input.cdfs} --reuse-summary {input.summary} "
         "--hit-rates {input.hit_rates} --curves {input.curves} --mixed {input.mixed} --engine-capacity {input.engine_capacity} "
+        "--engine-sweep {input.engine_sweep} "
         "{params.engine} --out-dir {params.out} > {log} 2>&1"

@@ -8,9 +8,6 @@ rule run_index:
         workloads=[P.workload_summary(w) for w in P.engine_workloads],
         checks=[P.trace_check(w, b) for w, b in P.trace_pairs()],
         blocks=[P.trace_blocks(w, b) for w, b in P.engine_pairs()],
-        # The engine capacity sweep (engine.capacities; empty by default).
-        engine_sweep=[P.engine_capacity_dir(run, b, c) / "requests.parquet" for c in P.engine_capacities
-                      for b in P.engine_block_sizes for run in P.engine_workloads + ["mixed"]],
     output:
         index=P.run / "index.md",
         config=P.run / "config.yaml",

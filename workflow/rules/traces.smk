@@ -54,3 +54,29 @@ use rule block_trace as engine_block_trace with:
     wildcard_constraints:
         workload=ENGINE_WORKLOADS,
         bs=ENGINE_BLOCK_SIZES,
+
+
+rule engine_capacity_trace:
+    """Block trace of one run of the engine capacity sweep (a workload or the
+    mixed stream), checked against that run's KV events like every engine trace."""
+    input:
+        cfg=P.stage_config("traces"),
+        requests=P.engine_capacity_dir("{run}", "{bs}", "{cap}") / "requests.parquet",
+        kv_events=P.engine_capacity_dir("{run}", "{bs}", "{cap}") / "kv_events.parquet",
+        meta=P.engine_capacity_dir("{run}", "{bs}", "{cap}") / "run.json",
+    output:
+        trace=P.engine_capacity_trace("{run}", "{bs}", "{cap}"),
+        check=P.engine_capacity_trace("{run}", "{bs}", "{cap}").with_suffix(".check.json"),
+    params:
+        engine_dir=lambda w: P.engine_capacity_dir(w.run, w.bs, w.cap),
+    wildcard_constraints:
+        run="[A-Za-z0-9_]+",
+    resources:
+        mem_mb=4000,
+    log:
+        P.log("traces", "c{cap}_{run}_b{bs}"),
+    benchmark:
+        P.benchmark("traces", "c{cap}_{run}_b{bs}")
+    shell:
+        "{STAGE} traces --config {input.cfg} --workload {wildcards.run} --block-size {wildcards.bs} "
+        "--engine-dir '{params.engine_dir}' --out {output.trace} --check {output.check} > {log} 2>&1"

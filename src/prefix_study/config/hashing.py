@@ -25,10 +25,13 @@ from prefix_study.config.schema import EXTERNAL_TRACE_KINDS
 STAGE_DEPENDENCIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "assets": ((), ("engine.model",)),
     "workloads": (("assets",), ("seed", "dataset", "workloads:sharegpt", "files:dataset")),
-    "engine": (("workloads",), ("engine", "engine:cost_clock")),
+    # The capacity sweep is left out: its runs have their own directories
+    # (engine/<h>/capacity/<capacity_sweep_hash>/c<C>), so adding a capacity
+    # reruns no other engine run.
+    "engine": (("workloads",), ("engine:runs", "engine:cost_clock", "engine:wa_lru")),
     "traces": (("engine",), ("workloads:external", "files:traces")),
     "stats": (("traces",), ("sweep.block_sizes",)),
-    "replay": (("traces",), ("sweep", "model")),
+    "replay": (("traces",), ("sweep", "model", "engine.capacities", "engine:capacity_sweep")),
     "mixed": (("traces",), ("mix", "workloads", "model")),
     "figures": (("stats", "replay", "mixed"), ()),
     "savings": (("workloads", "replay", "mixed"), ("model", "hardware", "cost")),
@@ -49,6 +52,18 @@ def _select(cfg: Any, key: str) -> Any:
         if cfg.engine.clock != "cost_model":
             return None
         return {k: _select(cfg, k) for k in ("model", "hardware", "cost")}
+    if key == "engine:runs":
+        engine = OmegaConf.to_container(cfg.engine, resolve=True, enum_to_str=True)
+        for k in CAPACITY_SWEEP_KEYS:
+            engine.pop(k)
+        return engine
+    if key == "engine:capacity_sweep":
+        return capacity_sweep_key(cfg)
+    if key == "engine:wa_lru":
+        # In-engine WA-LRU admits only mix.cache_friendly.
+        if cfg.engine.eviction != "wa_lru":
+            return None
+        return sorted(str(w) for w in cfg.mix.cache_friendly)
     if key == "files:dataset":
         return {"sharegpt_sha256": file_checksum(dataset_file(cfg))}
     if key == "files:traces":
@@ -61,6 +76,23 @@ def _select(cfg: Any, key: str) -> Any:
                 for name, wl in cfg.workloads.items() if (wl.kind in EXTERNAL_TRACE_KINDS) == external}
     node = OmegaConf.select(cfg, key)
     return OmegaConf.to_container(node, resolve=True, enum_to_str=True) if OmegaConf.is_config(node) else node
+
+
+#: engine.* keys that shape only the capacity sweep's runs.
+CAPACITY_SWEEP_KEYS = ("capacities", "capacity_conversations")
+
+
+def capacity_sweep_key(cfg: Any) -> dict[str, Any]:
+    """What a capacity-sweep run depends on beyond the engine stage's hash:
+    the conversations it runs and how its mixed stream interleaves them."""
+    return {"capacity_conversations": cfg.engine.capacity_conversations,
+            "mix.pattern": str(cfg.mix.pattern), "mix.burst": int(cfg.mix.burst)}
+
+
+def capacity_sweep_hash(cfg: Any, length: int = 10) -> str:
+    """Names the directory of the capacity sweep's runs under the engine stage."""
+    blob = json.dumps(capacity_sweep_key(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
 def stage_key(cfg: Any, stage: str) -> dict[str, Any]:

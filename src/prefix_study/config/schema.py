@@ -107,6 +107,9 @@ CLOCKS = tuple(m.value for m in Clock)
 MODEL_SHAPES = tuple(m.value for m in ModelShape)
 THINK_TIME_DISTRIBUTIONS = tuple(m.value for m in ThinkTimeDistribution)
 MIX_PATTERNS = tuple(m.value for m in MixPattern)
+#: The engine run of the mixed workload (every workload's stream side by side);
+#: no workload may take this name.
+MIXED_RUN = "mixed"
 SEMANTICS = tuple(m.value for m in Semantics)
 WORKLOAD_KINDS = tuple(m.value for m in WorkloadKind)
 CAPACITY_UNITS = tuple(m.value for m in CapacityUnit)
@@ -133,6 +136,10 @@ class EngineConfig:
     # Engine capacity sweep (blocks, null block included): one more engine run
     # per capacity x block size x workload, plus the mixed workload.
     capacities: list[int] = field(default_factory=list)
+    # The capacity sweep's runs take each workload's first this many
+    # conversations (by arrival; None: all). Decoding dominates an engine run,
+    # so a research-scale preset bounds the sweep's cost with it.
+    capacity_conversations: Optional[int] = None
     max_model_len: int = 4096
     max_num_seqs: int = 16
     max_num_batched_tokens: int = 4096

@@ -190,6 +190,13 @@ def validate_engine(cfg: Any) -> None:
         )
     for key in ("step_overhead_s", "token_time_s"):
         _non_negative_number(cfg, f"engine.{key}", "number of seconds")
+    if cfg.engine.capacity_conversations is not None:
+        _positive_int(cfg, "engine.capacity_conversations")
+    if list(cfg.engine.capacities):
+        from prefix_study.config.schema import MIXED_RUN
+
+        _require(MIXED_RUN not in cfg.workloads, f"workloads.{MIXED_RUN}", MIXED_RUN,
+                 f"another name: {MIXED_RUN!r} names the engine capacity sweep's mixed run")
     if cfg.engine.eviction == "wa_lru":
         _require(bool(list(cfg.mix.cache_friendly)), "mix.cache_friendly", list(cfg.mix.cache_friendly),
                  "the cache-friendly workloads (engine.eviction=wa_lru admits only those)")

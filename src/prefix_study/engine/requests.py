@@ -83,24 +83,3 @@ def check_request_stream(frame: pl.DataFrame, max_model_len: int, mode: str,
         ]
         frame = frame.filter(pl.col("_cut").is_null() | (pl.col("turn_index") < pl.col("_cut"))).drop("_cut")
     return StreamCheck(frame=frame.drop("_prompt_len", "_script_len", "_total_len"), skipped=skipped)
-
-
-def mixed_request_stream(streams: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """The workloads' request streams as one, each request keeping its workload tag.
-
-    Every stream keeps its own arrivals (first turns) and closed-loop later
-    turns, so the mix is the workloads running side by side; rows are ordered
-    by arrival, then workload order, then conversation and turn.
-    """
-    if not streams:
-        raise RequestStreamError("no request streams to mix")
-    parts = [f.with_columns(pl.lit(i, dtype=pl.Int32).alias("_w")) for i, f in enumerate(streams.values())]
-    frame = pl.concat(parts, how="diagonal_relaxed")
-    dup = frame.filter(pl.col("request_id").is_duplicated())["request_id"].unique().to_list()
-    if dup:
-        raise RequestStreamError(f"mixed stream: request_id values shared by workloads: {dup[:5]}")
-    shared = frame.group_by("conversation_id").agg(pl.col("_w").n_unique().alias("n")).filter(pl.col("n") > 1)
-    if shared.height:
-        raise RequestStreamError("mixed stream: conversation_id values shared by workloads: "
-                                 f"{shared['conversation_id'].to_list()[:5]}")
-    return frame.sort("arrival_s", "_w", "conversation_id", "turn_index").drop("_w")

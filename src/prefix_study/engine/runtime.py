@@ -15,7 +15,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import polars as pl
 import pyarrow as pa
@@ -51,8 +51,10 @@ class EngineSpec:
     cache_friendly: tuple[str, ...] = ()
 
     @classmethod
-    def from_config(cls, engine_cfg: Any, model_dir: str | Path, block_size: int) -> "EngineSpec":
-        """From `engine` of a composed config, or an `EngineConfig(...)` instance."""
+    def from_config(cls, engine_cfg: Any, model_dir: str | Path, block_size: int,
+                    cache_friendly: Sequence[str] = ()) -> "EngineSpec":
+        """From `engine` of a composed config, or an `EngineConfig(...)` instance;
+        `cache_friendly`: `mix.cache_friendly`, which only `wa_lru` reads."""
         return cls(
             model_dir=str(model_dir),
             block_size=int(block_size),
@@ -64,6 +66,7 @@ class EngineSpec:
             enforce_eager=bool(engine_cfg.enforce_eager),
             seed=int(engine_cfg.seed),
             eviction=str(engine_cfg.eviction),
+            cache_friendly=tuple(str(w) for w in cache_friendly) if str(engine_cfg.eviction) == "wa_lru" else (),
         )
 
 

@@ -15,16 +15,15 @@ from typing import Any, Mapping
 
 import polars as pl
 
-from prefix_study.config.schema import EngineConfig
+from prefix_study.config.schema import MIXED_RUN, EngineConfig, MixConfig
 from prefix_study.engine.driver import ClockModel, drive
 from prefix_study.engine.latency import with_latency_columns
-from prefix_study.engine.requests import check_request_stream, mixed_request_stream
+from prefix_study.engine.requests import check_request_stream
 from prefix_study.engine.runtime import Engine, EngineSpec, build_engine
 from prefix_study.io import atomic_path, write_json, write_parquet
+from prefix_study.workloads.mixed_stream import first_conversations, mixed_request_stream
 from prefix_study.traces.schema import PREFIX_HASH_ALGO
 
-#: Name of the mixed workload's engine run.
-MIXED_RUN = "mixed"
 
 
 def run_workload(engine: Engine, engine_cfg: EngineConfig, stream: pl.DataFrame, workload: str,
@@ -79,19 +78,26 @@ def run_workloads(engine: Engine, engine_cfg: EngineConfig, runs: Mapping[str, p
 def run(engine_cfg: EngineConfig, workload_files: Mapping[str, str | Path], model_dir: str | Path,
         block_size: int, out_root: str | Path, capacity_blocks: int | None = None,
         mixed: bool = False, progress: bool = True, cost: Any = None,
-        out_dirs: Mapping[str, str | Path] | None = None) -> dict[str, dict[str, Any]]:
+        out_dirs: Mapping[str, str | Path] | None = None,
+        mix_cfg: MixConfig | None = None) -> dict[str, dict[str, Any]]:
     """Every workload (and with `mixed` the mixed stream) through one engine,
     into `<out_root>/<name>/b<block_size>/` (or `out_dirs[name]`);
-    `capacity_blocks` overrides `engine.capacity_blocks` (a capacity-sweep job)."""
-    spec = EngineSpec.from_config(engine_cfg, model_dir, block_size)
+    `capacity_blocks` overrides `engine.capacity_blocks` (a capacity-sweep job,
+    which runs each workload's first `engine.capacity_conversations`).
+    mix_cfg: the mixed stream's `pattern` and `burst`, and the cache-friendly
+    workloads of `engine.eviction=wa_lru`."""
+    mix_cfg = mix_cfg if mix_cfg is not None else MixConfig()
+    spec = EngineSpec.from_config(engine_cfg, model_dir, block_size, list(mix_cfg.cache_friendly))
     if capacity_blocks is not None:
         spec = EngineSpec(**{**vars(spec), "capacity_blocks": int(capacity_blocks)})
     streams = {w: pl.read_parquet(p) for w, p in workload_files.items()}
+    if capacity_blocks is not None and engine_cfg.capacity_conversations is not None:
+        streams = {w: first_conversations(s, int(engine_cfg.capacity_conversations)) for w, s in streams.items()}
     runs = dict(streams)
     if mixed:
         if MIXED_RUN in streams:
             raise ValueError(f"a workload is named {MIXED_RUN!r}, the mixed run's name")
-        runs[MIXED_RUN] = mixed_request_stream(streams)
+        runs[MIXED_RUN] = mixed_request_stream(streams, str(mix_cfg.pattern), int(mix_cfg.burst))
     dirs = {name: Path(out_root) / name / f"b{block_size}" for name in runs}
     dirs.update(out_dirs or {})
     return run_workloads(build_engine(spec), engine_cfg, runs, dirs, progress, cost)

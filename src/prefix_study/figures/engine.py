@@ -65,35 +65,38 @@ def plot_engine_vs_replay(engine_requests: pl.DataFrame, replay: pl.DataFrame,
 
 
 def plot_engine_capacity(table: pl.DataFrame, out_stem: Path | str) -> list[Path]:
-    """Hit rate against engine capacity: vLLM (solid) beside the sequential
-    prefix LRU replay (dashed), one colour per workload, one panel per block
-    size; the mixed run's overall rate is drawn in black."""
+    """Hit rate against engine capacity (replay/engine_sweep.parquet): vLLM
+    (solid), vLLM's block pool replayed along the engine's schedule (dotted)
+    and the sequential prefix LRU replay (dashed); one colour per workload run,
+    the mixed run's overall rate in black; one panel per block size."""
+    from matplotlib.lines import Line2D
+
     from prefix_study.figures.style import series_colors
 
     rows = table.filter((pl.col("run") == pl.col("workload")) | (pl.col("workload") == "all"))
-    rows = rows.with_columns(pl.when(pl.col("workload") == "all").then(pl.lit("mixed"))
+    rows = rows.with_columns(pl.when(pl.col("workload") == "all").then(pl.col("run"))
                              .otherwise(pl.col("workload")).alias("series"))
     sizes = sorted(rows["block_size"].unique().to_list()) or [0]
     names = sorted(rows["series"].unique().to_list())
-    colors = series_colors(names)
+    colors = {**series_colors(names), **{n: "#000000" for n in names if n not in set(rows["workload"])}}
+    styles = [("engine_hit_rate", "-", "o", "vLLM"),
+              ("batched_replay_hit_rate", ":", "+", "batched replay (engine's schedule)"),
+              ("sequential_replay_hit_rate", "--", "x", "sequential prefix LRU replay")]
     fig, axes = new_figure(1, len(sizes), panel_w=3.8, panel_h=3.0)
     for c, bs in enumerate(sizes):
         ax = axes[0][c]
         for name in names:
             d = rows.filter((pl.col("block_size") == bs) & (pl.col("series") == name)).sort("capacity_blocks")
-            if not d.height:
-                continue
-            color = "#000000" if name == "mixed" else colors[name]
-            ax.plot(d["capacity_blocks"], d["engine_hit_rate"], "-o", color=color, ms=3, label=f"{name} engine")
-            ax.plot(d["capacity_blocks"], d["replay_hit_rate"], "--x", color=color, ms=4,
-                    label=f"{name} replay")
+            for col, ls, marker, _ in styles:
+                ax.plot(d["capacity_blocks"], d[col], ls=ls, marker=marker, color=colors[name], ms=4)
         ax.set_xscale("log", base=2)
         ax.set_ylim(0, 1)
         ax.set_xlabel("engine capacity (blocks, null block included)")
         ax.set_ylabel("cached prompt tokens / prompt tokens")
         ax.set_title(f"{bs}-token blocks")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.12))
-    fig.suptitle("vLLM (solid) vs sequential prefix LRU replay at capacity - 1 (dashed)")
-    fig.tight_layout(rect=(0, 0.05, 1, 0.95))
+    handles = [Line2D([], [], color=colors[n], lw=2, label=n) for n in names]
+    handles += [Line2D([], [], color="#666666", ls=ls, marker=m, label=label) for _, ls, m, label in styles]
+    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.14))
+    fig.suptitle("vLLM vs batched and sequential replays at each engine capacity")
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     return save_figure(fig, out_stem)

@@ -10,7 +10,7 @@ from typing import Mapping
 import polars as pl
 
 from prefix_study.figures.curves import plot_hit_rate_curves
-from prefix_study.figures.engine import engine_vs_replay, plot_engine_vs_replay
+from prefix_study.figures.engine import engine_vs_replay, plot_engine_capacity, plot_engine_vs_replay
 from prefix_study.figures.hit_rates import plot_hit_rate_vs_capacity
 from prefix_study.figures.mixed import plot_mixed_comparison
 from prefix_study.figures.reuse import plot_reuse_cdfs
@@ -28,11 +28,13 @@ def engine_requests(paths: Mapping[tuple[str, int], str | Path]) -> pl.DataFrame
 
 def run(reuse_cdfs: str | Path, reuse_summary: str | Path, hit_rates: str | Path, mixed: str | Path,
         engine_capacity: str | Path, engine_requests_paths: Mapping[tuple[str, int], str | Path],
-        out_dir: str | Path, curves: str | Path | None = None) -> pl.DataFrame:
+        out_dir: str | Path, curves: str | Path | None = None,
+        engine_sweep: str | Path | None = None) -> pl.DataFrame:
     """Write `<name>.png` + `.svg` for every figure and `engine_vs_replay.{parquet,md}`.
 
     engine_requests_paths: {(workload, engine block size): engine requests.parquet};
-    curves: `replay/curves.parquet` (the hit_rate_curves figure).
+    curves: `replay/curves.parquet` (the hit_rate_curves figure);
+    engine_sweep: `replay/engine_sweep.parquet` (the engine_capacity figure).
     """
     out = Path(out_dir)
     plot_reuse_cdfs(pl.read_parquet(reuse_cdfs), out / "reuse_cdfs")
@@ -42,6 +44,8 @@ def run(reuse_cdfs: str | Path, reuse_summary: str | Path, hit_rates: str | Path
         plot_hit_rate_curves(pl.read_parquet(curves), out / "hit_rate_curves",
                              reuse_summary=pl.read_parquet(reuse_summary))
     plot_mixed_comparison(pl.read_parquet(mixed), out / "mixed_comparison")
+    if engine_sweep is not None:
+        plot_engine_capacity(pl.read_parquet(engine_sweep), out / "engine_capacity")
     requests = engine_requests(engine_requests_paths)
     replays = pl.read_parquet(engine_capacity)
     plot_engine_vs_replay(requests, replays, out / "engine_vs_replay")

@@ -1,82 +1,146 @@
-"""Engine capacity sweep: what vLLM served at each capacity, beside the replay.
+"""Engine truth at every engine capacity: what vLLM served, beside two replays.
 
-(Library only on this branch: the rule that writes the table and figure from
-the `engine_capacity_run` outputs is still to be wired into the replay stage.)
+For every engine run (a workload, or the mixed stream, at one engine block
+size and capacity; the runs at `engine.capacity_blocks` and those of the
+`engine.capacities` sweep) the run's own block trace, derived and checked by
+the traces stage, is replayed twice:
 
-For every engine run (a workload, or the mixed stream, at one block size and
-capacity) the run's own block trace (its requests in the order vLLM
-scheduled them) is replayed one request at a time with `prefix` LRU at
-capacity - 1 (vLLM keeps one null block out of its pool). The table counts
-the requests whose replayed cached tokens differ from vLLM's
-`num_cached_tokens`: zero without batching, and what batching (concurrent
-holders, preemption) changes when the capacity binds.
+- `sequential`: `prefix` LRU one request at a time at capacity - 1 (vLLM keeps
+  one null block out of its pool), the replay the rest of the study uses;
+- `batched`: vLLM's block pool re-executed along the schedule the engine
+  recorded (`replay/batched.py`: which requests held blocks at each step,
+  admissions, failed allocations, preemptions, frees).
+
+Per workload tag (and `all` for the mixed run) the table gives the three token
+hit rates and the number of requests whose cached tokens differ from vLLM's
+`num_cached_tokens` under each replay: the sequential replay differs where
+batching (concurrent holders, preemption) changes what is cached; the batched
+replay is expected to differ nowhere.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import polars as pl
 
-TABLE_NAME = "engine_vs_replay"
+from prefix_study.replay.batched import batched_replay, request_hashes
+from prefix_study.replay.per_request import per_request_hits
 
 TABLE_SCHEMA = {
     "run": pl.String, "workload": pl.String, "block_size": pl.Int64, "capacity_blocks": pl.Int64,
     "requests": pl.Int64, "prompt_tokens": pl.Int64, "engine_hit_rate": pl.Float64,
-    "replay_hit_rate": pl.Float64, "requests_differ": pl.Int64, "preempted_requests": pl.Int64,
-    "preemptions": pl.Int64, "unschedulable": pl.Int64, "evictions": pl.Int64,
+    "batched_replay_hit_rate": pl.Float64, "sequential_replay_hit_rate": pl.Float64,
+    "requests_differ_batched": pl.Int64, "requests_differ_sequential": pl.Int64,
+    "preempted_requests": pl.Int64, "preemptions": pl.Int64, "unschedulable": pl.Int64,
+    "evictions": pl.Int64,
 }
 
 
-def run_comparison(run_dir: str | Path) -> pl.DataFrame:
-    """Rows per workload tag (and `all` for the mixed run) of one engine run."""
-    from prefix_study.replay.per_request import per_request_hits
-    from prefix_study.traces.derive import check_engine_consistency, derive_block_trace
+@dataclass(frozen=True)
+class EngineRunFiles:
+    """One engine run: its directory (requests, KV events, schedule, run.json)
+    and its block trace at the engine's block size."""
 
-    run_dir = Path(run_dir)
-    meta = json.loads((run_dir / "run.json").read_text())
-    bs, cap = int(meta["block_size"]), int(meta["engine"]["capacity_blocks"])
-    requests = pl.read_parquet(run_dir / "requests.parquet")
-    evictions = pl.scan_parquet(run_dir / "kv_events.parquet").filter(
+    run: str
+    block_size: int
+    capacity_blocks: int
+    engine_dir: Path
+    trace: Path
+
+    @classmethod
+    def parse(cls, spec: str) -> "EngineRunFiles":
+        """`RUN:BS:CAP=ENGINE_DIR,TRACE` (the replay stage's `--engine-run`)."""
+        key, _, paths = spec.partition("=")
+        run, bs, cap = key.rsplit(":", 2)
+        engine_dir, _, trace = paths.partition(",")
+        if not (run and engine_dir and trace):
+            raise ValueError(f"--engine-run {spec!r}: expected RUN:BS:CAP=ENGINE_DIR,TRACE")
+        return cls(run, int(bs), int(cap), Path(engine_dir), Path(trace))
+
+    def arg(self) -> str:
+        return f"{self.run}:{self.block_size}:{self.capacity_blocks}={self.engine_dir},{self.trace}"
+
+
+def per_request_comparison(files: EngineRunFiles) -> pl.DataFrame:
+    """Per request of one run: vLLM's cached tokens, and both replays'."""
+    bs, cap = files.block_size, files.capacity_blocks
+    meta = json.loads((files.engine_dir / "run.json").read_text())
+    if int(meta["block_size"]) != bs or int(meta["engine"]["capacity_blocks"]) != cap:
+        raise ValueError(f"{files.engine_dir}: ran at b{meta['block_size']} with "
+                         f"{meta['engine']['capacity_blocks']} blocks, not b{bs} with {cap}")
+    requests = pl.read_parquet(files.engine_dir / "requests.parquet", columns=[
+        "request_id", "workload", "num_prompt_tokens", "num_cached_tokens", "num_preemptions"])
+    trace = pl.read_parquet(files.trace)
+    sequential = per_request_hits(trace, cap - 1, "lru", "prefix").select(
+        "request_id", (pl.col("hit_blocks") * bs).alias("sequential_cached_tokens"))
+    schedule = pl.read_parquet(files.engine_dir / "schedule.parquet")
+    batched = batched_replay(schedule, request_hashes(trace), cap, bs).select(
+        "request_id", pl.col("hit_tokens").alias("batched_cached_tokens"))
+    return (requests.join(sequential, on="request_id", how="left")
+            .join(batched, on="request_id", how="left")
+            .with_columns(pl.col("sequential_cached_tokens", "batched_cached_tokens").fill_null(0)))
+
+
+def compare_engine_run(files: EngineRunFiles) -> pl.DataFrame:
+    """Rows per workload tag (and `all` for a run that mixes workloads)."""
+    per = per_request_comparison(files)
+    meta = json.loads((files.engine_dir / "run.json").read_text())
+    evictions = pl.scan_parquet(files.engine_dir / "kv_events.parquet").filter(
         pl.col("event") == "removed").select(pl.len()).collect().item()
-    trace = derive_block_trace(requests, bs, meta["none_hash_seed"], engine_block_size=bs,
-                               algo=meta["prefix_hash_algo"])
-    kv_events = pl.read_parquet(run_dir / "kv_events.parquet")
-    check = check_engine_consistency(requests, kv_events, trace, bs)
-    if not check["ok"]:
-        raise ValueError(f"engine run {run_dir} fails its consistency check: "
-                         f"{check['lookup_mismatches'][:3]} {check['consistency_mismatches'][:3]}")
-    predicted = per_request_hits(trace, cap - 1, "lru", "prefix").select("request_id", "hit_blocks")
-    per = requests.select("request_id", "workload", "num_prompt_tokens", "num_cached_tokens",
-                          "num_preemptions").join(predicted, on="request_id", how="left").with_columns(
-        (pl.col("hit_blocks").fill_null(0) * bs).alias("replay_cached_tokens"))
-    unsched_by: dict[str, int] = {}
+    unschedulable: dict[str, int] = {}
     for entry in meta.get("unschedulable") or []:
-        unsched_by[entry["workload"]] = unsched_by.get(entry["workload"], 0) + 1
+        unschedulable[entry["workload"]] = unschedulable.get(entry["workload"], 0) + 1
     groups = [(w, per.filter(pl.col("workload") == w)) for w in sorted(per["workload"].unique().to_list())]
     if len(groups) > 1:
         groups.append(("all", per))
     rows = []
     for tag, g in groups:
         prompt = int(g["num_prompt_tokens"].sum())
+        rate = (lambda col: g[col].sum() / prompt if prompt else None)  # noqa: E731
         rows.append({
-            "run": meta["workload"], "workload": tag, "block_size": bs, "capacity_blocks": cap,
-            "requests": g.height, "prompt_tokens": prompt,
-            "engine_hit_rate": g["num_cached_tokens"].sum() / prompt if prompt else None,
-            "replay_hit_rate": g["replay_cached_tokens"].sum() / prompt if prompt else None,
-            "requests_differ": int((g["num_cached_tokens"] != g["replay_cached_tokens"]).sum()),
+            "run": files.run, "workload": tag, "block_size": files.block_size,
+            "capacity_blocks": files.capacity_blocks, "requests": g.height, "prompt_tokens": prompt,
+            "engine_hit_rate": rate("num_cached_tokens"),
+            "batched_replay_hit_rate": rate("batched_cached_tokens"),
+            "sequential_replay_hit_rate": rate("sequential_cached_tokens"),
+            "requests_differ_batched": int((g["num_cached_tokens"] != g["batched_cached_tokens"]).sum()),
+            "requests_differ_sequential": int((g["num_cached_tokens"] != g["sequential_cached_tokens"]).sum()),
             "preempted_requests": int((g["num_preemptions"] > 0).sum()),
             "preemptions": int(g["num_preemptions"].sum()),
-            "unschedulable": sum(unsched_by.values()) if tag == "all" else unsched_by.get(tag, 0),
+            "unschedulable": sum(unschedulable.values()) if tag == "all" else unschedulable.get(tag, 0),
             "evictions": evictions,
         })
     return pl.DataFrame(rows, schema=TABLE_SCHEMA)
 
 
-def engine_capacity_table(run_dirs: list[str | Path]) -> pl.DataFrame:
-    frames = [run_comparison(d) for d in run_dirs]
+def engine_sweep_table(runs: Iterable[EngineRunFiles]) -> pl.DataFrame:
+    """Every run's rows, sorted by run, workload, block size, capacity."""
+    frames = [compare_engine_run(f) for f in runs]
     if not frames:
         return pl.DataFrame(schema=TABLE_SCHEMA)
-    return pl.concat(frames).unique(["run", "workload", "block_size", "capacity_blocks"], keep="first") \
-        .sort("run", "workload", "block_size", "capacity_blocks")
+    return pl.concat(frames).sort("run", "workload", "block_size", "capacity_blocks")
+
+
+def engine_sweep_markdown(table: pl.DataFrame) -> str:
+    """One line per run x workload x block size, capacities as columns:
+    `engine / batched / sequential (differ: batched, sequential of n; preempted)`."""
+    from prefix_study.io import markdown_table
+
+    if table.is_empty():
+        return "(no engine runs)\n"
+    cell = pl.format("{} / {} / {} ({}, {} of {}; {})",
+                     *[pl.col(c).round(3) for c in ("engine_hit_rate", "batched_replay_hit_rate",
+                                                    "sequential_replay_hit_rate")],
+                     "requests_differ_batched", "requests_differ_sequential", "requests",
+                     "preempted_requests")
+    wide = (table.with_columns(cell.alias("cell"),
+                               pl.format("C={}", "capacity_blocks").alias("capacity"))
+            .sort("capacity_blocks")
+            .pivot(on="capacity", index=["run", "workload", "block_size"], values="cell",
+                   maintain_order=True)
+            .sort("run", "workload", "block_size"))
+    return markdown_table(wide)

@@ -19,6 +19,7 @@ FIGURES = {
     "hit_rate_curves": "hit_rate_curves",
     "mixed_comparison": "mixed_comparison",
     "engine_vs_replay": "engine_vs_replay",
+    "engine_capacity": "engine_capacity",
 }
 
 #: Figures of the savings stage (savings/<name>.png/.svg) -> caption file
@@ -35,6 +36,7 @@ TABLES = {
     ("replay", "hit_rates.md"): "hit_rates",
     ("mixed", "hit_rates.md"): "mixed",
     ("figures", "engine_vs_replay.md"): "engine_vs_replay_table",
+    ("replay", "engine_sweep.md"): "engine_sweep",
     ("savings", "equal_memory.md"): "equal_memory",
     ("savings", "savings.md"): "savings",
     ("cluster", "cluster.md"): "cluster",

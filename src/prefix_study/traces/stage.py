@@ -2,7 +2,8 @@
 
 Rule `block_trace` (workflow/rules/traces.smk) calls `run`; at an engine block
 size rule `engine_block_trace` also asks for `blocks_out`, the per-block
-records of the engine run, which the run index lists (rule `run_index`).
+records of the engine run, which the run index lists (rule `run_index`); rule
+`engine_capacity_trace` derives and checks each run of the engine capacity sweep.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from prefix_study.config.schema import EXTERNAL_TRACE_KINDS, WorkloadConfig
 from prefix_study.io import write_json, write_parquet
 
 
-def run(workload: str, workload_cfg: WorkloadConfig, block_size: int, engine_dir: str | Path | None,
+def run(workload: str, workload_cfg: WorkloadConfig | None, block_size: int, engine_dir: str | Path | None,
         out: str | Path, check_out: str | Path, blocks_out: str | Path | None = None) -> dict[str, Any]:
-    """Derive (engine workloads) or import (external traces) a block trace.
+    """Derive (engine runs) or import (external traces) a block trace.
 
+    workload_cfg: None for an engine run of no configured workload (the
+    capacity sweep's mixed run).
     For an engine workload at the engine's own block size the derivation and
     the engine's accounting are checked against its KV events; the report is
     written to `check_out` and a failed check fails the rule (`ok` false).
@@ -28,7 +31,7 @@ def run(workload: str, workload_cfg: WorkloadConfig, block_size: int, engine_dir
     stores and evictions (`traces.derive.block_usage`).
     """
     wl = workload_cfg
-    if wl.kind in EXTERNAL_TRACE_KINDS:
+    if wl is not None and wl.kind in EXTERNAL_TRACE_KINDS:
         if blocks_out is not None:
             raise ValueError(f"{workload}: an external trace has no engine run to write blocks for")
         from prefix_study.config.inputs import project_path

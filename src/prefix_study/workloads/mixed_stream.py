@@ -1,5 +1,5 @@
 """The mixed workload as one engine request stream (the engine-side twin of
-`interleave.py`, which mixes traces).
+`mixed/interleave.py`, which mixes traces, with the same `mix.pattern`).
 
 Every workload's request stream (`workloads/{workload}.parquet`) keeps its
 rows; request and conversation ids already carry the workload name, so they
@@ -19,7 +19,7 @@ from typing import Mapping
 
 import polars as pl
 
-from prefix_study.mixed.interleave import PATTERNS
+from prefix_study.config.schema import MIX_PATTERNS as PATTERNS
 
 
 def mixed_request_stream(streams: Mapping[str, pl.DataFrame], pattern: str = "round_robin",
@@ -45,6 +45,10 @@ def mixed_request_stream(streams: Mapping[str, pl.DataFrame], pattern: str = "ro
     dup = rows.filter(pl.col("request_id").is_duplicated())["request_id"].unique().to_list()
     if dup:
         raise ValueError(f"request ids repeat across workloads: {sorted(dup)[:5]}")
+    shared = rows.group_by("conversation_id").agg(pl.col("_w").n_unique().alias("n")).filter(pl.col("n") > 1)
+    if shared.height:
+        raise ValueError("conversation ids repeat across workloads: "
+                         f"{sorted(shared['conversation_id'].to_list())[:5]}")
     if pattern == "round_robin":
         first = rows.filter(pl.col("turn_index") == 0).sort("_w", "arrival_s", "request_id")
         first = first.with_columns(
@@ -57,3 +61,11 @@ def mixed_request_stream(streams: Mapping[str, pl.DataFrame], pattern: str = "ro
             .otherwise(pl.col("arrival_s")).alias("arrival_s")
         ).drop("_arrival")
     return rows.sort("arrival_s", "_w", "request_id").drop("_w")
+
+
+def first_conversations(stream: pl.DataFrame, n: int) -> pl.DataFrame:
+    """Every turn of the `n` conversations that arrive first (ties by id): the
+    engine capacity sweep's subset under `engine.capacity_conversations`."""
+    first = (stream.filter(pl.col("turn_index") == 0).sort("arrival_s", "conversation_id")
+             .head(n)["conversation_id"])
+    return stream.filter(pl.col("conversation_id").is_in(first.implode()))
