@@ -124,3 +124,30 @@ def test_sampled_curve_tracks_exact_on_a_synthetic_trace():
     # Policies without a one-pass curve are replayed at scaled capacities.
     est = sampled_hit_rates(sample_frame(frame, 0.25), "fifo", "prefix", caps)
     assert np.all((est >= 0) & (est <= 1))
+
+
+def test_synthetic_stream_is_seeded_and_chained():
+    from prefix_study.replay.synthetic import synthetic_block_stream
+
+    cfg = SyntheticTraceConfig(num_requests=3000, seed=5)
+    runs = [list(synthetic_block_stream(cfg, chunk_requests=1000, window=50)) for _ in range(2)]
+    assert [len(l) for _, l in runs[0]] == [1000, 1000, 1000]
+    for (a, la), (b, lb) in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(la, lb)
+    ids = np.concatenate([i for i, _ in runs[0]])
+    lengths = np.concatenate([l for _, l in runs[0]])
+    requests = np.split(ids, np.cumsum(lengths)[:-1])
+    # Chain ids: no block twice in a request, and a block id always sits behind the same prefix.
+    parent: dict[int, int] = {}
+    for r in requests:
+        assert len(set(r.tolist())) == len(r)
+        for prev, b in zip([-1, *r[:-1].tolist()], r.tolist()):
+            assert parent.setdefault(b, prev) == prev
+    # Follow-ups extend an earlier request (multi-turn reuse) by new blocks.
+    seen: set[tuple[int, ...]] = set()
+    followups = 0
+    for r in requests:
+        followups += any(tuple(r[:k].tolist()) in seen for k in range(1, len(r)))
+        seen.add(tuple(r.tolist()))
+    assert 0.3 < followups / len(requests) < 0.7  # followup_probability 0.5
