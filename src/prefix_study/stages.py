@@ -84,13 +84,13 @@ def stats(args: argparse.Namespace) -> None:
 
 
 def replay(args: argparse.Namespace) -> None:
-    from prefix_study.cost import ModelProfile
+    from prefix_study.cost import CostModel, ModelProfile
     from prefix_study.replay.stage import run
 
     cfg = _cfg(args.config)
     run(parse_pairs(args.trace), cfg.sweep, args.out, args.md, parse_pairs(args.engine_trace),
         int(cfg.engine.capacity_blocks), args.engine_capacity, ModelProfile.from_config(cfg.model),
-        curves_out=args.curves)
+        curves_out=args.curves, cost_model=CostModel.from_config(cfg))
 
 
 def mixed(args: argparse.Namespace) -> None:

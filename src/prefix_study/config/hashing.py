@@ -28,7 +28,8 @@ STAGE_DEPENDENCIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "engine": (("workloads",), ("engine", "engine:cost_clock")),
     "traces": (("engine",), ("workloads:external", "files:traces")),
     "stats": (("traces",), ("sweep.block_sizes",)),
-    "replay": (("traces",), ("sweep", "model")),
+    # model/hardware/cost: cost_lru's recompute costs (replay/simulate.py).
+    "replay": (("traces",), ("sweep", "model", "hardware", "cost")),
     "mixed": (("traces",), ("mix", "workloads", "model")),
     "figures": (("stats", "replay", "mixed"), ()),
     "savings": (("workloads", "replay", "mixed"), ("model", "hardware", "cost")),
