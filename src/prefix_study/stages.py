@@ -94,12 +94,13 @@ def replay(args: argparse.Namespace) -> None:
 
 
 def mixed(args: argparse.Namespace) -> None:
-    from prefix_study.cost import ModelProfile
+    from prefix_study.cost import CostModel, ModelProfile
     from prefix_study.mixed.stage import run
 
     cfg = _cfg(args.config)
     traces = {w: p for (w, _), p in parse_pairs(args.trace).items()}
-    run(traces, cfg.mix, cfg.workloads, args.out, args.md, ModelProfile.from_config(cfg.model))
+    run(traces, cfg.mix, cfg.workloads, args.out, args.md, ModelProfile.from_config(cfg.model),
+        CostModel.from_config(cfg))
 
 
 def cluster(args: argparse.Namespace) -> None:

@@ -30,7 +30,7 @@ STAGE_DEPENDENCIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "stats": (("traces",), ("sweep.block_sizes",)),
     # model/hardware/cost: cost_lru's recompute costs (replay/simulate.py).
     "replay": (("traces",), ("sweep", "model", "hardware", "cost")),
-    "mixed": (("traces",), ("mix", "workloads", "model")),
+    "mixed": (("traces",), ("mix", "workloads", "model", "hardware", "cost")),
     "figures": (("stats", "replay", "mixed"), ()),
     "savings": (("workloads", "replay", "mixed"), ("model", "hardware", "cost")),
     # model/hardware/cost: the cost model that times the replicas.

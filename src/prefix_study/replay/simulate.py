@@ -34,8 +34,8 @@ def recompute_cost(position: np.ndarray, block_size: int | None = None,
                    cost_model: "CostModel | None" = None) -> np.ndarray:
     """Recompute cost of a block at each position (block index in its request).
 
-    With a cost model and block size (the replay stage: the config's model,
-    hardware and cost sections): the forward-pass time in seconds of the
+    With a cost model and block size (the replay, mixed and savings stages:
+    the config's model, hardware and cost sections): the forward-pass time in seconds of the
     block's tokens after the p blocks before it,
     `cost_model.prefill_time_s((p+1)*bs, p*bs)` (cost/model.py). Note that on
     the roofline a one-block chunk is weight-read bound, so the cost starts
@@ -44,7 +44,7 @@ def recompute_cost(position: np.ndarray, block_size: int | None = None,
     5.99 ms at p=0, 6.15 ms at p=100, 7.56 ms at p=1000).
 
     Without a cost model (callers that configure none: tests, benches, the
-    mixed, savings and cluster stages): a position-linear stand-in in units
+    cluster stage's replicas): a position-linear stand-in in units
     of the first block's cost, `1 + position`, the attention-dominated
     limit. Only ratios matter to the policies that use it (cost_lru)."""
     if cost_model is None:
