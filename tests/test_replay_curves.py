@@ -151,3 +151,38 @@ def test_synthetic_stream_is_seeded_and_chained():
         followups += any(tuple(r[:k].tolist()) in seen for k in range(1, len(r)))
         seen.add(tuple(r.tolist()))
     assert 0.3 < followups / len(requests) < 0.7  # followup_probability 0.5
+
+
+def test_weighted_one_pass_equals_the_estimator_by_brute_force():
+    """sampling.weighted_lru_curves (one pass, no stored distances) against
+    the module's estimator written out: distance = sum of 1/p over the
+    distinct blocks since the previous use, same-key blocks counting 1."""
+    from prefix_study.replay.sampling import weighted_lru_curves
+
+    frame = synthetic_trace(SyntheticTraceConfig(num_requests=300, seed=6))
+    sample = sample_frame(frame, 0.3, seed=1, hot_share=0.05)
+    trace = encode_trace(sample.frame)
+    p, key = sample.probability, sample.key
+    assert (p < 1).any() and (p == 1).any()
+    ids, flags = trace.ids.tolist(), trace.flags.tolist()
+    d = []
+    for i, x in enumerate(ids):
+        prev = max((j for j in range(i) if ids[j] == x), default=None)
+        if prev is None:
+            d.append(np.inf)
+            continue
+        since = {ids[j]: j for j in range(prev + 1, i + 1)}
+        est = sum(1.0 / p[j] for j in since.values())
+        if p[i] < 1:
+            est -= (1.0 / p[i] - 1.0) * sum(key[j] == key[i] for j in since.values())
+        d.append(est)
+    run, prefix_d = 0.0, []
+    for i, v in enumerate(d):
+        run = v if flags[i] & 1 else max(run, v)
+        prefix_d.append(run)
+    caps = np.array([3.0, 10.0, 40.0, 150.0, 600.0])
+    w = 1.0 / p
+    block, prefix = weighted_lru_curves(trace.ids, trace.flags, p, key, caps, tail_first=False)
+    for got, dist in ((block, np.array(d)), (prefix, np.array(prefix_d))):
+        want = [(w * (dist <= c + 1e-9)).sum() / w.sum() for c in caps]
+        np.testing.assert_allclose(got, want, rtol=1e-9)
