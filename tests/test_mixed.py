@@ -105,3 +105,21 @@ def test_write_mixed_hit_rates_uses_workload_flags(tmp_path, frames):
     assert pl.read_parquet(out).equals(table)
     assert {"policy", "workload", "capacity_blocks", "accesses", "hits", "hit_rate"} <= set(table.columns)
     assert "wa_lru" in (tmp_path / "mixed/hit_rates.md").read_text()
+
+
+def test_cost_aware_baseline_takes_the_cost_model(frames):
+    """cost_lru as a mixed baseline replays with the configured cost model's
+    recompute costs at mix.block_size, as the replay stage does."""
+    from prefix_study.config import compose_config
+    from prefix_study.cost import CostModel
+    from prefix_study.replay import replay_hit_mask
+
+    cm = CostModel.from_config(compose_config([]))
+    cfg = MixConfig(capacities=[64], block_size=16, semantics=["prefix"], baselines=["cost_lru"])
+    table = mixed_hit_rate_table(frames, cfg, cost_model=cm)
+    mixed = encode_trace(interleave_traces(frames, cfg.pattern, cfg.burst))
+    hits = replay_hit_mask(mixed, "cost_lru", 64, "prefix", cm, 16)
+    row = table.filter((pl.col("policy") == "cost_lru") & (pl.col("workload") == "all"))
+    assert row["hits"].item() == int((hits & mixed.looked_up).sum())
+    stand_in = replay_hit_mask(mixed, "cost_lru", 64, "prefix")
+    assert int((stand_in & mixed.looked_up).sum()) != row["hits"].item()  # so the cost source shows

@@ -124,3 +124,65 @@ def test_sampled_curve_tracks_exact_on_a_synthetic_trace():
     # Policies without a one-pass curve are replayed at scaled capacities.
     est = sampled_hit_rates(sample_frame(frame, 0.25), "fifo", "prefix", caps)
     assert np.all((est >= 0) & (est <= 1))
+
+
+def test_synthetic_stream_is_seeded_and_chained():
+    from prefix_study.replay.synthetic import synthetic_block_stream
+
+    cfg = SyntheticTraceConfig(num_requests=3000, seed=5)
+    runs = [list(synthetic_block_stream(cfg, chunk_requests=1000, window=50)) for _ in range(2)]
+    assert [len(l) for _, l in runs[0]] == [1000, 1000, 1000]
+    for (a, la), (b, lb) in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(la, lb)
+    ids = np.concatenate([i for i, _ in runs[0]])
+    lengths = np.concatenate([l for _, l in runs[0]])
+    requests = np.split(ids, np.cumsum(lengths)[:-1])
+    # Chain ids: no block twice in a request, and a block id always sits behind the same prefix.
+    parent: dict[int, int] = {}
+    for r in requests:
+        assert len(set(r.tolist())) == len(r)
+        for prev, b in zip([-1, *r[:-1].tolist()], r.tolist()):
+            assert parent.setdefault(b, prev) == prev
+    # Follow-ups extend an earlier request (multi-turn reuse) by new blocks.
+    seen: set[tuple[int, ...]] = set()
+    followups = 0
+    for r in requests:
+        followups += any(tuple(r[:k].tolist()) in seen for k in range(1, len(r)))
+        seen.add(tuple(r.tolist()))
+    assert 0.3 < followups / len(requests) < 0.7  # followup_probability 0.5
+
+
+def test_weighted_one_pass_equals_the_estimator_by_brute_force():
+    """sampling.weighted_lru_curves (one pass, no stored distances) against
+    the module's estimator written out: distance = sum of 1/p over the
+    distinct blocks since the previous use, same-key blocks counting 1."""
+    from prefix_study.replay.sampling import weighted_lru_curves
+
+    frame = synthetic_trace(SyntheticTraceConfig(num_requests=300, seed=6))
+    sample = sample_frame(frame, 0.3, seed=1, hot_share=0.05)
+    trace = encode_trace(sample.frame)
+    p, key = sample.probability, sample.key
+    assert (p < 1).any() and (p == 1).any()
+    ids, flags = trace.ids.tolist(), trace.flags.tolist()
+    d = []
+    for i, x in enumerate(ids):
+        prev = max((j for j in range(i) if ids[j] == x), default=None)
+        if prev is None:
+            d.append(np.inf)
+            continue
+        since = {ids[j]: j for j in range(prev + 1, i + 1)}
+        est = sum(1.0 / p[j] for j in since.values())
+        if p[i] < 1:
+            est -= (1.0 / p[i] - 1.0) * sum(key[j] == key[i] for j in since.values())
+        d.append(est)
+    run, prefix_d = 0.0, []
+    for i, v in enumerate(d):
+        run = v if flags[i] & 1 else max(run, v)
+        prefix_d.append(run)
+    caps = np.array([3.0, 10.0, 40.0, 150.0, 600.0])
+    w = 1.0 / p
+    block, prefix = weighted_lru_curves(trace.ids, trace.flags, p, key, caps, tail_first=False)
+    for got, dist in ((block, np.array(d)), (prefix, np.array(prefix_d))):
+        want = [(w * (dist <= c + 1e-9)).sum() / w.sum() for c in caps]
+        np.testing.assert_allclose(got, want, rtol=1e-9)

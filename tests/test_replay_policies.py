@@ -155,3 +155,82 @@ def test_new_policies_run_on_both_semantics_and_are_deterministic(policy, prefix
         b = replay_hit_mask(prefix_trace, policy, 64, sem)
         np.testing.assert_array_equal(a, b)
         assert 0 < int(a.sum()) <= int(replay_hit_mask(prefix_trace, "belady", 10**6, "block").sum())
+
+
+# --- cost_lru's recompute cost -------------------------------------------------
+
+def greedy_dual_leaves(trace, cost, capacity, prefix):
+    """Reference cost_lru (kernels/cost_lru.py's definition, by brute force):
+    H = L + cost on insertion and hit; evict the cached prefix-tree leaf of
+    least (H, last use); L = its H."""
+    cached, parent, children, value, seq = set(), {}, {}, {}, {}
+    inflation, run, prev, hits = 0.0, True, -1, []
+    for i, (x, f) in enumerate(zip(trace.ids.tolist(), trace.flags.tolist())):
+        start = bool(f & 1)
+        if x not in parent:
+            parent[x] = -1 if start or prev < 0 else prev
+        prev = x
+        hit = x in cached
+        if start:
+            run = True
+        if prefix:
+            hit = hit and run
+            run = hit
+        hits.append(hit)
+        value[x], seq[x] = inflation + cost[i], i
+        if x in cached:
+            continue
+        if len(cached) == capacity:
+            victim = min((b for b in cached if children.get(b, 0) == 0), key=lambda b: (value[b], seq[b]))
+            inflation = value[victim]
+            cached.remove(victim)
+            if parent[victim] >= 0:
+                children[parent[victim]] -= 1
+            value[x] = inflation + cost[i]
+        cached.add(x)
+        if parent[x] >= 0:
+            children[parent[x]] = children.get(parent[x], 0) + 1
+    return np.array(hits)
+
+
+@pytest.fixture(scope="module")
+def cost_model():
+    from prefix_study.config import compose_config
+    from prefix_study.cost import CostModel
+
+    return CostModel.from_config(compose_config([]))  # llama3_8b on h100_sxm (conf/config.yaml)
+
+
+def test_recompute_cost_comes_from_the_cost_model_and_grows_with_position(cost_model):
+    from prefix_study.replay.simulate import recompute_cost
+
+    position = np.arange(0, 2000, dtype=np.int32)
+    for bs in (16, 32, 64):
+        cost = recompute_cost(position, bs, cost_model)
+        assert np.all(np.diff(cost) > 0)  # monotone: attention and KV reads cover every earlier token
+        assert cost[7] == pytest.approx(float(cost_model.prefill_time_s(8 * bs, 7 * bs)))
+        # The weight-read floor of a one-block chunk: about 6 ms at p=0 (cost/model.py's roofline).
+        assert 0.005 < cost[0] < cost[-1] < 0.05
+    np.testing.assert_array_equal(recompute_cost(position), 1.0 + position)  # stand-in without a model
+    with pytest.raises(ValueError, match="block_size"):
+        recompute_cost(position, None, cost_model)
+
+
+def test_cost_lru_hits_follow_the_cost_source(cost_model, prefix_trace):
+    from prefix_study.replay.simulate import recompute_cost
+    from prefix_study.replay.sweep import hit_rate_rows
+
+    masks = {}
+    for cap in (8, 40):
+        for sem in ("block", "prefix"):
+            for name, (cm, bs) in {"stand-in": (None, None), "model": (cost_model, 32)}.items():
+                got = replay_hit_mask(prefix_trace, "cost_lru", cap, sem, cm, bs)
+                ref = greedy_dual_leaves(prefix_trace, recompute_cost(prefix_trace.positions, bs, cm), cap,
+                                         sem == "prefix")
+                np.testing.assert_array_equal(got, ref)
+                masks[cap, sem, name] = got
+    # The model's costs are flatter than 1 + position (a weight-read floor), so evictions differ.
+    assert any(not np.array_equal(masks[k[:2] + ("stand-in",)], masks[k[:2] + ("model",)]) for k in masks)
+    # The sweep passes its cost model through to the replay.
+    row = hit_rate_rows(prefix_trace, "w", 32, ["cost_lru"], ["prefix"], [40], cost_model)[0]
+    assert row["hits"] == int((masks[40, "prefix", "model"] & prefix_trace.looked_up).sum())

@@ -85,24 +85,26 @@ def stats(args: argparse.Namespace) -> None:
 
 
 def replay(args: argparse.Namespace) -> None:
-    from prefix_study.cost import ModelProfile
+    from prefix_study.cost import CostModel, ModelProfile
     from prefix_study.replay.engine_sweep import EngineRunFiles
     from prefix_study.replay.stage import run
 
     cfg = _cfg(args.config)
     run(parse_pairs(args.trace), cfg.sweep, args.out, args.md, parse_pairs(args.engine_trace),
         int(cfg.engine.capacity_blocks), args.engine_capacity, ModelProfile.from_config(cfg.model),
-        curves_out=args.curves, engine_runs=[EngineRunFiles.parse(v) for v in args.engine_run],
+        curves_out=args.curves, cost_model=CostModel.from_config(cfg),
+        engine_runs=[EngineRunFiles.parse(v) for v in args.engine_run],
         engine_sweep_out=args.engine_sweep, engine_sweep_md=args.engine_sweep_md)
 
 
 def mixed(args: argparse.Namespace) -> None:
-    from prefix_study.cost import ModelProfile
+    from prefix_study.cost import CostModel, ModelProfile
     from prefix_study.mixed.stage import run
 
     cfg = _cfg(args.config)
     traces = {w: p for (w, _), p in parse_pairs(args.trace).items()}
-    run(traces, cfg.mix, cfg.workloads, args.out, args.md, ModelProfile.from_config(cfg.model))
+    run(traces, cfg.mix, cfg.workloads, args.out, args.md, ModelProfile.from_config(cfg.model),
+        CostModel.from_config(cfg))
 
 
 def cluster(args: argparse.Namespace) -> None:

@@ -31,8 +31,9 @@ STAGE_DEPENDENCIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "engine": (("workloads",), ("engine:runs", "engine:cost_clock", "engine:wa_lru")),
     "traces": (("engine",), ("workloads:external", "files:traces")),
     "stats": (("traces",), ("sweep.block_sizes",)),
-    "replay": (("traces",), ("sweep", "model", "engine.capacities", "engine:capacity_sweep")),
-    "mixed": (("traces",), ("mix", "workloads", "model")),
+    # model/hardware/cost: cost_lru's recompute costs (replay/simulate.py).
+    "replay": (("traces",), ("sweep", "model", "hardware", "cost", "engine.capacities", "engine:capacity_sweep")),
+    "mixed": (("traces",), ("mix", "workloads", "model", "hardware", "cost")),
     "figures": (("stats", "replay", "mixed"), ()),
     "savings": (("workloads", "replay", "mixed"), ("model", "hardware", "cost")),
     # model/hardware/cost: the cost model that times the replicas.

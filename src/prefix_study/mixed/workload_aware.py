@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from prefix_study.cost.capacity import with_capacity_columns
+from prefix_study.cost.model import CostModel
 from prefix_study.cost.profiles import ModelProfile
 from prefix_study.io import markdown_table, write_parquet, write_text
 from prefix_study.mixed.interleave import interleave_traces
@@ -111,10 +112,13 @@ def mixed_hit_rate_table(
     frames: Mapping[str, pl.DataFrame],
     mix_cfg: Any,
     workload_cfgs: Mapping[str, Any] | None = None,
+    cost_model: CostModel | None = None,
 ) -> pl.DataFrame:
     """Replay the interleaved workloads with each baseline and WA-LRU.
 
-    frames: {workload: trace frame at mix.block_size}, in mixing order.
+    frames: {workload: trace frame at mix.block_size}, in mixing order;
+    cost_model: recompute costs of cost-aware baselines (cost_lru;
+    replay/simulate.py's recompute_cost), else the position-linear stand-in.
     """
     semantics = [str(s) for s in getattr(mix_cfg, "semantics", SEMANTICS)]
     for s in semantics:
@@ -151,7 +155,7 @@ def mixed_hit_rate_table(
             friendly = choose_cache_friendly(single, list(mix_cfg.cache_friendly), flags,
                                              float(mix_cfg.friendly_threshold))
             for policy in mix_cfg.baselines:
-                acc, hit = _per_workload(mixed, replay_hit_mask(mixed, policy, cap, sem))
+                acc, hit = _per_workload(mixed, replay_hit_mask(mixed, policy, cap, sem, cost_model, block_size))
                 emit(sem, policy, cap, acc, hit, friendly, single)
             acc, hit = _per_workload(mixed, wa_lru_hit_mask(mixed, friendly, cap, sem))
             emit(sem, WA_POLICY, cap, acc, hit, friendly, single)
@@ -181,17 +185,19 @@ def write_mixed_hit_rates(
     out_parquet: Path | str,
     out_md: Path | str,
     model: ModelProfile | None = None,
+    cost_model: CostModel | None = None,
 ) -> pl.DataFrame:
     """Stage entry point: `mixed/hit_rates.parquet` + `.md`.
 
     trace_paths: {workload: traces/{workload}/b{mix.block_size}.parquet}, in
     the order workloads take turns; mix_cfg: MixConfig; workload_cfgs:
     {workload: WorkloadConfig} (for the per-workload cache_friendly flags);
-    model: adds `capacity_tokens` and `capacity_gib` (KV memory of that model).
+    model: adds `capacity_tokens` and `capacity_gib` (KV memory of that model);
+    cost_model: recompute costs of cost-aware baselines.
     """
     frames = {w: read_trace(p, (*REPLAY_COLUMNS, "time_s"))
               for w, p in trace_paths.items()}
-    table = mixed_hit_rate_table(frames, mix_cfg, workload_cfgs)
+    table = mixed_hit_rate_table(frames, mix_cfg, workload_cfgs, cost_model)
     if model is not None:
         table = with_capacity_columns(table, model)
     write_parquet(table, out_parquet)

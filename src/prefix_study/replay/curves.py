@@ -219,9 +219,11 @@ def has_one_pass(trace: BlockTrace, policy: str, semantics: str) -> bool:
 
 
 def curve_frame(trace: BlockTrace, workload: str, block_size: int, policies, semantics,
-                extra_capacities=()) -> pl.DataFrame:
+                extra_capacities=(), cost_model=None) -> pl.DataFrame:
     """Curve rows (CURVE_SCHEMA) of every policy x semantics: one pass where
-    possible (ONE_PASS_POINTS capacities), else replays (REPLAY_POINTS)."""
+    possible (ONE_PASS_POINTS capacities), else replays (REPLAY_POINTS;
+    cost_model: recompute costs of cost-aware policies, see
+    simulate.recompute_cost)."""
     from prefix_study.replay.simulate import replay
 
     accesses = trace.num_lookups
@@ -239,7 +241,7 @@ def curve_frame(trace: BlockTrace, workload: str, block_size: int, policies, sem
                 method = "one_pass"
             else:
                 caps = coarse
-                hits = np.array([replay(trace, policy, int(c), sem).hits for c in caps], dtype=np.int64)
+                hits = np.array([replay(trace, policy, int(c), sem, cost_model, int(block_size)).hits for c in caps], dtype=np.int64)
                 method = "replay"
             parts.append(pl.DataFrame({
                 "workload": workload, "block_size": int(block_size), "policy": policy, "semantics": sem,
@@ -250,7 +252,8 @@ def curve_frame(trace: BlockTrace, workload: str, block_size: int, policies, sem
     return pl.concat(parts) if parts else pl.DataFrame(schema=CURVE_SCHEMA)
 
 
-def curve_table(trace_paths, sweep_cfg, hit_rates: pl.DataFrame | None = None) -> pl.DataFrame:
+def curve_table(trace_paths, sweep_cfg, hit_rates: pl.DataFrame | None = None,
+                cost_model=None) -> pl.DataFrame:
     """Hit-rate curves of `sweep.curve_policies` x `sweep.semantics` over every
     trace of the sweep, on capacities in blocks and tokens (plus the sweep's
     own capacities in blocks, read from the hit-rate table when given)."""
@@ -262,7 +265,7 @@ def curve_table(trace_paths, sweep_cfg, hit_rates: pl.DataFrame | None = None) -
         extra = () if hit_rates is None else hit_rates.filter(
             (pl.col("workload") == workload) & (pl.col("block_size") == block_size))["capacity_blocks"].unique().to_list()
         parts.append(curve_frame(trace, workload, block_size, list(sweep_cfg.curve_policies),
-                                 [str(s) for s in sweep_cfg.semantics], extra))
+                                 [str(s) for s in sweep_cfg.semantics], extra, cost_model))
     table = pl.concat(parts) if parts else pl.DataFrame(schema=CURVE_SCHEMA)
     return table.sort("workload", "block_size", "policy", "semantics", "capacity_blocks")
 
@@ -303,10 +306,11 @@ def lru_hits_at(ids, flags, num_ids, capacities):
     return np.cumsum(block_counts)[:k], np.cumsum(prefix_counts)[:k]
 
 
-def write_curves(trace_paths, sweep_cfg, out_parquet, hit_rates: pl.DataFrame | None = None) -> pl.DataFrame:
+def write_curves(trace_paths, sweep_cfg, out_parquet, hit_rates: pl.DataFrame | None = None,
+                 cost_model=None) -> pl.DataFrame:
     """Stage output `replay/curves.parquet` (curve_table)."""
     from prefix_study.io import write_parquet
 
-    table = curve_table(trace_paths, sweep_cfg, hit_rates)
+    table = curve_table(trace_paths, sweep_cfg, hit_rates, cost_model)
     write_parquet(table, out_parquet)
     return table

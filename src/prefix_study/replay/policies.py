@@ -35,7 +35,7 @@ above keep their meaning:
 position: block index within its request (int32[n]); category: workload x
 turn index per access (int32[n], 0..num_categories-1; BlockTrace.categories);
 cost: recompute cost of each access's block (float64[n]; simulate.py's
-`recompute_cost`). `simulate.replay_hit_mask` is the one place that builds
+`recompute_cost`, from the cost model when the caller gives one). `simulate.replay_hit_mask` is the one place that builds
 these arguments.
 """
 

@@ -30,6 +30,10 @@ as the accessed block are in the sample with certainty given that it is
 d = sum_w - (w - 1) * d_key, with d_key the stack distance within the
 accesses of the same key. With no hot blocks and unit keys this is SHARDS.
 
+`weighted_lru_curves` does this in one pass that stores no distance per
+access (both semantics at once), so a 100M-access trace sampled at 1% (23M
+kept rows, hot heads included) fits in about 1 GiB (bench/sampled_curve.py).
+
 `conversation` keys (the request id without its turn suffix,
 `<workload>-<conversation>-<turn>`) sample multi-turn conversations whole.
 """
@@ -51,9 +55,11 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _MODULUS = 1 << 24
 #: Default share of requests that makes a block hot (kept for every request).
 #: Lower keeps more rows but removes the heavy keys that make the estimate
-#: coarse: on 20M synthetic accesses at 1% sampling, MAE 0.016-0.034 at 0.01
-#: and 0.005-0.011 at 0.0005 (four seeds).
-HOT_SHARE = 0.0005
+#: coarse. At 1% sampling of 20M synthetic accesses (bench/sampled_curve.py,
+#: seeds 1-6), prefix MAE 0.003-0.012 (mean 0.0062) at 0.0005 and
+#: 0.003-0.0066 (mean 0.0045) at 0.0002, for 10% more kept rows (hot rows
+#: ~21% of all accesses); 0.01 gave 0.016-0.034.
+HOT_SHARE = 0.0002
 INF = np.inf
 
 
@@ -134,34 +140,40 @@ def sample_frame(frame: pl.DataFrame, rate: float, by: str = "block", seed: int 
 
 
 @jit
-def weighted_stack_distances(ids, flags, weight, tail_first):
-    """Estimated full-trace stack distance of each access: the sum of the
-    weights (1 / inclusion probability) of the distinct blocks used since
-    its previous use, its own included (inf for a first use). tail_first:
-    vLLM's release order (curves.tail_first_stack_distances)."""
+def _weighted_lru_hits(ids, flags, probability, same, capacities, tail_first, last):
+    """One pass of weighted stack distances (module doc) over the sample:
+    weighted block and prefix (running maximum within the request) hit sums
+    at each capacity, and the weighted number of looked-up accesses. `same`:
+    the within-key distance of each row with probability < 1, in row order;
+    `last` (zeros, one per id) holds each block's latest time slot. No
+    distance per access is stored, so memory is the tree plus `last`."""
     n = ids.shape[0]
-    out = np.empty(n, dtype=np.float64)
-    tree = np.zeros(n + 1, dtype=np.float64)
-    num_ids = 0
-    for i in range(n):
-        if ids[i] + 1 > num_ids:
-            num_ids = ids[i] + 1
-    last = np.zeros(num_ids, dtype=np.int64)
-    total = 0.0
+    k = capacities.shape[0]
+    block = np.zeros(k + 1, dtype=np.float64)
+    prefix = np.zeros(k + 1, dtype=np.float64)
+    tree = np.zeros(n + 1, dtype=np.float64)  # Fenwick tree of weights over time slots
+    total = 0.0  # weight of the distinct blocks seen so far
+    looked = 0.0
     base = 0
     end = 0
+    run = 0.0
+    c = 0
     for i in range(n):
-        if tail_first and (i == end or (flags[i] & REQUEST_START)):
+        f = flags[i]
+        if f & REQUEST_START:
+            run = 0.0
+        if tail_first and (i == end or (f & REQUEST_START)):
             base = i
             end = i + 1
             while end < n and not (flags[end] & REQUEST_START):
                 end += 1
-        x = ids[i]
-        w = weight[i]
-        t = last[x]
         slot = base + (end - i) if tail_first else i + 1
+        x = ids[i]
+        p = np.float64(probability[i])
+        w = 1.0 / p
+        t = last[x]
         if t == 0:
-            out[i] = INF
+            d = INF
             total += w
         else:
             s = 0.0
@@ -169,7 +181,7 @@ def weighted_stack_distances(ids, flags, weight, tail_first):
             while j > 0:
                 s += tree[j]
                 j -= j & (-j)
-            out[i] = total - s + w
+            d = total - s + w
             j = t
             while j <= n:
                 tree[j] -= w
@@ -179,73 +191,91 @@ def weighted_stack_distances(ids, flags, weight, tail_first):
             tree[j] += w
             j += j & (-j)
         last[x] = slot
+        if p < 1.0:
+            # Same-key blocks are in the sample for sure given this one is: count 1, not 1/p.
+            if t != 0:
+                d -= (w - 1.0) * same[c]
+            c += 1
+        if f & NOT_LOOKED_UP:
+            run = INF
+            continue
+        if d > run:
+            run = d
+        looked += w
+        block[np.searchsorted(capacities, d - 1e-9)] += w
+        prefix[np.searchsorted(capacities, run - 1e-9)] += w
+    return np.cumsum(block)[:k], np.cumsum(prefix)[:k], looked
+
+
+def _within_key_distances(ids, flags, probability, key, tail_first):
+    """Stack distance of each row with probability < 1 (in row order) among
+    the rows of its own sampling key: the key's sub-trace, in which a
+    request starts at its first sampled row."""
+    sub = np.flatnonzero(probability < 1)
+    if sub.shape[0] == 0:
+        return np.zeros(0)
+    starts = (flags[sub] & REQUEST_START) != 0
+    starts[1:] |= sub[1:] != sub[:-1] + 1  # the request's hot head ended just before
+    starts[0] = True
+    order = np.argsort(key[sub], kind="stable")
+    k = key[sub][order]
+    f = np.where(starts[order], REQUEST_START, 0).astype(np.uint8)
+    f[1:][k[1:] != k[:-1]] = REQUEST_START
+    dense = np.unique(ids[sub], return_inverse=True)[1].reshape(-1)[order]
+    num = int(dense.max()) + 1
+    d = (tail_first_stack_distances(dense, f, num) if tail_first else lru_stack_distances(dense, num))
+    out = np.empty(sub.shape[0], dtype=np.float64)
+    out[order] = d  # COLD rows are first uses in the full sample too: not used
     return out
 
 
-@jit
-def _prefix_max(d, flags):
-    out = np.empty(d.shape[0], dtype=np.float64)
-    m = 0.0
-    for i in range(d.shape[0]):
-        f = flags[i]
-        if f & REQUEST_START:
-            m = 0.0
-        v = INF if (f & NOT_LOOKED_UP) else d[i]
-        if v > m:
-            m = v
-        out[i] = m
-    return out
-
-
-def _within_key_distances(ids, flags, key, tail_first):
-    """Stack distance of each access among the accesses of its own key."""
-    order = np.argsort(key, kind="stable")
-    k = key[order]
-    f = flags[order].copy()
-    new_key = np.ones(len(k), dtype=np.bool_)
-    new_key[1:] = k[1:] != k[:-1]
-    f[new_key] |= REQUEST_START  # a key's first row starts a request of the sub-trace
-    sub = ids[order]
-    d = (tail_first_stack_distances if tail_first else _plain_distances)(sub, f, int(ids.max()) + 1)
-    out = np.empty(len(ids), dtype=np.float64)
-    out[order] = d
-    return out
-
-
-def _plain_distances(ids, flags, num_ids):
-    return lru_stack_distances(ids, num_ids)
+def weighted_lru_curves(ids: np.ndarray, flags: np.ndarray, probability: np.ndarray, key: np.ndarray | None,
+                        capacities, tail_first: bool, num_ids: int | None = None,
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Estimated full-trace (block, prefix) hit rates of LRU at each capacity
+    (blocks of the full trace) from sampled rows: ids (int, < num_ids),
+    encoded flags, per-row inclusion probability (any float dtype) and
+    sampling key (rows of probability 1 are not read). tail_first: vLLM's
+    release order (prefix `lru`), else plain LRU (block `lru`, `lru_plain`)."""
+    caps = np.asarray(capacities, dtype=np.float64)
+    order = np.argsort(caps, kind="stable")
+    n = ids.shape[0]
+    if n == 0:
+        return np.zeros(len(caps)), np.zeros(len(caps))
+    if num_ids is None:
+        num_ids = int(ids.max()) + 1
+    if key is None:  # no keys: no correction (SHARDS with unit keys)
+        same = np.zeros(int(np.count_nonzero(probability < 1)))
+    else:
+        same = _within_key_distances(ids, flags, probability, key, tail_first)
+    last = np.zeros(num_ids, dtype=np.int32 if n < 2**31 - 1 else np.int64)
+    block, prefix, looked = _weighted_lru_hits(ids, flags, probability, same, caps[order], tail_first, last)
+    out_b = np.empty(len(caps))
+    out_p = np.empty(len(caps))
+    out_b[order] = block / looked if looked else 0.0
+    out_p[order] = prefix / looked if looked else 0.0
+    return out_b, out_p
 
 
 def weighted_hit_rates(trace: BlockTrace, probability: np.ndarray, rate: float, policy: str,
                        semantics: str, capacities, key: np.ndarray | None = None) -> np.ndarray:
     """Estimated full-trace hit rate at each capacity (blocks of the full
-    trace) from a sample with per-access inclusion probabilities. One-pass
-    LRU curves use weighted distances; other policies are replayed at the
-    capacity scaled by `rate` (hot blocks then count R-fold: coarser)."""
+    trace) from a sample with per-access inclusion probabilities and keys.
+    One-pass LRU curves use weighted distances; other policies are replayed
+    at the capacity scaled by `rate` (hot blocks then count R-fold: coarser)."""
     caps = np.asarray(capacities, dtype=np.float64)
     looked = (trace.flags & NOT_LOOKED_UP) == 0
     w = np.where(looked, 1.0 / probability, 0.0)
-    total = w.sum()
-    if total == 0:
+    if w.sum() == 0:
         return np.zeros(len(caps))
     partial = bool(np.any(trace.flags & PARTIAL_TAIL))
     if (policy, semantics) in ONE_PASS and not (policy == "lru" and semantics == "prefix" and partial):
-        tail_first = policy == "lru" and semantics == "prefix"
-        d = weighted_stack_distances(trace.ids, trace.flags, 1.0 / probability, tail_first)
-        if key is not None and len(key):
-            # Same-key blocks count 1, not 1/p (module doc); first uses stay inf.
-            same = _within_key_distances(trace.ids, trace.flags, key, tail_first)
-            finite = np.isfinite(d)
-            d[finite] -= (1.0 / probability[finite] - 1.0) * same[finite]
-        if semantics == "prefix":
-            d = _prefix_max(d, trace.flags)
-        order = np.argsort(d, kind="stable")
-        cum = np.concatenate([[0.0], np.cumsum(w[order])])
-        hits = cum[np.searchsorted(d[order], caps + 1e-9, side="right")]
-    else:
-        hits = np.array([float(w[replay_hit_mask(trace, policy, int(round(c * rate)), semantics)].sum())
-                         for c in caps])
-    return hits / total
+        block, prefix = weighted_lru_curves(trace.ids, trace.flags, probability, key, caps,
+                                            policy == "lru" and semantics == "prefix", trace.num_ids)
+        return prefix if semantics == "prefix" else block
+    hits = np.array([float(w[replay_hit_mask(trace, policy, int(round(c * rate)), semantics)].sum())
+                     for c in caps])
+    return hits / w.sum()
 
 
 def sampled_hit_rates(sample: Sample, policy: str, semantics: str, capacities) -> np.ndarray:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from prefix_study.config.schema import SEMANTICS
 from prefix_study.replay.policies import get_policy
 from prefix_study.replay.trace import BlockTrace
+
+if TYPE_CHECKING:
+    from prefix_study.cost.model import CostModel
 
 _NO_NEXT_USE = np.zeros(0, dtype=np.int64)
 
@@ -26,21 +30,39 @@ class ReplayResult:
         return self.hits / self.accesses if self.accesses else 0.0
 
 
-def recompute_cost(position: np.ndarray) -> np.ndarray:
-    """Recompute cost of a block at each position, in units of the first
-    block's cost. Stand-in until a cost model lands: attention over all
-    earlier tokens makes a block's prefill cost grow linearly with its
-    position; the attention-dominated limit is `1 + position`. Only ratios
-    matter to the policies that use it (cost_lru)."""
-    return 1.0 + position.astype(np.float64)
+def recompute_cost(position: np.ndarray, block_size: int | None = None,
+                   cost_model: "CostModel | None" = None) -> np.ndarray:
+    """Recompute cost of a block at each position (block index in its request).
+
+    With a cost model and block size (the replay, mixed and savings stages:
+    the config's model, hardware and cost sections): the forward-pass time in seconds of the
+    block's tokens after the p blocks before it,
+    `cost_model.prefill_time_s((p+1)*bs, p*bs)` (cost/model.py). Note that on
+    the roofline a one-block chunk is weight-read bound, so the cost starts
+    at the weight-read floor and grows with position only through the KV
+    read and the attention FLOPs (llama3_8b on h100_sxm at 32-token blocks:
+    5.99 ms at p=0, 6.15 ms at p=100, 7.56 ms at p=1000).
+
+    Without a cost model (callers that configure none: tests, benches, the
+    cluster stage's replicas): a position-linear stand-in in units
+    of the first block's cost, `1 + position`, the attention-dominated
+    limit. Only ratios matter to the policies that use it (cost_lru)."""
+    if cost_model is None:
+        return 1.0 + position.astype(np.float64)
+    if block_size is None or block_size < 1:
+        raise ValueError(f"recompute_cost: block_size={block_size} must be >= 1 with a cost model")
+    p = position.astype(np.float64)
+    return np.asarray(cost_model.prefill_time_s((p + 1.0) * block_size, p * block_size), dtype=np.float64)
 
 
-def replay_hit_mask(trace: BlockTrace, policy: str, capacity: int, semantics: str) -> np.ndarray:
+def replay_hit_mask(trace: BlockTrace, policy: str, capacity: int, semantics: str,
+                    cost_model: "CostModel | None" = None, block_size: int | None = None) -> np.ndarray:
     """Per-access hit flags of `policy` with `capacity` blocks under `semantics`.
 
     The one place that calls kernels (see policies.py for the convention);
     policies registered with `needs_context` also get position, category
-    and recompute cost per access."""
+    and recompute cost per access (`recompute_cost`: from `cost_model` at
+    `block_size` tokens per block when given, else the stand-in)."""
     if semantics not in SEMANTICS:
         raise ValueError(f"semantics={semantics!r}: allowed {list(SEMANTICS)}")
     if capacity < 0:
@@ -52,13 +74,16 @@ def replay_hit_mask(trace: BlockTrace, policy: str, capacity: int, semantics: st
     args = (trace.ids, trace.flags, np.int64(capacity), np.int64(trace.num_ids), prefix, next_use)
     if p.needs_context:
         category, num_categories = trace.categories()
-        args += (trace.positions, category, np.int64(num_categories), recompute_cost(trace.positions))
+        args += (trace.positions, category, np.int64(num_categories),
+                 recompute_cost(trace.positions, block_size, cost_model))
     return kernel(*args)
 
 
-def replay(trace: BlockTrace, policy: str, capacity: int, semantics: str) -> ReplayResult:
-    """Hit count of one (policy, capacity, semantics) replay."""
-    hits = replay_hit_mask(trace, policy, capacity, semantics)
+def replay(trace: BlockTrace, policy: str, capacity: int, semantics: str,
+           cost_model: "CostModel | None" = None, block_size: int | None = None) -> ReplayResult:
+    """Hit count of one (policy, capacity, semantics) replay (cost_model and
+    block_size: see replay_hit_mask)."""
+    hits = replay_hit_mask(trace, policy, capacity, semantics, cost_model, block_size)
     counted = trace.looked_up
     return ReplayResult(
         policy, semantics, int(capacity), int(np.count_nonzero(counted)),

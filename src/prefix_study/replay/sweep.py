@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping
 import polars as pl
 
 from prefix_study.cost.capacity import capacity_blocks, with_capacity_columns
+from prefix_study.cost.model import CostModel
 from prefix_study.cost.profiles import ModelProfile
 from prefix_study.io import markdown_table, write_parquet, write_text
 from prefix_study.replay.simulate import SEMANTICS, replay
@@ -27,13 +28,15 @@ HIT_RATE_SCHEMA = {
 
 def hit_rate_rows(
     trace: BlockTrace, workload: str, block_size: int, policies: Iterable[str],
-    semantics: Iterable[str], capacities: Iterable[int],
+    semantics: Iterable[str], capacities: Iterable[int], cost_model: CostModel | None = None,
 ) -> list[dict[str, Any]]:
+    """One row per replay; cost_model: recompute costs of cost-aware policies
+    (simulate.recompute_cost; None: the position-linear stand-in)."""
     rows = []
     for policy in policies:
         for sem in semantics:
             for cap in capacities:
-                r = replay(trace, policy, int(cap), sem)
+                r = replay(trace, policy, int(cap), sem, cost_model, int(block_size))
                 rows.append({
                     "workload": workload, "block_size": int(block_size), "policy": policy,
                     "semantics": sem, "capacity_blocks": int(cap), "accesses": r.accesses,
@@ -51,10 +54,11 @@ def sweep_capacity_blocks(sweep_cfg: Any, block_size: int, model: ModelProfile |
 
 
 def hit_rate_table(trace_paths: Mapping[tuple[str, int], Path | str], sweep_cfg: Any,
-                   model: ModelProfile | None = None) -> pl.DataFrame:
+                   model: ModelProfile | None = None, cost_model: CostModel | None = None) -> pl.DataFrame:
     """All replays of the sweep (sweep_cfg: policies, semantics, capacities,
     capacity_unit). With `model`, the table also has `capacity_tokens` and
-    `capacity_gib` (KV memory of that model)."""
+    `capacity_gib` (KV memory of that model). cost_model: recompute costs
+    of cost-aware policies (cost_lru)."""
     for sem in sweep_cfg.semantics:
         if sem not in SEMANTICS:
             raise ValueError(f"sweep.semantics: {sem!r} not in {list(SEMANTICS)}")
@@ -62,7 +66,8 @@ def hit_rate_table(trace_paths: Mapping[tuple[str, int], Path | str], sweep_cfg:
     for (workload, block_size) in sorted(trace_paths):
         trace = load_block_trace(trace_paths[(workload, block_size)])
         rows += hit_rate_rows(trace, workload, block_size, [str(p) for p in sweep_cfg.policies],
-                              [str(s) for s in sweep_cfg.semantics], sweep_capacity_blocks(sweep_cfg, block_size, model))
+                              [str(s) for s in sweep_cfg.semantics], sweep_capacity_blocks(sweep_cfg, block_size, model),
+                              cost_model)
     table = pl.DataFrame(rows, schema=HIT_RATE_SCHEMA).sort(
         "workload", "block_size", "policy", "semantics", "capacity_blocks"
     )
@@ -91,15 +96,17 @@ def hit_rate_markdown(table: pl.DataFrame, unit: str = "blocks") -> str:
 def write_hit_rates(
     trace_paths: Mapping[tuple[str, int], Path | str], sweep_cfg: Any,
     out_parquet: Path | str, out_md: Path | str, model: ModelProfile | None = None,
+    cost_model: CostModel | None = None,
 ) -> pl.DataFrame:
     """Stage entry point: `replay/hit_rates.parquet` + `.md`.
 
     trace_paths: {(workload, block_size): traces/{workload}/b{bs}.parquet};
     sweep_cfg: SweepConfig (policies, semantics, capacities, capacity_unit
     are used; the block sizes are the keys of trace_paths); model: the named
-    model whose KV bytes give `capacity_gib`.
+    model whose KV bytes give `capacity_gib`; cost_model: recompute costs of
+    cost-aware policies.
     """
-    table = hit_rate_table(trace_paths, sweep_cfg, model)
+    table = hit_rate_table(trace_paths, sweep_cfg, model, cost_model)
     unit = str(getattr(sweep_cfg, "capacity_unit", "blocks"))
     label = {"blocks": "blocks", "tokens": "tokens", "gib": f"GiB of {model.name if model else ''} KV memory"}
     write_parquet(table, out_parquet)

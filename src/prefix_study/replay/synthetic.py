@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from prefix_study.replay.kernels._common import jit
 from prefix_study.traces.importers import TRACE_SCHEMA, chain_block_ids
 
 
@@ -129,47 +130,88 @@ def synthetic_block_stream(cfg: SyntheticTraceConfig, chunk_requests: int = 100_
     unique to its prefix, so two accesses share an id exactly when their
     chained hashes would be equal. Follow-ups draw from the `window` most
     recent conversations (the geometric draw beyond 20,000 has probability
-    ~e^-1000 at recency_p 0.05), so memory stays bounded."""
-    from collections import deque
-
-    rng = np.random.default_rng(cfg.seed)
-    next_id = cfg.num_system_prompts * cfg.system_prompt_blocks
-    systems = [np.arange(s * cfg.system_prompt_blocks, (s + 1) * cfg.system_prompt_blocks, dtype=np.int64)
-               for s in range(cfg.num_system_prompts)]
-    documents: dict[tuple[int, int], np.ndarray] = {}
-    conversations: deque[np.ndarray] = deque(maxlen=window)
+    ~e^-1000 at recency_p 0.05), so memory stays bounded: the conversations
+    live in one preallocated ring (window x max_request_blocks), and each
+    chunk is one numba call (`_stream_chunk`) writing into one array, so a
+    100M-access stream costs no per-request Python objects. Random draws come
+    from numba's generator, re-seeded per chunk from (seed, chunk index):
+    deterministic, but a different stream than `synthetic_trace`'s."""
+    if window < 1 or chunk_requests < 1:
+        raise ValueError(f"window={window}, chunk_requests={chunk_requests}: must be >= 1")
+    ring = np.zeros((window, cfg.max_request_blocks), dtype=np.int64)
+    ring_len = np.zeros(window, dtype=np.int64)
+    documents = np.full((cfg.num_system_prompts, cfg.num_documents), -1, dtype=np.int64)
+    # [next_id, conversations held, next ring slot]
+    state = np.array([cfg.num_system_prompts * cfg.system_prompt_blocks, 0, 0], dtype=np.int64)
     done = 0
+    chunk = 0
     while done < cfg.num_requests:
         count = min(chunk_requests, cfg.num_requests - done)
-        new_blocks = 1 + rng.geometric(1.0 / cfg.mean_new_blocks, size=count)
-        contents: list[np.ndarray] = []
-        for i in range(count):
-            conv = -1
-            if conversations and rng.random() < cfg.followup_probability:
-                k = min(int(rng.geometric(cfg.recency_p)), len(conversations))
-                conv = len(conversations) - k
-                fresh = np.arange(next_id, next_id + int(new_blocks[i]), dtype=np.int64)
-                blocks = np.concatenate([conversations[conv], fresh])
-                if blocks.shape[0] > cfg.max_request_blocks:
-                    conv = -1
-                else:
-                    next_id += fresh.shape[0]
-            if conv < 0:
-                s = (int(rng.zipf(cfg.zipf_exponent)) - 1) % cfg.num_system_prompts
-                parts = [systems[s]]
-                if rng.random() < cfg.document_probability:
-                    d = (int(rng.zipf(cfg.zipf_exponent)) - 1) % cfg.num_documents
-                    if (s, d) not in documents:
-                        documents[(s, d)] = np.arange(next_id, next_id + cfg.document_blocks, dtype=np.int64)
-                        next_id += cfg.document_blocks
-                    parts.append(documents[(s, d)])
-                fresh = np.arange(next_id, next_id + int(new_blocks[i]), dtype=np.int64)
-                next_id += fresh.shape[0]
-                parts.append(fresh)
-                blocks = np.concatenate(parts)[: cfg.max_request_blocks]
-                conversations.append(blocks)
-            else:
-                conversations[conv] = blocks
-            contents.append(blocks)
+        seed = (cfg.seed * 1_000_003 + chunk) % (2**32)
+        ids, lengths = _stream_chunk(count, seed, ring, ring_len, documents, state, cfg.system_prompt_blocks,
+                                     cfg.document_blocks, cfg.document_probability, cfg.zipf_exponent,
+                                     cfg.followup_probability, cfg.recency_p, cfg.mean_new_blocks)
         done += count
-        yield np.concatenate(contents), np.array([c.shape[0] for c in contents], dtype=np.int64)
+        chunk += 1
+        yield ids, lengths
+
+
+@jit
+def _stream_chunk(count, seed, ring, ring_len, documents, state, system_blocks, document_blocks,
+                  document_probability, zipf_exponent, followup_probability, recency_p, mean_new_blocks):
+    """`count` requests of the synthetic process (synthetic_block_stream)."""
+    np.random.seed(seed)
+    window, max_blocks = ring.shape
+    num_systems, num_documents = documents.shape
+    next_id, held, head = state[0], state[1], state[2]
+    out = np.empty(max(1, count * 48), dtype=np.int64)
+    lengths = np.empty(count, dtype=np.int64)
+    n = 0
+    for i in range(count):
+        new = 1 + np.random.geometric(1.0 / mean_new_blocks)
+        if n + max_blocks > out.shape[0]:
+            grown = np.empty(2 * out.shape[0] + max_blocks, dtype=np.int64)
+            grown[:n] = out[:n]
+            out = grown
+        conv = -1
+        if held > 0 and np.random.random() < followup_probability:
+            k = min(np.random.geometric(recency_p), held)
+            conv = (head - k) % window
+            if ring_len[conv] + new > max_blocks:
+                conv = -1
+        if conv >= 0:  # follow-up: the conversation so far + new blocks
+            m = ring_len[conv]
+            for j in range(new):
+                ring[conv, m + j] = next_id + j
+            next_id += new
+            ring_len[conv] = m + new
+        else:  # new conversation: system prompt, maybe a document, new blocks
+            conv = head
+            head = (head + 1) % window
+            held = min(held + 1, window)
+            s = (np.random.zipf(zipf_exponent) - 1) % num_systems
+            m = 0
+            for j in range(min(system_blocks, max_blocks)):
+                ring[conv, m] = s * system_blocks + j
+                m += 1
+            if np.random.random() < document_probability:
+                d = (np.random.zipf(zipf_exponent) - 1) % num_documents
+                if documents[s, d] < 0:
+                    documents[s, d] = next_id
+                    next_id += document_blocks
+                for j in range(document_blocks):
+                    if m < max_blocks:
+                        ring[conv, m] = documents[s, d] + j
+                        m += 1
+            for j in range(new):
+                if m < max_blocks:
+                    ring[conv, m] = next_id + j
+                    m += 1
+            next_id += new
+            ring_len[conv] = m
+        m = ring_len[conv]
+        out[n:n + m] = ring[conv, :m]
+        n += m
+        lengths[i] = m
+    state[0], state[1], state[2] = next_id, held, head
+    return out[:n].copy(), lengths

@@ -115,7 +115,7 @@ def trace_savings_rows(frame: pl.DataFrame, block_size: int, policies: Iterable[
     for policy in policies:
         for cap in capacities:
             hits = hit_mask(trace, policy, int(cap)) if hit_mask is not None else \
-                replay_hit_mask(trace, policy, int(cap), SEMANTICS)
+                replay_hit_mask(trace, policy, int(cap), SEMANTICS, cost, int(block_size))
             cached = request_hit_blocks(trace, hits) * int(block_size)
             for name, sel in groups:
                 rows.append({"scope": scope, "workload": name, "block_size": int(block_size), "policy": policy,

@@ -65,7 +65,7 @@ def mixed_savings(trace_paths: Mapping[str, str], mix_cfg: Any, mixed_table: pl.
     def hit_mask(trace, policy: str, cap: int) -> np.ndarray:
         if policy == WA_POLICY:
             return wa_lru_hit_mask(trace, friendly[cap], cap, SEMANTICS)
-        return replay_hit_mask(trace, policy, cap, SEMANTICS)
+        return replay_hit_mask(trace, policy, cap, SEMANTICS, cost, int(mix_cfg.block_size))
 
     policies = [*mix_cfg.baselines, WA_POLICY]
     return trace_savings_rows(frame, int(mix_cfg.block_size), policies, sorted(friendly), prompts, cost,

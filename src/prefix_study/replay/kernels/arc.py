@@ -17,26 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 from prefix_study.replay.kernels._common import count_hit, jit
+from prefix_study.replay.kernels._dlist import init_lists, pop_tail, push_head, unlink
 from prefix_study.replay.policies import register_policy
 
 _NONE, _T1, _T2, _B1, _B2 = 0, 1, 2, 3, 4
-
-
-@jit
-def _push_head(nxt, prv, s, x):
-    q = nxt[s]
-    nxt[s] = x
-    prv[x] = s
-    nxt[x] = q
-    prv[q] = x
-
-
-@jit
-def _unlink(nxt, prv, x):
-    p = prv[x]
-    q = nxt[x]
-    nxt[p] = q
-    prv[q] = p
 
 
 @register_policy("arc", "ARC: recency (T1) and frequency (T2) lists sized adaptively by ghost hits.")
@@ -53,9 +37,7 @@ def arc(ids, flags, capacity, num_ids, prefix, next_use):
     B2 = num_ids + 3
     nxt = np.empty(num_ids + 4, dtype=np.int32)
     prv = np.empty(num_ids + 4, dtype=np.int32)
-    for z in (T1, T2, B1, B2):
-        nxt[z] = z
-        prv[z] = z
+    init_lists(nxt, prv, num_ids)
     where = np.zeros(num_ids, dtype=np.uint8)
     t1 = 0
     t2 = 0
@@ -71,65 +53,60 @@ def arc(ids, flags, capacity, num_ids, prefix, next_use):
         h, run = count_hit(c, flags[i], run, prefix)
         hits[i] = h
         if c:
-            _unlink(nxt, prv, x)
+            unlink(nxt, prv, x)
             if w == _T1:
                 t1 -= 1
                 t2 += 1
                 where[x] = _T2
-            _push_head(nxt, prv, T2, x)
+            push_head(nxt, prv, T2, x)
             continue
         in_b1 = w == _B1
         in_b2 = w == _B2
         if in_b1:
             p = min(p + max(b2 / b1, 1.0), cap)
             b1 -= 1
-            _unlink(nxt, prv, x)
+            unlink(nxt, prv, x)
         elif in_b2:
             p = max(p - max(b1 / b2, 1.0), 0.0)
             b2 -= 1
-            _unlink(nxt, prv, x)
+            unlink(nxt, prv, x)
         where[x] = _NONE
         if t1 + t2 + 1 > capacity:
             replace = True
             if not (in_b1 or in_b2):
                 if t1 + b1 + 1 > capacity:
                     if b1 > 0:
-                        v = prv[B1]
-                        _unlink(nxt, prv, v)
+                        v = pop_tail(nxt, prv, B1)
                         where[v] = _NONE
                         b1 -= 1
                     else:
-                        v = prv[T1]  # drop T1's LRU without a ghost
-                        _unlink(nxt, prv, v)
+                        v = pop_tail(nxt, prv, T1)  # drop T1's LRU without a ghost
                         where[v] = _NONE
                         t1 -= 1
                         replace = False
                 elif t1 + b1 + t2 + b2 >= 2 * capacity and b2 > 0:
-                    v = prv[B2]
-                    _unlink(nxt, prv, v)
+                    v = pop_tail(nxt, prv, B2)
                     where[v] = _NONE
                     b2 -= 1
             if replace:
                 if (t1 > 0 and (t1 > p or (t1 == p and in_b2))) or t2 == 0:
-                    v = prv[T1]
-                    _unlink(nxt, prv, v)
+                    v = pop_tail(nxt, prv, T1)
                     t1 -= 1
-                    _push_head(nxt, prv, B1, v)
+                    push_head(nxt, prv, B1, v)
                     where[v] = _B1
                     b1 += 1
                 else:
-                    v = prv[T2]
-                    _unlink(nxt, prv, v)
+                    v = pop_tail(nxt, prv, T2)
                     t2 -= 1
-                    _push_head(nxt, prv, B2, v)
+                    push_head(nxt, prv, B2, v)
                     where[v] = _B2
                     b2 += 1
         if in_b1 or in_b2:
-            _push_head(nxt, prv, T2, x)
+            push_head(nxt, prv, T2, x)
             where[x] = _T2
             t2 += 1
         else:
-            _push_head(nxt, prv, T1, x)
+            push_head(nxt, prv, T1, x)
             where[x] = _T1
             t1 += 1
     return hits

@@ -2,7 +2,9 @@
 
 A cached block is worth its recompute cost, and that cost grows with the
 block's position (attention covers every earlier token; simulate.py's
-`recompute_cost`). GreedyDual (Young 1994; Cao & Irani's GreedyDual-Size with
+`recompute_cost`: the cost model's prefill time of the block after its
+prefix where the caller configures one, as the replay stage does, else the
+stand-in 1 + position). GreedyDual (Young 1994; Cao & Irani's GreedyDual-Size with
 unit size) turns costs into an LRU-like policy: on insertion and on every
 hit a block's value is H = L + cost; the block with the smallest H is
 evicted and L becomes its H, so blocks that are not used age relative to

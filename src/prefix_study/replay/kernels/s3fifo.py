@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from prefix_study.replay.kernels._common import count_hit, jit
+from prefix_study.replay.kernels._dlist import init_lists, pop_tail, push_head, unlink
 from prefix_study.replay.policies import register_policy
 
 SMALL_RATIO = 0.1
@@ -21,24 +22,6 @@ GHOST_RATIO = 0.9
 MOVE_TO_MAIN_THRESHOLD = 2
 
 _NONE, _SMALL, _MAIN, _GHOST = 0, 1, 2, 3
-
-
-@jit
-def _link_head(nxt, prv, s, x):
-    """Insert x right after sentinel s (the queue head: newest)."""
-    q = nxt[s]
-    nxt[s] = x
-    prv[x] = s
-    nxt[x] = q
-    prv[q] = x
-
-
-@jit
-def _unlink(nxt, prv, x):
-    p = prv[x]
-    q = nxt[x]
-    nxt[p] = q
-    prv[q] = p
 
 
 @register_policy("s3fifo", "S3-FIFO: small probationary FIFO + main FIFO (2-bit clock) + ghost ids.")
@@ -58,9 +41,7 @@ def s3fifo(ids, flags, capacity, num_ids, prefix, next_use):
     G = num_ids + 2
     nxt = np.empty(num_ids + 3, dtype=np.int32)
     prv = np.empty(num_ids + 3, dtype=np.int32)
-    for z in (S, M, G):
-        nxt[z] = z
-        prv[z] = z
+    init_lists(nxt, prv, num_ids)
     where = np.zeros(num_ids, dtype=np.uint8)
     freq = np.zeros(num_ids, dtype=np.int8)
     n_small = 0
@@ -80,7 +61,7 @@ def s3fifo(ids, flags, capacity, num_ids, prefix, next_use):
             continue
         hit_on_ghost = w == _GHOST
         if hit_on_ghost:
-            _unlink(nxt, prv, x)
+            unlink(nxt, prv, x)
             where[x] = _NONE
             n_ghost -= 1
         # Make room for one block.
@@ -89,11 +70,10 @@ def s3fifo(ids, flags, capacity, num_ids, prefix, next_use):
             if n_main > main_cap or n_small == 0:
                 # Evict from main: reinsert while the counter is non-zero.
                 while n_main > 0:
-                    t = prv[M]
-                    _unlink(nxt, prv, t)
+                    t = pop_tail(nxt, prv, M)
                     if freq[t] >= 1:
                         freq[t] = min(freq[t], 3) - 1
-                        _link_head(nxt, prv, M, t)
+                        push_head(nxt, prv, M, t)
                     else:
                         where[t] = _NONE
                         n_main -= 1
@@ -101,33 +81,31 @@ def s3fifo(ids, flags, capacity, num_ids, prefix, next_use):
             else:
                 # Evict from small: promote hot blocks, drop one cold to ghost.
                 while n_small > 0:
-                    t = prv[S]
-                    _unlink(nxt, prv, t)
+                    t = pop_tail(nxt, prv, S)
                     n_small -= 1
                     if freq[t] >= MOVE_TO_MAIN_THRESHOLD:
                         freq[t] = 0
-                        _link_head(nxt, prv, M, t)
+                        push_head(nxt, prv, M, t)
                         where[t] = _MAIN
                         n_main += 1
                     else:
                         where[t] = _NONE
                         if ghost_cap > 0:
                             while n_ghost + 1 > ghost_cap:
-                                g = prv[G]
-                                _unlink(nxt, prv, g)
+                                g = pop_tail(nxt, prv, G)
                                 where[g] = _NONE
                                 n_ghost -= 1
-                            _link_head(nxt, prv, G, t)
+                            push_head(nxt, prv, G, t)
                             where[t] = _GHOST
                             n_ghost += 1
                         break
         freq[x] = 0
         if hit_on_ghost or (not has_evicted and n_small >= small_cap):
-            _link_head(nxt, prv, M, x)
+            push_head(nxt, prv, M, x)
             where[x] = _MAIN
             n_main += 1
         else:
-            _link_head(nxt, prv, S, x)
+            push_head(nxt, prv, S, x)
             where[x] = _SMALL
             n_small += 1
     return hits

@@ -14,29 +14,13 @@ from __future__ import annotations
 import numpy as np
 
 from prefix_study.replay.kernels._common import count_hit, jit
+from prefix_study.replay.kernels._dlist import init_lists, pop_tail, push_head, unlink
 from prefix_study.replay.policies import register_policy
 
 IN_RATIO = 0.25
 OUT_RATIO = 0.5
 
 _NONE, _IN, _OUT, _AM = 0, 1, 2, 3
-
-
-@jit
-def _push_head(nxt, prv, s, x):
-    q = nxt[s]
-    nxt[s] = x
-    prv[x] = s
-    nxt[x] = q
-    prv[q] = x
-
-
-@jit
-def _unlink(nxt, prv, x):
-    p = prv[x]
-    q = nxt[x]
-    nxt[p] = q
-    prv[q] = p
 
 
 @register_policy("twoq", "2Q: FIFO probation (A1in) + ghost ids (A1out) + LRU main (Am).")
@@ -54,9 +38,7 @@ def twoq(ids, flags, capacity, num_ids, prefix, next_use):
     AM = num_ids + 2
     nxt = np.empty(num_ids + 3, dtype=np.int32)
     prv = np.empty(num_ids + 3, dtype=np.int32)
-    for z in (IN, OUT, AM):
-        nxt[z] = z
-        prv[z] = z
+    init_lists(nxt, prv, num_ids)
     where = np.zeros(num_ids, dtype=np.uint8)
     n_in = 0
     n_out = 0
@@ -71,45 +53,41 @@ def twoq(ids, flags, capacity, num_ids, prefix, next_use):
         if w == _IN:
             continue
         if w == _AM:
-            _unlink(nxt, prv, x)
-            _push_head(nxt, prv, AM, x)
+            unlink(nxt, prv, x)
+            push_head(nxt, prv, AM, x)
             continue
         ghost = w == _OUT
         if ghost:
-            _unlink(nxt, prv, x)
+            unlink(nxt, prv, x)
             where[x] = _NONE
             n_out -= 1
         while n_in + n_am + 1 > capacity:
             if n_in > in_cap or n_am == 0:
-                v = prv[IN]
-                _unlink(nxt, prv, v)
+                v = pop_tail(nxt, prv, IN)
                 n_in -= 1
                 where[v] = _NONE
                 if out_cap > 0:
                     while n_out + 1 > out_cap:
-                        g = prv[OUT]
-                        _unlink(nxt, prv, g)
+                        g = pop_tail(nxt, prv, OUT)
                         where[g] = _NONE
                         n_out -= 1
-                    _push_head(nxt, prv, OUT, v)
+                    push_head(nxt, prv, OUT, v)
                     where[v] = _OUT
                     n_out += 1
             else:
-                v = prv[AM]
-                _unlink(nxt, prv, v)
+                v = pop_tail(nxt, prv, AM)
                 where[v] = _NONE
                 n_am -= 1
         if ghost and am_cap > 0:
             while n_am + 1 > am_cap:
-                v = prv[AM]
-                _unlink(nxt, prv, v)
+                v = pop_tail(nxt, prv, AM)
                 where[v] = _NONE
                 n_am -= 1
-            _push_head(nxt, prv, AM, x)
+            push_head(nxt, prv, AM, x)
             where[x] = _AM
             n_am += 1
         else:
-            _push_head(nxt, prv, IN, x)
+            push_head(nxt, prv, IN, x)
             where[x] = _IN
             n_in += 1
     return hits

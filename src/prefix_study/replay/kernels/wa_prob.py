@@ -10,6 +10,14 @@ distribution. Its policy evicts the block least likely to be reused within
 its expected lifespan, and among equals the block furthest from the prompt
 head (a tail block is worth less: it only hits if its whole prefix does).
 
+Sources actually read: the paper's abstract (arXiv v3 HTML) and secondary
+summaries of its policy (https://blog.kkkzoz.top/posts/papers/llm/kvcache-cache-in-the-wild-characterizing-and-optimizing-kvcache-cache-at-a-large-cloud-provider:
+categories such as API vs chat and first vs later turns, head blocks worth
+more than tail blocks; https://podcast.app/characterizing-llm-kv-cache-workloads-in-production-e435871982:
+per-category exponential reuse probability). The policy section's own text
+and formulas were not available (searched 2026-11-28), so the formula below
+is this kernel's reading of that description, not the paper's equations.
+
 What this kernel follows:
 - categories: workload x turn index (BlockTrace.categories; turns >= 7 share
   one category); a block belongs to the category of its last access;
