@@ -71,6 +71,11 @@ class CostModel:
         bw = self.hardware.mem_bandwidth_bytes_s * self.num_gpus * self.memory_efficiency
         return np.maximum(np.divide(flops, peak), np.divide(bytes_moved, bw))
 
+    def compute_time_s(self, flops: Any) -> Any:
+        """Time of `flops` at the achievable FLOP rate: the marginal cost of
+        work added to a compute-bound batch, whose weight read is shared."""
+        return np.divide(flops, self.hardware.peak_flops(self.precision) * self.num_gpus * self.compute_efficiency)
+
     def prefill_time_s(self, prompt_tokens: Any, cached_tokens: Any) -> Any:
         """Forward-pass time of one prefill (no step overhead)."""
         flops = self.prefill_flops(prompt_tokens, cached_tokens)

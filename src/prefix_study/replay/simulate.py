@@ -35,13 +35,14 @@ def recompute_cost(position: np.ndarray, block_size: int | None = None,
     """Recompute cost of a block at each position (block index in its request).
 
     With a cost model and block size (the replay, mixed and savings stages:
-    the config's model, hardware and cost sections): the forward-pass time in seconds of the
-    block's tokens after the p blocks before it,
-    `cost_model.prefill_time_s((p+1)*bs, p*bs)` (cost/model.py). Note that on
-    the roofline a one-block chunk is weight-read bound, so the cost starts
-    at the weight-read floor and grows with position only through the KV
-    read and the attention FLOPs (llama3_8b on h100_sxm at 32-token blocks:
-    5.99 ms at p=0, 6.15 ms at p=100, 7.56 ms at p=1000).
+    the config's model, hardware and cost sections): the compute time in
+    seconds of the block's tokens after the p blocks before it,
+    `cost_model.compute_time_s(prefill_flops((p+1)*bs, p*bs))`: linear layers
+    plus attention over all earlier tokens (cost/model.py). This is the
+    block's marginal cost inside a prefill, where the weight read is shared
+    by the whole batch; timing the block as a prefill of its own
+    (`prefill_time_s`) would be weight-read bound and almost flat in
+    position.
 
     Without a cost model (callers that configure none: tests, benches, the
     cluster stage's replicas): a position-linear stand-in in units
@@ -52,7 +53,8 @@ def recompute_cost(position: np.ndarray, block_size: int | None = None,
     if block_size is None or block_size < 1:
         raise ValueError(f"recompute_cost: block_size={block_size} must be >= 1 with a cost model")
     p = position.astype(np.float64)
-    return np.asarray(cost_model.prefill_time_s((p + 1.0) * block_size, p * block_size), dtype=np.float64)
+    flops = cost_model.prefill_flops((p + 1.0) * block_size, p * block_size)
+    return np.asarray(cost_model.compute_time_s(flops), dtype=np.float64)
 
 
 def replay_hit_mask(trace: BlockTrace, policy: str, capacity: int, semantics: str,
