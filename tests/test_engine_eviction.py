@@ -74,6 +74,32 @@ def test_in_engine_fifo_equals_the_fifo_prefix_replay(engine_factory):
     assert lru["predicted"].to_list() != lru["num_cached_tokens"].to_list()
 
 
+def test_engine_table_uses_the_policys_own_replay(engine_factory, tmp_path):
+    """replay/engine_sweep.py on an in-engine fifo run (as the replay stage
+    reads it from the engine stage's files): the sequential replay is fifo's
+    vLLM-pool replay and equals vLLM; the batched replay (LRU only) is null."""
+    from omegaconf import OmegaConf
+
+    from prefix_study.config.schema import EngineConfig
+    from prefix_study.engine.stage import run_workload
+    from prefix_study.replay.engine_sweep import EngineRunFiles, compare_engine_run
+    from prefix_study.traces.stage import run as derive_trace
+
+    capacity = 40
+    engine = engine_factory(32, capacity_blocks=capacity, max_model_len=MAX_LEN, max_num_seqs=1,
+                            eviction="fifo")
+    cfg = OmegaConf.structured(EngineConfig(block_sizes=[32], capacity_blocks=capacity, max_model_len=MAX_LEN,
+                                            max_num_seqs=1, eviction="fifo"))
+    run_dir = tmp_path / "chat" / "b32"
+    run_workload(engine, cfg, workload_stream("chat", seed=5, conversations=8, turns=3), "chat", run_dir,
+                 progress=False)
+    assert derive_trace("chat", None, 32, run_dir, tmp_path / "t.parquet", tmp_path / "t.check.json")["ok"]
+    (row,) = compare_engine_run(EngineRunFiles("chat", 32, capacity, run_dir, tmp_path / "t.parquet")).to_dicts()
+    assert row["requests_differ_sequential"] == 0 and row["engine_hit_rate"] > 0
+    assert row["sequential_replay_hit_rate"] == row["engine_hit_rate"]
+    assert row["batched_replay_hit_rate"] is None and row["requests_differ_batched"] is None
+
+
 def test_in_engine_wa_lru_equals_the_mixed_wa_lru_replay(engine_factory):
     capacity = 40
     engine = engine_factory(32, capacity_blocks=capacity, max_model_len=MAX_LEN, max_num_seqs=1,

@@ -16,6 +16,12 @@ hit rates and the number of requests whose cached tokens differ from vLLM's
 `num_cached_tokens` under each replay: the sequential replay differs where
 batching (concurrent holders, preemption) changes what is cached; the batched
 replay is expected to differ nowhere.
+
+Under an in-engine eviction policy other than vLLM's LRU
+(`engine.eviction`), the batched replay (which re-executes vLLM's LRU queue)
+does not apply and its columns are null; the sequential replay uses the
+policy's own vLLM-pool prefix replay where one exists (`fifo`), else it is
+null too.
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ TABLE_SCHEMA = {
     "preempted_requests": pl.Int64, "preemptions": pl.Int64, "unschedulable": pl.Int64,
     "evictions": pl.Int64,
 }
+
+
+#: In-engine eviction policy -> the replay policy whose `prefix` replay
+#: models it in vLLM's block pool, one request at a time.
+SEQUENTIAL_TWIN = {"lru": "lru", "fifo": "fifo"}
 
 
 @dataclass(frozen=True)
@@ -75,14 +86,36 @@ def per_request_comparison(files: EngineRunFiles) -> pl.DataFrame:
     requests = pl.read_parquet(files.engine_dir / "requests.parquet", columns=[
         "request_id", "workload", "num_prompt_tokens", "num_cached_tokens", "num_preemptions"])
     trace = pl.read_parquet(files.trace)
-    sequential = per_request_hits(trace, cap - 1, "lru", "prefix").select(
-        "request_id", (pl.col("hit_blocks") * bs).alias("sequential_cached_tokens"))
-    schedule = pl.read_parquet(files.engine_dir / "schedule.parquet")
-    batched = batched_replay(schedule, request_hashes(trace), cap, bs).select(
-        "request_id", pl.col("hit_tokens").alias("batched_cached_tokens"))
-    return (requests.join(sequential, on="request_id", how="left")
-            .join(batched, on="request_id", how="left")
-            .with_columns(pl.col("sequential_cached_tokens", "batched_cached_tokens").fill_null(0)))
+    eviction = meta["engine"].get("eviction", "lru")
+    out = requests
+    if eviction in SEQUENTIAL_TWIN:
+        sequential = per_request_hits(trace, cap - 1, SEQUENTIAL_TWIN[eviction], "prefix").select(
+            "request_id", (pl.col("hit_blocks") * bs).alias("sequential_cached_tokens"))
+        out = out.join(sequential, on="request_id", how="left").with_columns(
+            pl.col("sequential_cached_tokens").fill_null(0))
+    else:
+        out = out.with_columns(pl.lit(None, dtype=pl.Int64).alias("sequential_cached_tokens"))
+    if eviction == "lru":
+        schedule = pl.read_parquet(files.engine_dir / "schedule.parquet")
+        batched = batched_replay(schedule, request_hashes(trace), cap, bs).select(
+            "request_id", pl.col("hit_tokens").alias("batched_cached_tokens"))
+        out = out.join(batched, on="request_id", how="left").with_columns(
+            pl.col("batched_cached_tokens").fill_null(0))
+    else:
+        out = out.with_columns(pl.lit(None, dtype=pl.Int64).alias("batched_cached_tokens"))
+    return out
+
+
+def _token_rate(per: pl.DataFrame, col: str, prompt_tokens: int) -> float | None:
+    """Cached tokens / prompt tokens; None where the replay does not apply."""
+    if not prompt_tokens or per[col].null_count():
+        return None
+    return per[col].sum() / prompt_tokens
+
+
+def _requests_differ(per: pl.DataFrame, col: str) -> int | None:
+    """Requests whose cached tokens differ from vLLM's `num_cached_tokens`."""
+    return None if per[col].null_count() else int((per["num_cached_tokens"] != per[col]).sum())
 
 
 def compare_engine_run(files: EngineRunFiles) -> pl.DataFrame:
@@ -100,15 +133,16 @@ def compare_engine_run(files: EngineRunFiles) -> pl.DataFrame:
     rows = []
     for tag, g in groups:
         prompt = int(g["num_prompt_tokens"].sum())
-        rate = (lambda col: g[col].sum() / prompt if prompt else None)  # noqa: E731
+        rate = lambda col: _token_rate(g, col, prompt)  # noqa: E731
+        differ = lambda col: _requests_differ(g, col)  # noqa: E731
         rows.append({
             "run": files.run, "workload": tag, "block_size": files.block_size,
             "capacity_blocks": files.capacity_blocks, "requests": g.height, "prompt_tokens": prompt,
             "engine_hit_rate": rate("num_cached_tokens"),
             "batched_replay_hit_rate": rate("batched_cached_tokens"),
             "sequential_replay_hit_rate": rate("sequential_cached_tokens"),
-            "requests_differ_batched": int((g["num_cached_tokens"] != g["batched_cached_tokens"]).sum()),
-            "requests_differ_sequential": int((g["num_cached_tokens"] != g["sequential_cached_tokens"]).sum()),
+            "requests_differ_batched": differ("batched_cached_tokens"),
+            "requests_differ_sequential": differ("sequential_cached_tokens"),
             "preempted_requests": int((g["num_preemptions"] > 0).sum()),
             "preemptions": int(g["num_preemptions"].sum()),
             "unschedulable": sum(unschedulable.values()) if tag == "all" else unschedulable.get(tag, 0),
