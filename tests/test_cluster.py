@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from prefix_study.cluster.cache import CLUSTER_CACHES, make_cache
+from prefix_study.cluster.caches import cache_names, make_cache
 from prefix_study.cluster.costs import EngineClockCost
 from prefix_study.cluster.queue import ReplicaQueue
 from prefix_study.cluster.requests import requests_from_trace
@@ -66,7 +66,7 @@ def partial_tail_trace(seed: int, n: int = 300):
     return frame.with_columns(pl.Series("partial_tail", [per[r] for r in rid]) & starts)
 
 
-@pytest.mark.parametrize("policy", sorted(CLUSTER_CACHES))
+@pytest.mark.parametrize("policy", cache_names())
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_incremental_cache_equals_the_replay_kernel(policy, seed):
     frame = partial_tail_trace(seed)
@@ -85,7 +85,7 @@ def test_incremental_cache_equals_the_replay_kernel(policy, seed):
         assert sum(got) > 0
 
 
-@pytest.mark.parametrize("policy", sorted(CLUSTER_CACHES))
+@pytest.mark.parametrize("policy", cache_names())
 def test_one_replica_equals_the_single_instance_prefix_replay(policy, params):
     frame = synthetic_trace(SyntheticTraceConfig(num_requests=600, seed=4))
     reqs = requests_from_trace(frame, 32)

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 from tqdm import tqdm
 
-from prefix_study.cluster.cache import ReplicaCache, make_cache
+from prefix_study.cluster.caches import ReplicaCache, make_cache
 from prefix_study.cluster.queue import CostModelLike, ReplicaQueue
 from prefix_study.cluster.requests import ClusterRequests
 from prefix_study.cluster.routers import get_router
@@ -39,7 +39,8 @@ class Cluster:
         n = len(requests)
         self.first_token_s = [0.0] * n
         self.finish_s = [0.0] * n
-        self.caches: list[ReplicaCache] = [make_cache(policy, capacity_blocks) for _ in range(num_replicas)]
+        self.caches: list[ReplicaCache] = [make_cache(policy, capacity_blocks, requests.num_categories)
+                                           for _ in range(num_replicas)]
         self.queues = [ReplicaQueue(cost, max_batch, requests.block_size, self.first_token_s, self.finish_s)
                        for _ in range(num_replicas)]
         self.now = 0.0
@@ -91,6 +92,7 @@ def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant:
     off_best = np.zeros(n, np.bool_)
     arrival, blocks, n_lookup = requests.arrival_s, requests.blocks, requests.n_lookup
     partial, prompt, output = requests.partial_tail, requests.prompt_tokens, requests.output_tokens
+    category = requests.category
     queues, caches = cluster.queues, cluster.caches
     last = -np.inf
     for i in tqdm(range(n), desc=f"{rt.label} x{num_replicas}", unit="req", disable=not progress,
@@ -106,7 +108,7 @@ def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant:
         r, flag = rt.choose(i, cluster)
         exact = cluster.exact_overlaps(i)
         off_best[i] = exact[r] < max(exact)
-        h = caches[r].serve(blocks[i], n_lookup[i], partial[i])
+        h = caches[r].serve(blocks[i], n_lookup[i], partial[i], category[i])
         hits[i] = h
         c = min(h * bs, prompt[i] - 1)  # the last prompt token is always computed
         cached[i] = c
