@@ -2,9 +2,10 @@
 
 Requests arrive in trace order. At each arrival every replica's queue is
 advanced to the arrival time, the router picks a replica from what it can
-see, the replica's cache serves the request (its hits become the prompt's
-cached tokens), and the request joins the replica's queue, whose cost model
-decides when its first token and its last token come. Load, queueing and
+see, the replica's cache (`cluster.policy`, cluster/caches/) serves the
+request (its hits become the prompt's cached tokens), and the request joins
+the replica's queue, whose cost model decides when its first token and its
+last token come. Load, queueing and
 TTFT all come out of this; none is an input. Deterministic: the only
 randomness is the routers' seeded generators.
 
