@@ -5,7 +5,8 @@ after its prefix broke, a block never looked up) computes a new copy, so a
 hash may live in several blocks; a hit pins the hash's oldest copy. A copy
 gets its insertion stamp the first time it is released (tail first), keeps
 it when released again, and eviction takes the queued copy with the oldest
-stamp, from a lazily cleaned heap as in the kernel.
+stamp, from a lazily cleaned heap as in the kernel. Records live only while
+their copy does (evicted ones are dropped), so memory follows the capacity.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Sequence
 from prefix_study.cluster.caches import register_cache
 from prefix_study.cluster.caches._base import ReplicaCache
 
-_EVICTED, _QUEUED, _PINNED = 0, 1, 2
+_QUEUED, _PINNED = 1, 2
 
 
 @register_cache("fifo")
@@ -27,10 +28,13 @@ class VllmFifoCache(ReplicaCache):
 
     def __init__(self, capacity: int, num_categories: int = 1):
         super().__init__(capacity, num_categories)
-        self.rec_id: list[int] = []     # record -> hash id
-        self.rec_stamp: list[int] = []  # insertion stamp, -1 until first released
-        self.rec_state: list[int] = []
+        # Live records (physical blocks): hash id, insertion stamp (-1 until
+        # first released), state (queued or pinned).
+        self.rec_id: dict[int, int] = {}
+        self.rec_stamp: dict[int, int] = {}
+        self.rec_state: dict[int, int] = {}
         self.heap: list[tuple[int, int]] = []  # (stamp, record), stale entries skipped
+        self.records = 0
         self.stamps = 0
         self.used = 0  # physical blocks in use, pinned or queued
 
@@ -41,10 +45,10 @@ class VllmFifoCache(ReplicaCache):
         heap, state, stamp = self.heap, self.rec_state, self.rec_stamp
         while heap:
             st, r = heapq.heappop(heap)
-            if state[r] != _QUEUED or stamp[r] != st:
+            if state.get(r) != _QUEUED or stamp[r] != st:
                 continue
-            state[r] = _EVICTED
-            x = self.rec_id[r]
+            del state[r], stamp[r]
+            x = self.rec_id.pop(r)
             copies = self.cached[x]
             copies.remove(r)
             if not copies:
@@ -73,10 +77,11 @@ class VllmFifoCache(ReplicaCache):
                 self.used += 1
             elif not self._evict_oldest():
                 continue  # every block is held by this request
-            r = len(self.rec_id)
-            self.rec_id.append(x)
-            self.rec_stamp.append(-1)
-            state.append(_PINNED)
+            r = self.records
+            self.records += 1
+            self.rec_id[r] = x
+            self.rec_stamp[r] = -1
+            state[r] = _PINNED
             cached.setdefault(x, []).append(r)
             held.append(r)
         if partial_tail and self.used >= cap and self._evict_oldest():
@@ -88,4 +93,6 @@ class VllmFifoCache(ReplicaCache):
                 stamp[r] = self.stamps
                 self.stamps += 1
             heapq.heappush(self.heap, (stamp[r], r))
+        if len(self.heap) > 4 * self.used + 64:  # drop stale entries; (stamp, record) is unique
+            self.heap = sorted((stamp[r], r) for r, s in state.items() if s == _QUEUED)
         return hits
