@@ -20,6 +20,7 @@ from prefix_study.config import ConfigError, compose_config
 from prefix_study.replay import encode_trace, infinite_cache_hits, replay_hit_mask
 from prefix_study.replay.per_request import per_request_hits
 from prefix_study.replay.synthetic import SyntheticTraceConfig, synthetic_trace, trace_from_requests
+from test_cluster_caches import with_request_columns
 
 COST = EngineClockCost(step_overhead_s=0.004, token_time_s=0.0002)  # the engine's default clock
 
@@ -66,11 +67,7 @@ def partial_tail_trace(seed: int, n: int = 300):
         partial.append(bool(rng.random() < 0.6))
         workloads.append(("chat", "qa")[k % 2])
         rids.append(f"{workloads[-1]}-{k}-{turns[k]}")
-    frame = trace_from_requests(reqs, lookup=lookup)
-    per_row = lambda values: [v for v, b in zip(values, reqs) for _ in b]  # noqa: E731
-    return frame.with_columns(
-        pl.Series("request_id", per_row(rids)), pl.Series("workload", per_row(workloads)),
-        (pl.Series(per_row(partial)) & (pl.col("position") == 0)).alias("partial_tail"))
+    return with_request_columns(trace_from_requests(reqs, lookup=lookup), reqs, rids, workloads, partial)
 
 
 @pytest.mark.parametrize("policy", cache_names())

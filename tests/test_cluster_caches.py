@@ -48,11 +48,18 @@ def conversation_traces(draw, max_requests: int = 30):
         rids.append(f"{wl}-{c}-{turn}")
         workloads.append(wl)
         partial.append(draw(st.booleans()))
-    frame = trace_from_requests(blocks, chain=chain, lookup=lookup)
-    lengths = [len(b) for b in blocks]
-    per_row = lambda values: [v for v, k in zip(values, lengths) for _ in range(k)]  # noqa: E731
+    return with_request_columns(trace_from_requests(blocks, chain=chain, lookup=lookup), blocks, rids,
+                                workloads, partial)
+
+
+def with_request_columns(frame: pl.DataFrame, blocks: list[list[int]], request_ids: list[str],
+                         workloads: list[str], partial: list[bool]) -> pl.DataFrame:
+    """Per-request ids, workloads and partial-tail flags onto a trace_from_requests frame."""
+    def per_row(values):
+        return [v for v, b in zip(values, blocks) for _ in b]
+
     return frame.with_columns(
-        pl.Series("request_id", per_row(rids)), pl.Series("workload", per_row(workloads)),
+        pl.Series("request_id", per_row(request_ids)), pl.Series("workload", per_row(workloads)),
         (pl.Series(per_row(partial)) & (pl.col("position") == 0)).alias("partial_tail"))
 
 
