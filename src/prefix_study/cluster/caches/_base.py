@@ -45,7 +45,8 @@ class BlockStateCache(ReplicaCache):
     """A policy whose state evolves as under `block` semantics (no prefix
     kernel of its own; replay/policies.py): every block of the request is an
     access in order, and only the leading run of cached looked-up blocks
-    counts as hits. Subclasses implement `access` (one block, the kernel's
+    counts as hits. Nothing is pinned and a partial tail takes no slot, as
+    in the kernels. Subclasses implement `access` (one block, the kernel's
     loop body) and, if they need to know request boundaries, `begin`."""
 
     def begin(self, category: int) -> None:
