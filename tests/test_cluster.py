@@ -10,15 +10,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from prefix_study.cluster.caches import cache_names, make_cache
-from prefix_study.cluster.costs import EngineClockCost
+from prefix_study.cluster.caches import CacheContext, cache_names, make_cache
+from prefix_study.cluster.costs import EngineClockCost, cost_model
 from prefix_study.cluster.queue import ReplicaQueue
 from prefix_study.cluster.requests import requests_from_trace
 from prefix_study.cluster.routers import router_labels, router_names
 from prefix_study.cluster.simulate import run_metrics, simulate
 from prefix_study.config import ConfigError, compose_config
 from prefix_study.replay import encode_trace, infinite_cache_hits, replay_hit_mask
-from prefix_study.replay.per_request import per_request_hits
+from prefix_study.replay.per_request import per_request_from_mask, per_request_hits
 from prefix_study.replay.synthetic import SyntheticTraceConfig, synthetic_trace, trace_from_requests
 from test_cluster_caches import with_request_columns
 
@@ -79,7 +79,7 @@ def test_incremental_cache_equals_the_replay_kernel(policy, seed):
     assert reqs.num_categories == 16 and len(set(reqs.category)) > 4
     for capacity in (3, 8, 20, 60):
         expected = per_request_hits(frame, capacity, policy, "prefix")["hit_blocks"].to_list()
-        cache = make_cache(policy, capacity, reqs.num_categories)
+        cache = make_cache(policy, capacity, CacheContext(reqs.num_categories))
         got = []
         for b, k, p, c in zip(reqs.blocks, reqs.n_lookup, reqs.partial_tail, reqs.category):
             predicted = cache.overlap(b, k)
@@ -91,17 +91,21 @@ def test_incremental_cache_equals_the_replay_kernel(policy, seed):
 
 
 @pytest.mark.parametrize("policy", cache_names())
-def test_one_replica_equals_the_single_instance_prefix_replay(policy, params):
-    """Every router, every policy: one replica sees the whole trace in order."""
+def test_one_replica_equals_the_single_instance_prefix_replay(policy, params, cfg):
+    """Every router, every policy: one replica sees the whole trace in order.
+    The stage's cost model (config's model and hardware) times the queues and
+    prices cost_lru's recomputes, as the replay stage's does."""
     frame = partial_tail_trace(4, n=400)
     reqs = requests_from_trace(frame, 32)
     trace = encode_trace(frame)
+    cost = cost_model(cfg)
     for capacity in (24, 150):
-        expected = per_request_hits(frame, capacity, policy, "prefix")["hit_blocks"].to_numpy()
-        total = int((replay_hit_mask(trace, policy, capacity, "prefix") & trace.looked_up).sum())
+        mask = replay_hit_mask(trace, policy, capacity, "prefix", cost, 32)
+        expected = per_request_from_mask(frame, trace, mask)["hit_blocks"].to_numpy()
+        total = int((mask & trace.looked_up).sum())
         assert 0 < total < infinite_cache_hits(trace)  # the capacity binds
         for router, variant in router_labels(router_names(), ["precise", "approximate"]):
-            run = simulate(reqs, 1, router, variant, params.get(router, {}), policy, capacity, COST, 8)
+            run = simulate(reqs, 1, router, variant, params.get(router, {}), policy, capacity, cost, 8)
             assert (run.replica == 0).all()
             assert np.array_equal(run.hit_blocks, expected), (router, variant, capacity)
             assert int(run.hit_blocks.sum()) == total

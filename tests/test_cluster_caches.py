@@ -4,12 +4,15 @@ hit when fed one request at a time, on random traces (hypothesis)."""
 
 from __future__ import annotations
 
+import functools
+
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prefix_study.cluster.caches import cache_names, make_cache, unsupported_reason
+from prefix_study.cluster.caches import CacheContext, cache_names, make_cache, unsupported_reason
+from prefix_study.cluster.costs import cost_model
 from prefix_study.cluster.requests import requests_from_trace
 from prefix_study.config import ConfigError, compose_config
 from prefix_study.replay import encode_trace, replay_hit_mask
@@ -63,10 +66,20 @@ def with_request_columns(frame: pl.DataFrame, blocks: list[list[int]], request_i
         (pl.Series(per_row(partial)) & (pl.col("position") == 0)).alias("partial_tail"))
 
 
-def serve_all(frame: pl.DataFrame, policy: str, capacity: int) -> list[int]:
-    """Per-request hits of one replica cache fed the trace request by request."""
-    reqs = requests_from_trace(frame, 16)
-    cache = make_cache(policy, capacity, reqs.num_categories)
+BLOCK_SIZE = 16
+
+
+@functools.cache
+def config_cost_model():
+    """The cluster stage's cost model of the default config (model on hardware)."""
+    return cost_model(compose_config([]))
+
+
+def serve_all(frame: pl.DataFrame, policy: str, capacity: int, cost=None) -> list[int]:
+    """Per-request hits of one replica cache fed the trace request by request
+    (cost: the cost model pricing recomputes; None: the stand-in)."""
+    reqs = requests_from_trace(frame, BLOCK_SIZE)
+    cache = make_cache(policy, capacity, CacheContext(reqs.num_categories, BLOCK_SIZE, cost))
     got = []
     for b, k, p, c in zip(reqs.blocks, reqs.n_lookup, reqs.partial_tail, reqs.category):
         seen = cache.overlap(b, k)
@@ -76,17 +89,18 @@ def serve_all(frame: pl.DataFrame, policy: str, capacity: int) -> list[int]:
     return got
 
 
-def prefix_replay(frame: pl.DataFrame, policy: str, capacity: int) -> list[int]:
+def prefix_replay(frame: pl.DataFrame, policy: str, capacity: int, cost=None) -> list[int]:
     trace = encode_trace(frame)
-    mask = replay_hit_mask(trace, policy, capacity, "prefix")
+    mask = replay_hit_mask(trace, policy, capacity, "prefix", cost, BLOCK_SIZE if cost else None)
     return per_request_from_mask(frame, trace, mask)["hit_blocks"].to_list()
 
 
 @pytest.mark.parametrize("policy", cache_names())
 @SETTINGS
-@given(frame=conversation_traces(), capacity=st.one_of(st.integers(0, 14), st.just(1000)))
-def test_replica_cache_equals_the_prefix_replay_hit_for_hit(policy, frame, capacity):
-    assert serve_all(frame, policy, capacity) == prefix_replay(frame, policy, capacity)
+@given(frame=conversation_traces(), capacity=st.one_of(st.integers(0, 14), st.just(1000)), priced=st.booleans())
+def test_replica_cache_equals_the_prefix_replay_hit_for_hit(policy, frame, capacity, priced):
+    cost = config_cost_model() if priced else None
+    assert serve_all(frame, policy, capacity, cost) == prefix_replay(frame, policy, capacity, cost)
 
 
 def test_every_online_policy_has_a_replica_cache():

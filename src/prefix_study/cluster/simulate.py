@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 from tqdm import tqdm
 
-from prefix_study.cluster.caches import ReplicaCache, make_cache
+from prefix_study.cluster.caches import CacheContext, ReplicaCache, make_cache
 from prefix_study.cluster.queue import CostModelLike, ReplicaQueue
 from prefix_study.cluster.requests import ClusterRequests
 from prefix_study.cluster.routers import get_router
@@ -40,7 +40,10 @@ class Cluster:
         n = len(requests)
         self.first_token_s = [0.0] * n
         self.finish_s = [0.0] * n
-        self.caches: list[ReplicaCache] = [make_cache(policy, capacity_blocks, requests.num_categories)
+        # The queue's cost model also prices recomputes (cost_lru), as the
+        # replay stage's does: both are the config's model on its hardware.
+        context = CacheContext(requests.num_categories, requests.block_size, cost)
+        self.caches: list[ReplicaCache] = [make_cache(policy, capacity_blocks, context)
                                            for _ in range(num_replicas)]
         self.queues = [ReplicaQueue(cost, max_batch, requests.block_size, self.first_token_s, self.finish_s)
                        for _ in range(num_replicas)]

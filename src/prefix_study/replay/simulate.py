@@ -44,8 +44,8 @@ def recompute_cost(position: np.ndarray, block_size: int | None = None,
     (`prefill_time_s`) would be weight-read bound and almost flat in
     position.
 
-    Without a cost model (callers that configure none: tests, benches, the
-    cluster stage's replicas): a position-linear stand-in in units
+    Without a cost model (callers that configure none: tests, benches):
+    a position-linear stand-in in units
     of the first block's cost, `1 + position`, the attention-dominated
     limit. Only ratios matter to the policies that use it (cost_lru)."""
     if cost_model is None:

@@ -24,7 +24,7 @@ import importlib
 import pkgutil
 from typing import Callable
 
-from prefix_study.cluster.caches._base import BlockStateCache, ReplicaCache
+from prefix_study.cluster.caches._base import NO_CONTEXT, BlockStateCache, CacheContext, ReplicaCache
 
 CACHES: dict[str, type[ReplicaCache]] = {}
 
@@ -72,17 +72,16 @@ def unsupported_reason(policy: str) -> str | None:
     return f"{policy} has no incremental cluster cache yet (src/prefix_study/cluster/caches/)"
 
 
-def make_cache(policy: str, capacity: int, num_categories: int = 1) -> ReplicaCache:
-    """An empty cache of `capacity` blocks. num_categories: request
-    categories of the trace (ClusterRequests.num_categories), for policies
-    that group blocks by category."""
+def make_cache(policy: str, capacity: int, context: CacheContext = NO_CONTEXT) -> ReplicaCache:
+    """An empty cache of `capacity` blocks; context: what context policies
+    (wa_prob, cost_lru) need (CacheContext)."""
     _ensure_loaded()
     try:
         cls = CACHES[policy]
     except KeyError:
         raise KeyError(f"cluster.policy={policy!r}: the cluster supports {cache_names()}") from None
-    return cls(int(capacity), int(num_categories))
+    return cls(int(capacity), context)
 
 
-__all__ = ["CACHES", "BlockStateCache", "ReplicaCache", "cache_names", "make_cache", "register_cache",
+__all__ = ["CACHES", "BlockStateCache", "CacheContext", "ReplicaCache", "cache_names", "make_cache", "register_cache",
            "unsupported_reason"]

@@ -3,7 +3,24 @@ policies without their own prefix kernel."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+
+@dataclass(frozen=True)
+class CacheContext:
+    """What context policies need beyond block ids, as `replay_hit_mask`
+    gives its kernels: the trace's number of request categories
+    (`BlockTrace.categories`), and the block size and cost model that price
+    a block's recompute (`replay/simulate.py:recompute_cost`; no cost model:
+    its position-linear stand-in)."""
+
+    num_categories: int = 1
+    block_size: int | None = None
+    cost_model: Any = None
+
+
+NO_CONTEXT = CacheContext()
 
 
 class ReplicaCache:
@@ -17,9 +34,9 @@ class ReplicaCache:
     capacity: int
     cached: dict[int, object]
 
-    def __init__(self, capacity: int, num_categories: int = 1):
+    def __init__(self, capacity: int, context: CacheContext = NO_CONTEXT):
         self.capacity = int(capacity)
-        self.num_categories = int(num_categories)
+        self.context = context
         self.cached = {}
 
     def overlap(self, blocks: Sequence[int], n_lookup: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from prefix_study.cluster.caches import register_cache
-from prefix_study.cluster.caches._base import BlockStateCache
+from prefix_study.cluster.caches._base import BlockStateCache, CacheContext, NO_CONTEXT
 
 _T1, _T2, _B1, _B2 = 1, 2, 3, 4
 
@@ -17,8 +17,8 @@ class ArcCache(BlockStateCache):
 
     cached: dict[int, int]
 
-    def __init__(self, capacity: int, num_categories: int = 1):
-        super().__init__(capacity, num_categories)
+    def __init__(self, capacity: int, context: CacheContext = NO_CONTEXT):
+        super().__init__(capacity, context)
         self.ghosts: dict[int, int] = {}
         self.lists = {k: OrderedDict() for k in (_T1, _T2, _B1, _B2)}
         self.p = 0.0

@@ -1,5 +1,6 @@
 """`cost_lru`: prefix-aware cost-weighted LRU (kernels/cost_lru.py),
-block-semantics state; recompute costs from `replay/simulate.py`."""
+block-semantics state; recompute costs from `replay/simulate.py` (the
+cluster's cost model at its block size, as the replay stage prices them)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import heapq
 import numpy as np
 
 from prefix_study.cluster.caches import register_cache
-from prefix_study.cluster.caches._base import BlockStateCache
+from prefix_study.cluster.caches._base import BlockStateCache, CacheContext, NO_CONTEXT
 from prefix_study.replay.simulate import recompute_cost
 
 
@@ -20,8 +21,8 @@ class CostLruCache(BlockStateCache):
 
     cached: dict[int, None]
 
-    def __init__(self, capacity: int, num_categories: int = 1):
-        super().__init__(capacity, num_categories)
+    def __init__(self, capacity: int, context: CacheContext = NO_CONTEXT):
+        super().__init__(capacity, context)
         self.parent: dict[int, int] = {}    # fixed at first access; -1: root
         self.children: dict[int, int] = {}  # cached blocks whose parent it is
         self.value: dict[int, float] = {}   # H
@@ -48,7 +49,9 @@ class CostLruCache(BlockStateCache):
 
     def access(self, x: int, position: int) -> None:
         if position >= len(self.cost):
-            self.cost = recompute_cost(np.arange(max(2 * position, 64), dtype=np.int32)).tolist()
+            c = self.context
+            self.cost = recompute_cost(np.arange(max(2 * position, 64), dtype=np.int32), c.block_size,
+                                       c.cost_model).tolist()
         parent, children, value, leaves, cached = self.parent, self.children, self.value, self.leaves, self.cached
         if x not in parent:
             parent[x] = self.prev

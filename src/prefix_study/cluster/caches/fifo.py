@@ -15,7 +15,7 @@ import heapq
 from typing import Sequence
 
 from prefix_study.cluster.caches import register_cache
-from prefix_study.cluster.caches._base import ReplicaCache
+from prefix_study.cluster.caches._base import CacheContext, NO_CONTEXT, ReplicaCache
 
 _QUEUED, _PINNED = 1, 2
 
@@ -26,8 +26,8 @@ class VllmFifoCache(ReplicaCache):
 
     cached: dict[int, list[int]]
 
-    def __init__(self, capacity: int, num_categories: int = 1):
-        super().__init__(capacity, num_categories)
+    def __init__(self, capacity: int, context: CacheContext = NO_CONTEXT):
+        super().__init__(capacity, context)
         # Live records (physical blocks): hash id, insertion stamp (-1 until
         # first released), state (queued or pinned).
         self.rec_id: dict[int, int] = {}

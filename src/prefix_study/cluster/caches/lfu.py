@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 
 from prefix_study.cluster.caches import register_cache
-from prefix_study.cluster.caches._base import BlockStateCache
+from prefix_study.cluster.caches._base import BlockStateCache, CacheContext, NO_CONTEXT
 
 
 @register_cache("lfu")
@@ -17,8 +17,8 @@ class LfuDaCache(BlockStateCache):
     aging = True
     cached: dict[int, tuple[float, int]]
 
-    def __init__(self, capacity: int, num_categories: int = 1):
-        super().__init__(capacity, num_categories)
+    def __init__(self, capacity: int, context: CacheContext = NO_CONTEXT):
+        super().__init__(capacity, context)
         self.freq: dict[int, float] = {}  # accesses since insertion
         self.heap: list[tuple[float, int, int]] = []
         self.age = 0.0  # L: priority of the last evicted block

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from typing import Sequence
 
 from prefix_study.cluster.caches import register_cache
-from prefix_study.cluster.caches._base import BlockStateCache, ReplicaCache
+from prefix_study.cluster.caches._base import BlockStateCache, CacheContext, NO_CONTEXT, ReplicaCache
 
 
 @register_cache("lru")
@@ -23,8 +23,8 @@ class VllmFreeQueueCache(ReplicaCache):
     start; nothing happens in between, so doing them at the end is the same.
     """
 
-    def __init__(self, capacity: int, num_categories: int = 1):
-        super().__init__(capacity, num_categories)
+    def __init__(self, capacity: int, context: CacheContext = NO_CONTEXT):
+        super().__init__(capacity, context)
         self.queue: OrderedDict[int, None] = OrderedDict()
 
     def serve(self, blocks: Sequence[int], n_lookup: int, partial_tail: bool, category: int = 0) -> int:
@@ -69,8 +69,8 @@ class PlainLruCache(BlockStateCache):
 
     cached: OrderedDict[int, None]
 
-    def __init__(self, capacity: int, num_categories: int = 1):
-        super().__init__(capacity, num_categories)
+    def __init__(self, capacity: int, context: CacheContext = NO_CONTEXT):
+        super().__init__(capacity, context)
         self.cached = OrderedDict()
 
     def access(self, x: int, position: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from prefix_study.cluster.caches import register_cache
-from prefix_study.cluster.caches._base import BlockStateCache
+from prefix_study.cluster.caches._base import BlockStateCache, CacheContext, NO_CONTEXT
 from prefix_study.replay.kernels.s3fifo import GHOST_RATIO, MOVE_TO_MAIN_THRESHOLD, SMALL_RATIO
 
 
@@ -16,8 +16,8 @@ class S3FifoCache(BlockStateCache):
 
     cached: dict[int, int]
 
-    def __init__(self, capacity: int, num_categories: int = 1):
-        super().__init__(capacity, num_categories)
+    def __init__(self, capacity: int, context: CacheContext = NO_CONTEXT):
+        super().__init__(capacity, context)
         self.small_cap = max(1, int(capacity * SMALL_RATIO))
         self.main_cap = capacity - self.small_cap
         self.ghost_cap = int(capacity * GHOST_RATIO)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prefix_study.cluster.caches import register_cache
-from prefix_study.cluster.caches._base import BlockStateCache
+from prefix_study.cluster.caches._base import BlockStateCache, CacheContext, NO_CONTEXT
 
 
 @register_cache("sieve")
@@ -13,8 +13,8 @@ class SieveCache(BlockStateCache):
 
     cached: dict[int, bool]
 
-    def __init__(self, capacity: int, num_categories: int = 1):
-        super().__init__(capacity, num_categories)
+    def __init__(self, capacity: int, context: CacheContext = NO_CONTEXT):
+        super().__init__(capacity, context)
         self.newer: dict[int, int] = {}  # toward the head
         self.older: dict[int, int] = {}  # toward the tail
         self.head = self.tail = self.hand = -1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from prefix_study.cluster.caches import register_cache
-from prefix_study.cluster.caches._base import BlockStateCache
+from prefix_study.cluster.caches._base import BlockStateCache, CacheContext, NO_CONTEXT
 from prefix_study.replay.kernels.twoq import IN_RATIO, OUT_RATIO
 
 _IN, _AM = 1, 3
@@ -18,8 +18,8 @@ class TwoQCache(BlockStateCache):
 
     cached: dict[int, int]
 
-    def __init__(self, capacity: int, num_categories: int = 1):
-        super().__init__(capacity, num_categories)
+    def __init__(self, capacity: int, context: CacheContext = NO_CONTEXT):
+        super().__init__(capacity, context)
         self.in_cap = max(1, int(capacity * IN_RATIO))
         self.out_cap = int(capacity * OUT_RATIO)
         self.am_cap = capacity - self.in_cap

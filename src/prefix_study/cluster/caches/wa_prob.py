@@ -5,7 +5,7 @@ kernel's module."""
 from __future__ import annotations
 
 from prefix_study.cluster.caches import register_cache
-from prefix_study.cluster.caches._base import BlockStateCache
+from prefix_study.cluster.caches._base import BlockStateCache, CacheContext, NO_CONTEXT
 from prefix_study.replay.kernels.wa_prob import LIFESPAN_EMA, _score
 
 
@@ -19,9 +19,9 @@ class WorkloadAwareProbCache(BlockStateCache):
 
     cached: dict[int, None]
 
-    def __init__(self, capacity: int, num_categories: int = 1):
-        super().__init__(capacity, num_categories)
-        k = self.num_categories
+    def __init__(self, capacity: int, context: CacheContext = NO_CONTEXT):
+        super().__init__(capacity, context)
+        k = self.num_categories = int(context.num_categories)
         self.nxt: dict[int, int] = {-1 - j: -1 - j for j in range(k)}
         self.prv: dict[int, int] = dict(self.nxt)
         self.in_list = [0] * k
