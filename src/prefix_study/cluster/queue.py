@@ -21,17 +21,13 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from typing import Any, Protocol
+from typing import Protocol
 
 
 class CostModelLike(Protocol):
     def step_time_s(self, prefill: list[tuple[int, int]], decode_context_tokens: list[int]) -> float:
         """One step (overhead included): prefill = (new tokens, cached context)
         per admitted request; decode = context length per decoding request."""
-
-    def prefill_time_s(self, prompt_tokens: Any, cached_tokens: Any) -> Any:
-        """One prefill's time (arrays allowed): what a recompute costs
-        (replay/simulate.py:recompute_cost, for cost_lru replicas)."""
 
 
 class ReplicaQueue:

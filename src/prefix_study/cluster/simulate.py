@@ -27,6 +27,7 @@ from prefix_study.cluster.caches import CacheContext, ReplicaCache, make_cache
 from prefix_study.cluster.queue import CostModelLike, ReplicaQueue
 from prefix_study.cluster.requests import ClusterRequests
 from prefix_study.cluster.routers import get_router
+from prefix_study.cost import CostModel
 
 
 class Cluster:
@@ -40,9 +41,11 @@ class Cluster:
         n = len(requests)
         self.first_token_s = [0.0] * n
         self.finish_s = [0.0] * n
-        # The queue's cost model also prices recomputes (cost_lru), as the
-        # replay stage's does: both are the config's model on its hardware.
-        context = CacheContext(requests.num_categories, requests.block_size, cost)
+        # The stage's cost model (the config's model on its hardware) also
+        # prices recomputes (cost_lru), as in the replay stage; a clock that
+        # cannot (EngineClockCost, tests) leaves them to the stand-in.
+        context = CacheContext(requests.num_categories, requests.block_size,
+                               cost if isinstance(cost, CostModel) else None)
         self.caches: list[ReplicaCache] = [make_cache(policy, capacity_blocks, context)
                                            for _ in range(num_replicas)]
         self.queues = [ReplicaQueue(cost, max_batch, requests.block_size, self.first_token_s, self.finish_s)
