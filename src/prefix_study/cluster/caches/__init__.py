@@ -83,5 +83,5 @@ def make_cache(policy: str, capacity: int, context: CacheContext = NO_CONTEXT) -
     return cls(int(capacity), context)
 
 
-__all__ = ["CACHES", "BlockStateCache", "CacheContext", "ReplicaCache", "cache_names", "make_cache", "register_cache",
-           "unsupported_reason"]
+__all__ = ["CACHES", "NO_CONTEXT", "BlockStateCache", "CacheContext", "ReplicaCache", "cache_names", "make_cache",
+           "register_cache", "unsupported_reason"]
