@@ -10,16 +10,17 @@ import numpy as np
 import polars as pl
 import pytest
 
-from prefix_study.cluster.cache import CLUSTER_CACHES, make_cache
-from prefix_study.cluster.costs import EngineClockCost
+from prefix_study.cluster.caches import CacheContext, cache_names, make_cache
+from prefix_study.cluster.costs import EngineClockCost, cost_model
 from prefix_study.cluster.queue import ReplicaQueue
 from prefix_study.cluster.requests import requests_from_trace
 from prefix_study.cluster.routers import router_labels, router_names
 from prefix_study.cluster.simulate import run_metrics, simulate
 from prefix_study.config import ConfigError, compose_config
-from prefix_study.replay import encode_trace, replay_hit_mask
-from prefix_study.replay.per_request import per_request_hits
+from prefix_study.replay import encode_trace, infinite_cache_hits, replay_hit_mask
+from prefix_study.replay.per_request import per_request_from_mask, per_request_hits
 from prefix_study.replay.synthetic import SyntheticTraceConfig, synthetic_trace, trace_from_requests
+from test_cluster_caches import with_request_columns
 
 COST = EngineClockCost(step_overhead_s=0.004, token_time_s=0.0002)  # the engine's default clock
 
@@ -37,18 +38,23 @@ def params(cfg):
 
 
 def partial_tail_trace(seed: int, n: int = 300):
-    """Prefix-sharing requests with output (not looked-up) blocks and partial tails."""
+    """Prefix-sharing conversations of two workloads (turn numbers in the
+    request ids: several categories) with output (not looked-up) blocks and
+    partial tails."""
     rng = np.random.default_rng(seed)
-    reqs, lookup, partial = [], [], []
+    reqs, lookup, partial, rids, workloads = [], [], [], [], []
     convs: list[list[int]] = []
+    turns: list[int] = []
     nxt = 10_000
     for _ in range(n):
         if convs and rng.random() < 0.5:
             k = int(rng.integers(len(convs)))
             base = convs[k]
+            turns[k] += 1
         else:
             base = [int(rng.integers(4))]  # one of 4 shared system blocks
             convs.append(base)
+            turns.append(0)
             k = len(convs) - 1
         new = list(range(nxt, nxt + int(rng.integers(1, 6))))
         nxt += len(new)
@@ -59,45 +65,71 @@ def partial_tail_trace(seed: int, n: int = 300):
         reqs.append(blocks)
         lookup.append([i < len(base) + len(new) - int(rng.integers(0, 2)) for i in range(len(blocks))])
         partial.append(bool(rng.random() < 0.6))
-    frame = trace_from_requests(reqs, lookup=lookup)
-    starts = frame["position"] == 0
-    rid = frame["request_id"].to_list()
-    per = {f"w-{i}": p for i, p in enumerate(partial)}
-    return frame.with_columns(pl.Series("partial_tail", [per[r] for r in rid]) & starts)
+        workloads.append(("chat", "qa")[k % 2])
+        rids.append(f"{workloads[-1]}-{k}-{turns[k]}")
+    return with_request_columns(trace_from_requests(reqs, lookup=lookup), reqs, rids, workloads, partial)
 
 
-@pytest.mark.parametrize("policy", sorted(CLUSTER_CACHES))
+@pytest.mark.parametrize("policy", cache_names())
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_incremental_cache_equals_the_replay_kernel(policy, seed):
     frame = partial_tail_trace(seed)
     trace = encode_trace(frame)
     reqs = requests_from_trace(frame, 32)
+    assert reqs.num_categories == 16 and len(set(reqs.category)) > 4
     for capacity in (3, 8, 20, 60):
         expected = per_request_hits(frame, capacity, policy, "prefix")["hit_blocks"].to_list()
-        cache = make_cache(policy, capacity)
+        cache = make_cache(policy, capacity, CacheContext(reqs.num_categories))
         got = []
-        for b, k, p in zip(reqs.blocks, reqs.n_lookup, reqs.partial_tail):
+        for b, k, p, c in zip(reqs.blocks, reqs.n_lookup, reqs.partial_tail, reqs.category):
             predicted = cache.overlap(b, k)
-            got.append(cache.serve(b, k, p))
+            got.append(cache.serve(b, k, p, c))
             assert got[-1] <= predicted  # an eviction inside the request can only shorten it
         assert got == expected, (policy, capacity)
         assert sum(got) == int((replay_hit_mask(trace, policy, capacity, "prefix") & trace.looked_up).sum())
         assert sum(got) > 0
 
 
-@pytest.mark.parametrize("policy", sorted(CLUSTER_CACHES))
-def test_one_replica_equals_the_single_instance_prefix_replay(policy, params):
-    frame = synthetic_trace(SyntheticTraceConfig(num_requests=600, seed=4))
+@pytest.mark.parametrize("policy", cache_names())
+def test_one_replica_equals_the_single_instance_prefix_replay(policy, params, cfg):
+    """Every router, every policy: one replica sees the whole trace in order.
+    The stage's cost model (config's model and hardware) times the queues and
+    prices cost_lru's recomputes, as the replay stage's does."""
+    frame = partial_tail_trace(4, n=400)
     reqs = requests_from_trace(frame, 32)
     trace = encode_trace(frame)
-    for capacity in (64, 400):
-        expected = per_request_hits(frame, capacity, policy, "prefix")["hit_blocks"].to_numpy()
-        total = int((replay_hit_mask(trace, policy, capacity, "prefix") & trace.looked_up).sum())
+    cost = cost_model(cfg)
+    for capacity in (24, 150):
+        mask = replay_hit_mask(trace, policy, capacity, "prefix", cost, 32)
+        expected = per_request_from_mask(frame, trace, mask)["hit_blocks"].to_numpy()
+        total = int((mask & trace.looked_up).sum())
+        assert 0 < total < infinite_cache_hits(trace)  # the capacity binds
         for router, variant in router_labels(router_names(), ["precise", "approximate"]):
-            run = simulate(reqs, 1, router, variant, params.get(router, {}), policy, capacity, COST, 8)
+            run = simulate(reqs, 1, router, variant, params.get(router, {}), policy, capacity, cost, 8)
             assert (run.replica == 0).all()
             assert np.array_equal(run.hit_blocks, expected), (router, variant, capacity)
             assert int(run.hit_blocks.sum()) == total
+
+
+def test_a_replica_policy_changes_the_cluster_hit_rate(params):
+    """The policy reaches the replicas: 4 replicas behind a precise router,
+    different policies, different hits (and each replica's own sub-stream
+    equals its policy's prefix replay, checked through per-replica frames)."""
+    frame = partial_tail_trace(5, n=400)
+    reqs = requests_from_trace(frame, 32)
+    rates = {}
+    for policy in ("lru", "arc", "wa_prob"):
+        run = simulate(reqs, 4, "dynamo_kv", "precise", params["dynamo_kv"], policy, 40, COST, 8)
+        rates[policy] = run_metrics(run)["hit_rate"]
+        rid = frame["request_id"].unique(maintain_order=True).to_list()
+        replica_of = dict(zip(rid, run.replica.tolist()))
+        for r in range(4):
+            sub = frame.filter(pl.col("request_id").replace_strict(replica_of) == r)
+            mine = run.hit_blocks[run.replica == r].tolist()
+            # Categories are numbered over the whole trace; the sub-trace renumbers
+            # them, which only wa_prob's tie-breaking could notice.
+            assert mine == per_request_hits(sub, 40, policy, "prefix")["hit_blocks"].to_list(), (policy, r)
+    assert len(set(rates.values())) == 3, rates
 
 
 def reference_queue(cost, max_batch, requests):

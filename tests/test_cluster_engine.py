@@ -1,6 +1,7 @@
 """The cluster simulation's per-request cached tokens equal the real vLLM
 engine's: fix the routing of a small N=2 run, send each replica's sub-stream
-through vLLM (one request at a time, same capacity), compare."""
+through vLLM (one request at a time, same capacity, the replicas' policy as
+the engine's eviction policy), compare."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ CAPACITY = 30  # blocks per replica (binding: the stream holds ~90 distinct bloc
 MAX_LEN = 640
 
 
+@pytest.mark.parametrize("policy", ["lru", "fifo"])  # the cluster policies vLLM's pool runs (engine.eviction)
 @pytest.mark.parametrize(("router", "variant"), [("dynamo_kv", "precise")])
-def test_two_replicas_cached_tokens_equal_the_engine(engine_factory, router, variant):
+def test_two_replicas_cached_tokens_equal_the_engine(engine_factory, router, variant, policy):
     from prefix_study.config import compose_config
     from omegaconf import OmegaConf
 
@@ -36,7 +38,7 @@ def test_two_replicas_cached_tokens_equal_the_engine(engine_factory, router, var
                           pl.col("conversation_id").alias("session_id"))
     reqs = requests_from_trace(trace, 32, lengths)
     params = OmegaConf.to_container(compose_config([]).cluster.router, resolve=True)
-    run = simulate(reqs, 2, router, variant, params.get(router, {}), "lru", CAPACITY,
+    run = simulate(reqs, 2, router, variant, params.get(router, {}), policy, CAPACITY,
                    EngineClockCost(0.004, 0.0002), max_batch=4)
     assert set(run.replica.tolist()) == {0, 1}
     simulated = dict(zip(reqs.request_id, (run.hit_blocks * 32).tolist()))
@@ -50,7 +52,9 @@ def test_two_replicas_cached_tokens_equal_the_engine(engine_factory, router, var
                              pl.col("request_id").replace_strict(order, [10.0 * k for k in range(len(order))],
                                                                  return_dtype=pl.Float64).alias("arrival_s"),
                              pl.lit(0.0).alias("think_time_s")))
-        engine = engine_factory(32, capacity_blocks=CAPACITY + 1, max_model_len=MAX_LEN, max_num_seqs=1)
+        engine = engine_factory(32, capacity_blocks=CAPACITY + 1, max_model_len=MAX_LEN, max_num_seqs=1,
+                                eviction=policy)
+        assert engine.eviction.name == policy
         res = drive(engine, check_request_stream(sub, MAX_LEN, "script").frame, progress=False)
         evicting += res.kv_events.filter(pl.col("event") == "removed").height
         got = res.requests.sort("scheduled_s")

@@ -7,6 +7,11 @@ queue model needs (prompt and output tokens) and the session key that
 `session_affinity` hashes. Requests keep the trace's order, which is arrival
 order: engine traces are ordered by the time the engine scheduled each
 request, external traces by timestamp, the mixed trace by merged timestamp.
+
+Context policies (cost_lru, wa_prob) also need each request's category
+(workload x turn: `BlockTrace.categories`, numbered over the whole trace as
+the single-instance replay numbers them) and each block's position (its
+index in the request, which the trace's `position` column must equal).
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from prefix_study.replay.trace import NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, encode_trace
+from prefix_study.replay.trace import (NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, encode_trace,
+                                      positions_from_flags)
 
 #: Columns of a lengths frame (one row per request).
 LENGTH_COLUMNS = ("request_id", "prompt_tokens", "output_tokens", "session_id")
@@ -49,6 +55,9 @@ class ClusterRequests:
     session_key: list[int]
     block_size: int
     num_ids: int
+    # BlockTrace.categories of each request, and how many there are.
+    category: list[int]
+    num_categories: int
 
     def __len__(self) -> int:
         return len(self.request_id)
@@ -85,6 +94,11 @@ def requests_from_trace(frame: pl.DataFrame, block_size: int,
                              "of its blocks (the cluster simulation needs vLLM's block order)")
         blocks.append(tuple(ids[s:e]))
         n_lookup.append(k)
+    off = np.flatnonzero(trace.positions != positions_from_flags(flags))
+    if off.size:
+        raise ValueError(f"request {frame['request_id'][int(off[0])]!r}: block positions are not 0, 1, 2, ... "
+                         "in access order (the cluster simulation needs whole requests in block order)")
+    category, num_categories = trace.categories()
     first = frame.select("request_id", "workload", "time_s").gather(starts)
     rids = first["request_id"].to_list()
     if lengths is None:
@@ -113,4 +127,6 @@ def requests_from_trace(frame: pl.DataFrame, block_size: int,
         session_key=session_key,
         block_size=int(block_size),
         num_ids=trace.num_ids,
+        category=category[starts].tolist(),
+        num_categories=int(num_categories),
     )

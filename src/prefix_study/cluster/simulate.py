@@ -2,9 +2,10 @@
 
 Requests arrive in trace order. At each arrival every replica's queue is
 advanced to the arrival time, the router picks a replica from what it can
-see, the replica's cache serves the request (its hits become the prompt's
-cached tokens), and the request joins the replica's queue, whose cost model
-decides when its first token and its last token come. Load, queueing and
+see, the replica's cache (`cluster.policy`, cluster/caches/) serves the
+request (its hits become the prompt's cached tokens), and the request joins
+the replica's queue, whose cost model decides when its first token and its
+last token come. Load, queueing and
 TTFT all come out of this; none is an input. Deterministic: the only
 randomness is the routers' seeded generators.
 
@@ -22,10 +23,11 @@ from typing import Any, Mapping
 import numpy as np
 from tqdm import tqdm
 
-from prefix_study.cluster.cache import ReplicaCache, make_cache
+from prefix_study.cluster.caches import CacheContext, ReplicaCache, make_cache
 from prefix_study.cluster.queue import CostModelLike, ReplicaQueue
 from prefix_study.cluster.requests import ClusterRequests
 from prefix_study.cluster.routers import get_router
+from prefix_study.cost import CostModel
 
 
 class Cluster:
@@ -39,7 +41,13 @@ class Cluster:
         n = len(requests)
         self.first_token_s = [0.0] * n
         self.finish_s = [0.0] * n
-        self.caches: list[ReplicaCache] = [make_cache(policy, capacity_blocks) for _ in range(num_replicas)]
+        # The stage's cost model (the config's model on its hardware) also
+        # prices recomputes (cost_lru), as in the replay stage; a clock that
+        # cannot (EngineClockCost, tests) leaves them to the stand-in.
+        context = CacheContext(requests.num_categories, requests.block_size,
+                               cost if isinstance(cost, CostModel) else None)
+        self.caches: list[ReplicaCache] = [make_cache(policy, capacity_blocks, context)
+                                           for _ in range(num_replicas)]
         self.queues = [ReplicaQueue(cost, max_batch, requests.block_size, self.first_token_s, self.finish_s)
                        for _ in range(num_replicas)]
         self.now = 0.0
@@ -91,6 +99,7 @@ def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant:
     off_best = np.zeros(n, np.bool_)
     arrival, blocks, n_lookup = requests.arrival_s, requests.blocks, requests.n_lookup
     partial, prompt, output = requests.partial_tail, requests.prompt_tokens, requests.output_tokens
+    category = requests.category
     queues, caches = cluster.queues, cluster.caches
     last = -np.inf
     for i in tqdm(range(n), desc=f"{rt.label} x{num_replicas}", unit="req", disable=not progress,
@@ -106,7 +115,7 @@ def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant:
         r, flag = rt.choose(i, cluster)
         exact = cluster.exact_overlaps(i)
         off_best[i] = exact[r] < max(exact)
-        h = caches[r].serve(blocks[i], n_lookup[i], partial[i])
+        h = caches[r].serve(blocks[i], n_lookup[i], partial[i], category[i])
         hits[i] = h
         c = min(h * bs, prompt[i] - 1)  # the last prompt token is always computed
         cached[i] = c

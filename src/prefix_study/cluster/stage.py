@@ -140,7 +140,7 @@ def run(cfg: Any, traces: Mapping[str, Path | str], engine_requests: Mapping[str
     c = cfg.cluster
     write_text(
         "# Cluster: replicas behind a router\n\n"
-        f"Per-replica cache: {c.capacity} {c.capacity_unit} ({c.policy}, vLLM prefix semantics), "
+        f"Per-replica cache: {c.capacity} {c.capacity_unit} ({c.policy} eviction, vLLM prefix semantics), "
         f"max batch {c.max_batch}. hit_rate: hits / looked-up blocks over the cluster; "
         "prefill_imbalance: max / mean prefill tokens per replica; TTFT in seconds from the cost "
         "model; affinity_override_rate: share of requests a prefix-aware router sent away from its "

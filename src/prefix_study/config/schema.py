@@ -427,7 +427,7 @@ class RouterParamsConfig:
 
 @dataclass
 class ClusterConfig:
-    """N replicas, each a vLLM-exact prefix cache and a cost-model queue."""
+    """N replicas, each a prefix cache (vLLM's prefix hits) and a cost-model queue."""
 
     # Workloads whose traces are replayed (empty: all), plus the mixed trace.
     workloads: list[str] = field(default_factory=list)
@@ -440,6 +440,7 @@ class ClusterConfig:
         "dynamo_kv", "sglang_cache_aware", "llmd"])
     # Variants of the prefix-aware routers (values from ROUTER_VARIANTS).
     variants: list[str] = field(default_factory=lambda: ["precise"])
+    # Every replica's eviction policy: an online replay policy (cluster/caches/).
     policy: str = "lru"
     # Per-replica cache capacity, in capacity_unit (CAPACITY_UNITS).
     capacity: float = 256

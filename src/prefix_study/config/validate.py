@@ -276,7 +276,7 @@ def validate_cost(cfg: Any) -> None:
 
 
 def validate_cluster(cfg: Any) -> None:
-    from prefix_study.cluster.cache import CLUSTER_CACHES
+    from prefix_study.cluster.caches import cache_names, unsupported_reason
     from prefix_study.cluster.capacity import capacity_error, selected_workloads
     from prefix_study.cluster.routers import router_names
 
@@ -291,8 +291,10 @@ def validate_cluster(cfg: Any) -> None:
     _require(len(variants) > 0, "cluster.variants", variants, f"a non-empty list of {list(ROUTER_VARIANTS)}")
     for v in variants:
         _require(v in ROUTER_VARIANTS, "cluster.variants", v, f"values from {list(ROUTER_VARIANTS)}")
-    _require(c.policy in CLUSTER_CACHES, "cluster.policy", c.policy,
-             f"one of {sorted(CLUSTER_CACHES)} (policies with an incremental cluster cache)")
+    reason = unsupported_reason(c.policy)
+    _require(c.policy in cache_names(), "cluster.policy", c.policy,
+             f"one of {cache_names()} (policies with an incremental replica cache)"
+             + (f"; {reason}" if reason else ""))
     _require(c.capacity_unit in CAPACITY_UNITS, "cluster.capacity_unit", c.capacity_unit,
              f"one of {list(CAPACITY_UNITS)}")
     _require(c.capacity > 0, "cluster.capacity", c.capacity, "a positive capacity")

@@ -34,7 +34,7 @@ def recompute_cost(position: np.ndarray, block_size: int | None = None,
                    cost_model: "CostModel | None" = None) -> np.ndarray:
     """Recompute cost of a block at each position (block index in its request).
 
-    With a cost model and block size (the replay, mixed and savings stages:
+    With a cost model and block size (the replay, mixed, savings and cluster stages:
     the config's model, hardware and cost sections): the compute time in
     seconds of the block's tokens after the p blocks before it,
     `cost_model.compute_time_s(prefill_flops((p+1)*bs, p*bs))`: linear layers
@@ -44,8 +44,8 @@ def recompute_cost(position: np.ndarray, block_size: int | None = None,
     (`prefill_time_s`) would be weight-read bound and almost flat in
     position.
 
-    Without a cost model (callers that configure none: tests, benches, the
-    cluster stage's replicas): a position-linear stand-in in units
+    Without a cost model (callers that configure none: tests, benches):
+    a position-linear stand-in in units
     of the first block's cost, `1 + position`, the attention-dominated
     limit. Only ratios matter to the policies that use it (cost_lru)."""
     if cost_model is None:
