@@ -5,7 +5,8 @@ One engine instance serves all workloads of a job (vLLM's start-up costs more
 than a small workload's run): between workloads the prefix cache is reset and
 the recorders are cleared, so each workload's outputs are byte-identical to a
 run on a fresh engine. A capacity-sweep job also runs the mixed workload: the
-workloads' request streams side by side, each request tagged by workload.
+workloads' request streams interleaved by `mix.pattern` (workloads/mixed_stream.py),
+each request tagged by workload.
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from prefix_study.engine.latency import with_latency_columns
 from prefix_study.engine.requests import check_request_stream
 from prefix_study.engine.runtime import Engine, EngineSpec, build_engine
 from prefix_study.io import atomic_path, write_json, write_parquet
-from prefix_study.workloads.mixed_stream import first_conversations, mixed_request_stream
 from prefix_study.traces.schema import PREFIX_HASH_ALGO
-
+from prefix_study.workloads.mixed_stream import first_conversations, mixed_request_stream
 
 
 def run_workload(engine: Engine, engine_cfg: EngineConfig, stream: pl.DataFrame, workload: str,
