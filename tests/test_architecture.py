@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "prefix_study"
 
 #: Layer 0: contracts and plumbing every layer may use.
-CONTRACTS = {"prefix_study", "prefix_study.io", "prefix_study.env", "prefix_study.config.schema",
+CONTRACTS = {"prefix_study", "prefix_study.io", "prefix_study.env", "prefix_study.registry", "prefix_study.config.schema",
              "prefix_study.config.inputs", "prefix_study.traces.schema"}
 #: Also layer 0: the external trace formats registry (the schema's workload kinds come from it).
 CONTRACT_PACKAGES = ("prefix_study.traces.formats",)

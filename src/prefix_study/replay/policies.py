@@ -41,10 +41,10 @@ these arguments.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import Callable
+
+from prefix_study.registry import import_entries
 
 Kernel = Callable[..., object]
 
@@ -84,15 +84,6 @@ def register_policy(
     return wrap
 
 
-def _load_kernels() -> None:
-    from prefix_study.replay import kernels
-
-    for mod in sorted(m.name for m in pkgutil.iter_modules(kernels.__path__)):
-        if mod.startswith("_"):
-            continue
-        importlib.import_module(f"{kernels.__name__}.{mod}")
-
-
 def get_policy(name: str) -> Policy:
     _ensure_loaded()
     try:
@@ -101,14 +92,8 @@ def get_policy(name: str) -> Policy:
         raise KeyError(f"unknown policy {name!r}; known: {policy_names()}") from None
 
 
-_loaded = False
-
-
 def _ensure_loaded() -> None:
-    global _loaded
-    if not _loaded:
-        _load_kernels()
-        _loaded = True
+    import_entries("prefix_study.replay.kernels")
 
 
 def policy_names() -> list[str]:

@@ -20,11 +20,10 @@ on routing decisions not yet made. `cluster.policy` is checked against
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Callable
 
 from prefix_study.cluster.caches._base import NO_CONTEXT, BlockStateCache, CacheContext, ReplicaCache
+from prefix_study.registry import import_entries
 
 CACHES: dict[str, type[ReplicaCache]] = {}
 
@@ -41,16 +40,8 @@ def register_cache(name: str) -> Callable[[type[ReplicaCache]], type[ReplicaCach
     return wrap
 
 
-_loaded = False
-
-
 def _ensure_loaded() -> None:
-    global _loaded
-    if not _loaded:
-        for mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-            if not mod.startswith("_"):
-                importlib.import_module(f"{__name__}.{mod}")
-        _loaded = True
+    import_entries(__name__)
 
 
 def cache_names() -> list[str]:

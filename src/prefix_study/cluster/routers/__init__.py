@@ -10,11 +10,10 @@ own index of what it routed where (cluster/approx_index.py).
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Callable
 
 from prefix_study.cluster.routers._base import VARIANTS, Router
+from prefix_study.registry import import_entries
 
 ROUTERS: dict[str, type[Router]] = {}
 
@@ -30,16 +29,8 @@ def register_router(name: str) -> Callable[[type[Router]], type[Router]]:
     return wrap
 
 
-_loaded = False
-
-
 def _ensure_loaded() -> None:
-    global _loaded
-    if not _loaded:
-        for mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-            if not mod.startswith("_"):
-                importlib.import_module(f"{__name__}.{mod}")
-        _loaded = True
+    import_entries(__name__)
 
 
 def router_names() -> list[str]:

@@ -13,11 +13,11 @@ registry's names.
 
 from __future__ import annotations
 
-import importlib
 import math
-import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
+
+from prefix_study.registry import import_entries
 
 __all__ = [
     "ExternalRequest", "TraceFormat", "get_trace_format", "hash_ids_field", "int_field",
@@ -48,7 +48,6 @@ class TraceFormat:
 
 
 _FORMATS: dict[str, TraceFormat] = {}
-_LOADED = False
 
 
 def register_trace_format(name: str, block_tokens: int, description: str = "") -> Callable[[Parser], Parser]:
@@ -66,13 +65,7 @@ def register_trace_format(name: str, block_tokens: int, description: str = "") -
 
 
 def _load_formats() -> None:
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    for mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-        if not mod.startswith("_"):
-            importlib.import_module(f"{__name__}.{mod}")
+    import_entries(__name__)
 
 
 def trace_formats() -> dict[str, TraceFormat]:
