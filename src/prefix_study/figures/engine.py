@@ -68,7 +68,8 @@ def plot_engine_capacity(table: pl.DataFrame, out_stem: Path | str) -> list[Path
     """Hit rate against engine capacity (replay/engine_sweep.parquet): vLLM
     (solid), vLLM's block pool replayed along the engine's schedule (dotted)
     and the sequential prefix LRU replay (dashed); one colour per workload run,
-    the mixed run's overall rate in black; one panel per block size."""
+    the mixed run's overall rate in black; one panel per block size. Only
+    runs over the same requests are joined by a line."""
     from matplotlib.lines import Line2D
 
     from prefix_study.figures.style import series_colors
@@ -87,8 +88,11 @@ def plot_engine_capacity(table: pl.DataFrame, out_stem: Path | str) -> list[Path
         ax = axes[0][c]
         for name in names:
             d = rows.filter((pl.col("block_size") == bs) & (pl.col("series") == name)).sort("capacity_blocks")
-            for col, ls, marker, _ in styles:
-                ax.plot(d["capacity_blocks"], d[col], ls=ls, marker=marker, color=colors[name], ms=4)
+            # Runs over different request sets (the capacity sweep may run each
+            # workload's first engine.capacity_conversations) are not joined.
+            for _, part in d.group_by("requests", maintain_order=True):
+                for col, ls, marker, _ in styles:
+                    ax.plot(part["capacity_blocks"], part[col], ls=ls, marker=marker, color=colors[name], ms=4)
         ax.set_xscale("log", base=2)
         ax.set_ylim(0, 1)
         ax.set_xlabel("engine capacity (blocks, null block included)")
