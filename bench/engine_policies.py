@@ -6,7 +6,7 @@ policy, beside the replay's prediction.
         [--policies lru fifo wa_lru sieve] [--out results/bench/engine_policies] [overrides...]
 
 The config's ShareGPT workloads are mixed into one request stream
-(mixed/stream.py, `mix.pattern`/`mix.burst`) and run at `mix.block_size`
+(workloads/mixed_stream.py, `mix.pattern`/`mix.burst`) and run at `mix.block_size`
 through one engine per policy (engine/eviction.py) and capacity (vLLM blocks,
 including the null block). WA-LRU admits `mix.cache_friendly`, or, if that is
 empty, the workloads whose sequential prefix-LRU hit rate on the LRU engine
