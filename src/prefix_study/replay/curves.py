@@ -66,6 +66,25 @@ REPLAY_POINTS = 16
 
 
 @jit
+def fenwick_add(tree, j, v):
+    """Add v at time slot j of a Fenwick tree over slots 1..len(tree)-1."""
+    n = tree.shape[0] - 1
+    while j <= n:
+        tree[j] += v
+        j += j & (-j)
+
+
+@jit
+def fenwick_sum(tree, j):
+    """Sum over time slots 1..j."""
+    s = 0
+    while j > 0:
+        s += tree[j]
+        j -= j & (-j)
+    return s
+
+
+@jit
 def lru_stack_distances(ids, num_ids):
     """Stack distance of every access (COLD for first accesses)."""
     n = ids.shape[0]
@@ -81,39 +100,11 @@ def lru_stack_distances(ids, num_ids):
             distinct += 1
         else:
             # markers at times <= t (including x's own at t)
-            s = 0
-            j = t
-            while j > 0:
-                s += tree[j]
-                j -= j & (-j)
-            out[i] = distinct - s + 1
-            j = t
-            while j <= n:
-                tree[j] -= 1
-                j += j & (-j)
-        j = i + 1
-        while j <= n:
-            tree[j] += 1
-            j += j & (-j)
+            out[i] = distinct - fenwick_sum(tree, t) + 1
+            fenwick_add(tree, t, -1)
+        fenwick_add(tree, i + 1, 1)
         last[x] = i + 1
     return out
-
-
-@jit
-def _fenwick_add(tree, j, v):
-    n = tree.shape[0] - 1
-    while j <= n:
-        tree[j] += v
-        j += j & (-j)
-
-
-@jit
-def _fenwick_sum(tree, j):
-    s = 0
-    while j > 0:
-        s += tree[j]
-        j -= j & (-j)
-    return s
 
 
 @jit
@@ -146,9 +137,9 @@ def tail_first_stack_distances(ids, flags, num_ids):
             out[i] = COLD
             distinct += 1
         else:
-            out[i] = distinct - _fenwick_sum(tree, t) + 1
-            _fenwick_add(tree, t, -1)
-        _fenwick_add(tree, slot, 1)
+            out[i] = distinct - fenwick_sum(tree, t) + 1
+            fenwick_add(tree, t, -1)
+        fenwick_add(tree, slot, 1)
         last[x] = slot
     return out
 
@@ -293,9 +284,9 @@ def lru_hits_at(ids, flags, num_ids, capacities):
             d = COLD
             distinct += 1
         else:
-            d = distinct - _fenwick_sum(tree, t) + 1
-            _fenwick_add(tree, t, -1)
-        _fenwick_add(tree, i + 1, 1)
+            d = distinct - fenwick_sum(tree, t) + 1
+            fenwick_add(tree, t, -1)
+        fenwick_add(tree, i + 1, 1)
         last[x] = i + 1
         dp = COLD if (f & NOT_LOOKED_UP) else d
         if dp > run_max:

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from prefix_study.replay.curves import ONE_PASS, lru_stack_distances, tail_first_stack_distances
+from prefix_study.replay.curves import ONE_PASS, fenwick_add, fenwick_sum, lru_stack_distances, tail_first_stack_distances
 from prefix_study.replay.kernels._common import NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, jit
 from prefix_study.replay.simulate import replay_hit_mask
 from prefix_study.replay.trace import BlockTrace, encode_trace, request_start_mask
@@ -176,20 +176,9 @@ def _weighted_lru_hits(ids, flags, probability, same, capacities, tail_first, la
             d = INF
             total += w
         else:
-            s = 0.0
-            j = t
-            while j > 0:
-                s += tree[j]
-                j -= j & (-j)
-            d = total - s + w
-            j = t
-            while j <= n:
-                tree[j] -= w
-                j += j & (-j)
-        j = slot
-        while j <= n:
-            tree[j] += w
-            j += j & (-j)
+            d = total - fenwick_sum(tree, t) + w
+            fenwick_add(tree, t, -w)
+        fenwick_add(tree, slot, w)
         last[x] = slot
         if p < 1.0:
             # Same-key blocks are in the sample for sure given this one is: count 1, not 1/p.
