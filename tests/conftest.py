@@ -12,6 +12,29 @@ from prefix_study import env
 env.apply()  # before vLLM is imported anywhere
 
 
+@pytest.fixture(scope="module")
+def zipf_trace():
+    """Independent Zipf block ids, short requests: no prefix structure."""
+    import numpy as np
+
+    from prefix_study.replay import encode_trace
+    from prefix_study.replay.synthetic import trace_from_requests
+
+    rng = np.random.default_rng(7)
+    n = 12_000
+    ids = (rng.zipf(1.2, n) % 2_000).astype(np.int64)
+    return encode_trace(trace_from_requests([ids[i:i + 6].tolist() for i in range(0, n, 6)], chain=False))
+
+
+@pytest.fixture(scope="module")
+def prefix_trace():
+    """Synthetic conversations with shared prefixes (replay/synthetic.py)."""
+    from prefix_study.replay import encode_trace
+    from prefix_study.replay.synthetic import SyntheticTraceConfig, synthetic_trace
+
+    return encode_trace(synthetic_trace(SyntheticTraceConfig(num_requests=400, seed=3)))
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory):
     from prefix_study.assets.model import build_model_dir

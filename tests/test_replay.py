@@ -23,20 +23,6 @@ from prefix_study.replay.synthetic import SyntheticTraceConfig, synthetic_trace,
 import libcachesim  # noqa: E402  (a dependency: missing means a failure, not a skip)
 
 
-@pytest.fixture(scope="module")
-def zipf_trace():
-    """Independent Zipf block ids, short requests: no prefix structure."""
-    rng = np.random.default_rng(7)
-    n = 12_000
-    ids = (rng.zipf(1.2, n) % 2_000).astype(np.int64)
-    return encode_trace(trace_from_requests([ids[i:i + 6].tolist() for i in range(0, n, 6)], chain=False))
-
-
-@pytest.fixture(scope="module")
-def prefix_trace():
-    return encode_trace(synthetic_trace(SyntheticTraceConfig(num_requests=400, seed=3)))
-
-
 def libcachesim_hits(trace, cls, capacity: int) -> np.ndarray:
     """Per-access hits of a libCacheSim policy (object size 1: capacity in blocks)."""
     cache = cls(cache_size=capacity)

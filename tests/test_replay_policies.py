@@ -10,24 +10,11 @@ import pytest
 from prefix_study.mixed.interleave import interleave_traces
 from prefix_study.replay import encode_trace, policy_names, replay, replay_hit_mask
 from prefix_study.replay.per_request import per_request_hits
-from prefix_study.replay.synthetic import SyntheticTraceConfig, synthetic_trace, trace_from_requests
+from prefix_study.replay.synthetic import trace_from_requests
 
 import libcachesim  # noqa: E402  (a dependency: missing means a failure, not a skip)
 
 NEW_POLICIES = ("arc", "lfu", "lfu_plain", "twoq", "wa_prob", "cost_lru")
-
-
-@pytest.fixture(scope="module")
-def zipf_trace():
-    rng = np.random.default_rng(7)
-    n = 12_000
-    ids = (rng.zipf(1.2, n) % 2_000).astype(np.int64)
-    return encode_trace(trace_from_requests([ids[i:i + 6].tolist() for i in range(0, n, 6)], chain=False))
-
-
-@pytest.fixture(scope="module")
-def prefix_trace():
-    return encode_trace(synthetic_trace(SyntheticTraceConfig(num_requests=400, seed=3)))
 
 
 def libcachesim_hits(trace, cls, capacity: int) -> np.ndarray:
