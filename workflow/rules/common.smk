@@ -6,12 +6,13 @@
 from omegaconf import OmegaConf
 
 from prefix_study.config.hashing import STAGES
+from prefix_study.config.schema import WORKLOAD_NAME_PATTERN
 
 
 wildcard_constraints:
     stage="|".join(STAGES),
     hash="[0-9a-f]{10}",
-    workload="[A-Za-z0-9_]+",
+    workload=WORKLOAD_NAME_PATTERN,
     bs="[0-9]+",
 
 

@@ -6,18 +6,22 @@ the engine traces and a new workload size re-runs everything downstream. It
 also covers the content (SHA-256) of the input files a stage reads: the
 ShareGPT file for the workloads stage, each external trace for the traces
 stage, so a file replaced at the same path gives new results, not stale ones.
+And it covers the stage's code (`code_version`), so a fix to a kernel reruns
+that stage and everything after it, with or without a version bump.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from prefix_study.config.inputs import dataset_file, file_checksum, trace_file
+from prefix_study.config.inputs import _load_cache, _store_cache, cache_file, dataset_file, file_checksum, trace_file
 from prefix_study.config.schema import EXTERNAL_TRACE_KINDS
 
 #: Stage -> (upstream stages, config keys read by the stage itself).
@@ -96,10 +100,150 @@ def capacity_sweep_hash(cfg: Any, length: int = 10) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
+# --- code versions -------------------------------------------------------------
+
+#: The package whose source the code versions cover.
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+#: Importing `prefix_study.config.<x>` runs config/__init__.py (compose,
+#: validate, hashing): code that shapes no stage output, so it is not followed.
+_NOT_FOLLOWED = {PACKAGE_DIR / "__init__.py", PACKAGE_DIR / "config" / "__init__.py"}
+
+
+@cache
+def _module_file(name: str) -> Path | None:
+    """The source file of module `prefix_study...` (a package's __init__.py)."""
+    parts = name.split(".")
+    if parts[0] != PACKAGE_DIR.name:
+        return None
+    base = PACKAGE_DIR.joinpath(*parts[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _package_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE_DIR.parent).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def _imported_names(path: Path, tree: ast.AST) -> list[str]:
+    """Modules `path` imports at any depth of the file (and, for `from pkg
+    import name`, `pkg.name` in case it is a module). A call
+    `import_entries(pkg)` (registry.py) imports every public module of `pkg`."""
+    package = _package_name(path) if path.name == "__init__.py" else _package_name(path).rpartition(".")[0]
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[:len(anchor) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            names.append(base)
+            names += [f"{base}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "import_entries":
+            arg = node.args[0] if node.args else None
+            pkg = package if isinstance(arg, ast.Name) and arg.id == "__name__" else \
+                arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+            if pkg:
+                names.append(pkg + ".*")
+    return sorted(set(n for n in names if n.split(".")[0] == PACKAGE_DIR.name))
+
+
+def _resolve(names: list[str]) -> frozenset[Path]:
+    """The files of `names` and of the packages above them (importing a module
+    runs its packages' __init__.py), but for `_NOT_FOLLOWED`."""
+    files: set[Path] = set()
+    for name in names:
+        if name.endswith(".*"):
+            pkg = _module_file(name[:-2])
+            if pkg is not None:
+                files.update(m for m in pkg.parent.glob("*.py") if not m.stem.startswith("_"))
+            name = name[:-2]
+        parts = name.split(".")
+        for i in range(2, len(parts) + 1):
+            f = _module_file(".".join(parts[:i]))
+            if f is not None:
+                files.add(f)
+    return frozenset(files - _NOT_FOLLOWED)
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+#: Parsed files by the SHA-256 of their bytes: {"code": hash of the syntax
+#: tree without docstrings, "imports": imported module names}. Kept beside
+#: the input checksums (config/inputs.py), so a compose parses only the files
+#: that changed since the last one.
+_parsed_cache: dict[str, dict[str, Any]] = {}
+_new_entries: dict[str, dict[str, Any]] = {}
+
+
+def _code_cache_file() -> Path:
+    return cache_file().with_name("code-versions.json")
+
+
+@cache
+def _parsed(path: Path) -> tuple[str, frozenset[Path]]:
+    """(hash of the file's code without comments, docstrings and layout; the files it imports)."""
+    raw = path.read_bytes()
+    key = hashlib.sha256(raw).hexdigest()
+    if not _parsed_cache:
+        _parsed_cache.update(_load_cache(_code_cache_file()))
+    entry = _parsed_cache.get(key)
+    if entry is None or not isinstance(entry.get("imports"), list):
+        tree = ast.parse(raw, filename=str(path))
+        names = _imported_names(path, tree)
+        code = hashlib.sha256(ast.dump(_strip_docstrings(tree), include_attributes=False).encode()).hexdigest()
+        entry = _parsed_cache[key] = _new_entries[key] = {"code": code, "imports": names}
+    return str(entry["code"]), _resolve(entry["imports"])
+
+
+def code_files(package: str) -> list[Path]:
+    """The source files a stage's outputs depend on: every module of its
+    package (entry points `__main__.py` excepted) and, transitively, every
+    module they import from prefix_study."""
+    todo = [p for p in (PACKAGE_DIR / package).rglob("*.py") if p.name != "__main__.py"]
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path not in seen:
+            seen.add(path)
+            todo += [p for p in _parsed(path)[1] if p.name != "__main__.py"]
+    return sorted(seen)
+
+
+@cache
+def code_version(package: str) -> str:
+    """Hash of the code in `code_files(package)`: its syntax tree, so comments,
+    docstrings and formatting do not count and any other edit does (no
+    version bump needed). Each file is read once per process."""
+    h = hashlib.sha256()
+    for path in code_files(package):
+        h.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + _parsed(path)[0].encode() + b"\0")
+    if _new_entries:
+        _store_cache(_code_cache_file(), dict(_new_entries))
+        _new_entries.clear()
+    return h.hexdigest()[:16]
+
+
 def stage_key(cfg: Any, stage: str) -> dict[str, Any]:
-    """The config a stage's outputs depend on, upstream stages included."""
+    """The config a stage's outputs depend on, upstream stages included, and
+    the version of the stage's code."""
     upstream, keys = STAGE_DEPENDENCIES[stage]
     key: dict[str, Any] = {k: _select(cfg, k) for k in keys}
+    key["<code>"] = code_version(stage)
     for up in upstream:
         key[f"<{up}>"] = stage_hash(cfg, up)
     return key
@@ -116,8 +260,10 @@ def stage_dir(cfg: Any, stage: str) -> Path:
 
 
 def run_hash(cfg: Any) -> str:
-    """Hash of everything that shapes a run's outputs (the final stages)."""
-    blob = stage_hash(cfg, "figures") + stage_hash(cfg, "savings") + stage_hash(cfg, "cluster")
+    """Hash of everything that shapes a run's outputs (the final stages and
+    the code that writes the run directory)."""
+    blob = stage_hash(cfg, "figures") + stage_hash(cfg, "savings") + stage_hash(cfg, "cluster") \
+        + code_version("report")
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 

@@ -110,6 +110,9 @@ MIX_PATTERNS = tuple(m.value for m in MixPattern)
 #: The engine run of the mixed workload (every workload's stream side by side);
 #: no workload may take this name.
 MIXED_RUN = "mixed"
+#: What a workload name may be (config/validate.py checks it; the rules'
+#: `{workload}` wildcard is constrained to it).
+WORKLOAD_NAME_PATTERN = "[A-Za-z0-9_]+"
 SEMANTICS = tuple(m.value for m in Semantics)
 WORKLOAD_KINDS = tuple(m.value for m in WorkloadKind)
 CAPACITY_UNITS = tuple(m.value for m in CapacityUnit)

@@ -20,12 +20,22 @@ from prefix_study.config.schema import (
     EXTERNAL_TRACE_KINDS,
     SHAREGPT_KINDS,
     WORKLOAD_KINDS,
+    WORKLOAD_NAME_PATTERN,
     ThinkTimeDistribution,
     workload_schema,
 )
 
 #: Experiment names become a directory name under results/runs/.
 EXPERIMENT_NAME = re.compile(r"(?!\.)[A-Za-z0-9_.-]+")
+#: Workload names: directory and file names, and the Snakemake wildcard
+#: `{workload}` (workflow/rules/common.smk uses this pattern too).
+WORKLOAD_NAME = re.compile(WORKLOAD_NAME_PATTERN)
+#: Most blocks a cache capacity may hold: replays number blocks with int32
+#: ids, so no trace has more distinct blocks and a larger cache is the same
+#: as this one (an unbounded cache), and every capacity column stays an int64.
+MAX_CAPACITY_BLOCKS = 2**31 - 1
+#: Compressed trace files the importer cannot read (gzip and zstd it can).
+UNSUPPORTED_COMPRESSION = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"PK\x03\x04": "zip"}
 
 
 class ConfigError(ValueError):
@@ -87,9 +97,45 @@ def _name_list(cfg: Any, key: str, allowed: list[str], empty_ok: bool = False) -
 
 
 def _has_content(path: Any) -> bool:
-    """True if the file has a non-blank line (reads up to the first one)."""
-    with open(path, "rb") as f:
-        return any(line.strip() for line in f)
+    """True if the (decompressed) file has a non-blank line (reads up to the first one)."""
+    from prefix_study.traces.importers import open_trace
+
+    try:
+        with open_trace(path) as f:
+            return any(line.strip() for line in f)
+    except Exception:  # a corrupt gzip/zstd stream: the import job names the line
+        return True
+
+
+def _capacity_blocks(cfg: Any, key: str, capacity: Any, unit: str, block_sizes: list[int]) -> None:
+    """`capacity` (in `unit`) must give at least one block, and at most
+    MAX_CAPACITY_BLOCKS, at every block size it is used at."""
+    from prefix_study.cost.capacity import capacity_blocks
+    from prefix_study.cost.profiles import ModelProfile
+
+    shown = f"{key}={capacity!r} ({unit})"
+    _require(isinstance(capacity, (int, float)) and not isinstance(capacity, bool) and math.isfinite(capacity)
+             and capacity > 0, key, capacity, f"positive finite capacities (in {unit})")
+    model = ModelProfile.from_config(cfg.model) if unit == "gib" else None
+    for bs in sorted(set(block_sizes)):
+        blocks = capacity_blocks(capacity, unit, bs, model)
+        if blocks < 1:
+            per_block = f"{model.kv_bytes_per_block(bs) / 2**30:.3g} GiB of {cfg.model.name}" if model else f"{bs} tokens"
+            raise ConfigError(f"{shown} is {blocks} blocks at block size {bs} (one block holds {per_block}): "
+                              "a cache under one block holds nothing and every hit rate would read 0; "
+                              "allowed at least one block")
+        if blocks > MAX_CAPACITY_BLOCKS:
+            raise ConfigError(f"{shown} is {blocks} blocks at block size {bs}: allowed at most "
+                              f"{MAX_CAPACITY_BLOCKS} blocks (replays number blocks with int32 ids, so this "
+                              "many already holds every block of any trace)")
+
+
+def _external_block_sizes(cfg: Any, workloads: list[str] | None = None) -> list[int]:
+    from prefix_study.traces.formats import get_trace_format
+
+    names = list(cfg.workloads) if workloads is None else workloads
+    return [get_trace_format(str(cfg.workloads[w].kind)).block_tokens for w in names
+            if cfg.workloads[w].kind in EXTERNAL_TRACE_KINDS]
 
 
 # --- workloads: one dataclass per kind ----------------------------------------------
@@ -143,6 +189,12 @@ def validate_workload(cfg: Any, name: str) -> None:
         where = "" if str(path) == str(wl.trace_path) else \
             f" (relative paths are resolved against the project directory: {path})"
         _require(path.is_file(), f"{key}.trace_path", str(wl.trace_path), f"an existing file{where}")
+        with open(path, "rb") as f:
+            head = f.read(8)
+        packed = next((name for magic, name in UNSUPPORTED_COMPRESSION.items() if head.startswith(magic)), None)
+        _require(packed is None, f"{key}.trace_path", str(wl.trace_path),
+                 f"JSONL, plain or gzip/zstd-compressed ({path} is {packed}-compressed; decompress it or "
+                 "recompress it with gzip or zstd)")
         _require(_has_content(path), f"{key}.trace_path", str(wl.trace_path),
                  f"a file with at least one request line ({path} is empty or blank)")
         if wl.max_requests is not None:
@@ -159,6 +211,32 @@ def validate_top(cfg: Any) -> None:
              "(it names the directory results/runs/<experiment>-<hash>)")
     _non_negative_int(cfg, "seed")
     _require(len(cfg.workloads) > 0, "workloads", dict(cfg.workloads), "at least one workload")
+    for name in cfg.workloads:
+        _require(WORKLOAD_NAME.fullmatch(str(name)) is not None, "workloads", str(name),
+                 f"workload names matching {WORKLOAD_NAME_PATTERN} (letters, digits and '_'; they name "
+                 "directories, files and Snakemake's {workload} wildcard), e.g. "
+                 f"{re.sub(r'[^A-Za-z0-9_]', '_', str(name)) or 'my_trace'}")
+    validate_results_dir(cfg)
+
+
+def validate_results_dir(cfg: Any) -> None:
+    """`results_dir` must be a directory (or not exist yet) below which every
+    part is a directory, and hold no newline or NUL (no file system or job
+    command line can carry those)."""
+    from prefix_study.config.inputs import project_path
+
+    value = cfg.results_dir
+    _require(isinstance(value, str) and value.strip() != "", "results_dir", value, "a directory path")
+    for bad, what in (("\n", "a newline"), ("\r", "a carriage return"), ("\0", "a NUL byte")):
+        _require(bad not in value, "results_dir", value, f"a path without {what}")
+    path = project_path(value)
+    where = "" if str(path) == value else f" (relative paths are resolved against the project directory: {path})"
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise ConfigError(f"results_dir={value!r} is invalid: allowed a directory, or a path to create one; "
+                              f"{part} is a file{where}")
+        if part.is_dir():
+            break
 
 
 def validate_dataset(cfg: Any) -> None:
@@ -192,6 +270,7 @@ def validate_engine(cfg: Any) -> None:
         _non_negative_number(cfg, f"engine.{key}", "number of seconds")
     if cfg.engine.capacity_conversations is not None:
         _positive_int(cfg, "engine.capacity_conversations")
+    _no_duplicates("engine.capacities", list(cfg.engine.capacities))
     if list(cfg.engine.capacities):
         from prefix_study.config.schema import MIXED_RUN
 
@@ -230,7 +309,8 @@ def validate_sweep(cfg: Any) -> None:
     from prefix_study.replay.policies import policy_names
 
     _positive_list(cfg, "sweep.block_sizes")
-    if cfg.sweep.capacity_unit == "gib":  # the unit itself is typed (CapacityUnit)
+    unit = str(cfg.sweep.capacity_unit)  # the unit itself is typed (CapacityUnit)
+    if unit == "gib":
         caps = list(cfg.sweep.capacities)
         _require(len(caps) > 0 and all(isinstance(c, (int, float)) and not isinstance(c, bool)
                                        and math.isfinite(c) and c > 0 for c in caps),
@@ -238,6 +318,10 @@ def validate_sweep(cfg: Any) -> None:
         _no_duplicates("sweep.capacities", caps)
     else:
         _positive_list(cfg, "sweep.capacities")
+    # Replays run at the sweep's block sizes and at each external trace's own.
+    block_sizes = [int(b) for b in cfg.sweep.block_sizes] + _external_block_sizes(cfg)
+    for c in cfg.sweep.capacities:
+        _capacity_blocks(cfg, "sweep.capacities", c, unit, block_sizes)
     _name_list(cfg, "sweep.policies", list(policy_names()))
     _name_list(cfg, "sweep.semantics", list(SEMANTICS))
     _name_list(cfg, "sweep.curve_policies", list(policy_names()), empty_ok=True)
@@ -250,6 +334,8 @@ def validate_mix(cfg: Any) -> None:
     _positive_int(cfg, "mix.burst")
     _positive_int(cfg, "mix.block_size")
     _positive_list(cfg, "mix.capacities")
+    for c in cfg.mix.capacities:
+        _capacity_blocks(cfg, "mix.capacities", c, "blocks", [int(cfg.mix.block_size)])
     _name_list(cfg, "mix.baselines", list(policy_names()))
     _name_list(cfg, "mix.semantics", list(SEMANTICS))
     _name_list(cfg, "mix.cache_friendly", list(cfg.workloads), empty_ok=True)
@@ -273,6 +359,8 @@ def validate_cost(cfg: Any) -> None:
         value = cfg.cost[key]
         _require(0 < value <= 1, f"cost.{key}", value, "a fraction in (0, 1]")
     _non_negative_number(cfg, "cost.step_overhead_s", "number of seconds")
+    sharegpt = [w for w, wl in cfg.workloads.items() if wl.kind in SHAREGPT_KINDS]
+    _name_list(cfg, "cost.compare_workloads", sharegpt, empty_ok=True)
 
 
 def validate_cluster(cfg: Any) -> None:
@@ -297,11 +385,16 @@ def validate_cluster(cfg: Any) -> None:
              + (f"; {reason}" if reason else ""))
     _require(c.capacity_unit in CAPACITY_UNITS, "cluster.capacity_unit", c.capacity_unit,
              f"one of {list(CAPACITY_UNITS)}")
-    _require(c.capacity > 0, "cluster.capacity", c.capacity, "a positive capacity")
     _positive_int(cfg, "cluster.max_batch")
     _positive_int(cfg, "cluster.block_size")
+    _non_negative_int(cfg, "cluster.seed")
     for w in c.workloads:
         _require(w in cfg.workloads, "cluster.workloads", w, f"workloads from {list(cfg.workloads)}")
+    # ShareGPT workloads' traces at cluster.block_size, external ones at their own.
+    external = _external_block_sizes(cfg, selected_workloads(cfg))
+    sharegpt = [w for w in selected_workloads(cfg) if cfg.workloads[w].kind not in EXTERNAL_TRACE_KINDS]
+    _capacity_blocks(cfg, "cluster.capacity", c.capacity, str(c.capacity_unit),
+                     ([int(c.block_size)] if sharegpt or c.mixed else []) + external)
     for w in selected_workloads(cfg):
         if cfg.workloads[w].kind not in EXTERNAL_TRACE_KINDS:
             # The longest request the engine accepts; external traces are checked when read.
@@ -317,29 +410,36 @@ def validate_cluster(cfg: Any) -> None:
     _positive_int(cfg, "cluster.router.session_affinity.virtual_nodes")
     _require(r.session_affinity.key in SESSION_KEYS, "cluster.router.session_affinity.key",
              r.session_affinity.key, f"one of {list(SESSION_KEYS)}")
-    # Router parameters come from conf/router/*.yaml; a stage config written
-    # before the cluster stage existed has none, and needs none.
-    if any(OmegaConf.is_missing(r[name], k) for name in ("dynamo_kv", "sglang_cache_aware", "llmd")
-           for k in r[name]):
-        return
+    # Ranges as the routers' own validators have them (conf/router/*.yaml cites each source).
+    p = "cluster.router"
     if "dynamo_kv" in routers:
-        _require(r.dynamo_kv.overlap_score_weight >= 0, "cluster.router.dynamo_kv.overlap_score_weight",
-                 r.dynamo_kv.overlap_score_weight, "a non-negative weight")
-        _require(r.dynamo_kv.router_temperature >= 0, "cluster.router.dynamo_kv.router_temperature",
-                 r.dynamo_kv.router_temperature, "a non-negative temperature")
-        _require(r.dynamo_kv.router_ttl_secs > 0, "cluster.router.dynamo_kv.router_ttl_secs",
-                 r.dynamo_kv.router_ttl_secs, "a positive number of seconds")
+        _number_in(cfg, f"{p}.dynamo_kv.overlap_score_weight", 0, None, "a non-negative weight")
+        _number_in(cfg, f"{p}.dynamo_kv.router_temperature", 0, None, "a non-negative temperature")
+        _number_in(cfg, f"{p}.dynamo_kv.router_ttl_secs", 0, None, "a positive number of seconds", low_open=True)
+        _positive_int(cfg, f"{p}.dynamo_kv.router_max_tree_size")
+        _number_in(cfg, f"{p}.dynamo_kv.router_prune_target_ratio", 0, 1,
+                   "a fraction in [0, 1] of router_max_tree_size to prune to")
     if "sglang_cache_aware" in routers:
-        s = r.sglang_cache_aware
-        _require(0.0 <= s.cache_threshold <= 1.0, "cluster.router.sglang_cache_aware.cache_threshold",
-                 s.cache_threshold, "a fraction in [0, 1]")
-        _require(s.balance_abs_threshold >= 0, "cluster.router.sglang_cache_aware.balance_abs_threshold",
-                 s.balance_abs_threshold, "a non-negative number of requests")
-        _require(s.eviction_interval_secs > 0, "cluster.router.sglang_cache_aware.eviction_interval_secs",
-                 s.eviction_interval_secs, "a positive number of seconds")
+        # SGLang's ConfigValidator::validate_policy (sgl-router/src/config/validation.rs).
+        _number_in(cfg, f"{p}.sglang_cache_aware.cache_threshold", 0, 1, "a fraction in [0, 1]")
+        _non_negative_int(cfg, f"{p}.sglang_cache_aware.balance_abs_threshold")
+        _number_in(cfg, f"{p}.sglang_cache_aware.balance_rel_threshold", 1, None,
+                   "a ratio >= 1.0 (rebalance when the busiest replica has more than this times the "
+                   "least busy one's load; SGLang's router refuses less)")
+        _number_in(cfg, f"{p}.sglang_cache_aware.eviction_interval_secs", 0, None, "a positive number of seconds",
+                   low_open=True)
+        _positive_int(cfg, f"{p}.sglang_cache_aware.max_tree_size")
     if "llmd" in routers:
         for k in ("prefix_weight", "kv_cache_utilization_weight", "queue_weight"):
-            _require(r.llmd[k] >= 0, f"cluster.router.llmd.{k}", r.llmd[k], "a non-negative weight")
+            _number_in(cfg, f"{p}.llmd.{k}", 0, None, "a non-negative weight")
+        _non_negative_int(cfg, f"{p}.llmd.lru_capacity_per_server")
+
+
+def _number_in(cfg: Any, key: str, low: float, high: float | None, allowed: str, low_open: bool = False) -> None:
+    value = _get(cfg, key)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and (value > low if low_open else value >= low) and (high is None or value <= high)
+    _require(ok, key, value, allowed)
 
 
 def validate(cfg: Any) -> None:
@@ -352,6 +452,4 @@ def validate(cfg: Any) -> None:
     validate_sweep(cfg)
     validate_mix(cfg)
     validate_cost(cfg)
-
-
     validate_cluster(cfg)

@@ -15,15 +15,21 @@ different hash, which is what a prefix (KV) cache can actually share. On
 Mooncake's conversation trace the ids already behave as chained (every id
 occurs at one position with one prefix), so chaining changes no equality.
 
-A malformed line raises `TraceFormatError` naming the file and line number,
+Files may be plain, gzip- or zstd-compressed JSONL (public traces ship as
+`.jsonl.zst`), told apart by their first bytes, not their names. A malformed
+line (bad JSON, a field out of range, bytes that are not UTF-8, a number too
+large for a float) raises `TraceFormatError` naming the file and line number,
 or, with skip_bad_lines, is skipped and counted in the report.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 import polars as pl
@@ -36,6 +42,60 @@ _REPORTED_BAD_LINES = 20
 
 class TraceFormatError(ValueError):
     """A line of an external trace does not match its format, or the file holds no request."""
+
+
+#: First bytes of the compressed files the importer reads: name -> magic.
+COMPRESSION_MAGIC = {"gzip": b"\x1f\x8b", "zstd": b"\x28\xb5\x2f\xfd"}
+
+
+def compression_of(path: Path | str) -> str | None:
+    """"gzip", "zstd" or None (plain), from the file's first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return next((name for name, magic in COMPRESSION_MAGIC.items() if head.startswith(magic)), None)
+
+
+@contextlib.contextmanager
+def open_trace(path: Path | str) -> Iterator[BinaryIO]:
+    """The file's decompressed bytes (plain, gzip or zstd), as a binary stream."""
+    kind = compression_of(path)
+    with open(path, "rb") as raw:
+        if kind == "gzip":
+            with gzip.GzipFile(fileobj=raw) as f:
+                yield f
+        elif kind == "zstd":
+            import zstandard
+
+            with zstandard.ZstdDecompressor().stream_reader(raw) as reader:
+                yield io.BufferedReader(reader)
+        else:
+            yield raw
+
+
+def _numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of the decompressed file; a corrupt or truncated
+    gzip/zstd stream raises TraceFormatError naming the file and the line."""
+    lineno = 0
+    try:
+        with open_trace(path) as f:
+            for lineno, raw in enumerate(f, start=1):
+                yield lineno, raw
+    except TraceFormatError:
+        raise
+    except (OSError, EOFError) as e:
+        raise TraceFormatError(f"{path}: cannot be read after line {lineno}: {e}") from e
+    except Exception as e:  # zstandard.ZstdError
+        if type(e).__module__.startswith("zstandard"):
+            raise TraceFormatError(f"{path}: cannot be decompressed after line {lineno}: {e}") from e
+        raise
+
+
+def _decode(raw: bytes) -> str:
+    """A line as text; bytes that are not UTF-8 raise ValueError saying where."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"not UTF-8: byte 0x{raw[e.start]:02x} at column {e.start + 1} ({e.reason})") from None
 
 
 # splitmix64 constants
@@ -97,25 +157,24 @@ def read_external_requests(
     num_bad = 0
     blank = 0
     lines = 0
-    with path.open("r", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if max_requests is not None and len(requests) >= max_requests:
-                break
-            lines = lineno
-            if not line.strip():
-                blank += 1
-                continue
-            try:
-                rec = json.loads(line)
-                if not isinstance(rec, dict):
-                    raise ValueError(f"expected a JSON object, got {type(rec).__name__}")
-                requests.append(parse(rec, len(requests), workload))
-            except ValueError as e:  # JSONDecodeError is a ValueError
-                if not skip_bad_lines:
-                    raise TraceFormatError(f"{path}:{lineno}: {e}") from e
-                num_bad += 1
-                if len(bad) < _REPORTED_BAD_LINES:
-                    bad.append({"line": lineno, "error": str(e)})
+    for lineno, raw in _numbered_lines(path):
+        if max_requests is not None and len(requests) >= max_requests:
+            break
+        lines = lineno
+        if not raw.strip():
+            blank += 1
+            continue
+        try:
+            rec = json.loads(_decode(raw))
+            if not isinstance(rec, dict):
+                raise ValueError(f"expected a JSON object, got {type(rec).__name__}")
+            requests.append(parse(rec, len(requests), workload))
+        except (ValueError, OverflowError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            if not skip_bad_lines:
+                raise TraceFormatError(f"{path}:{lineno}: {e}") from e
+            num_bad += 1
+            if len(bad) < _REPORTED_BAD_LINES:
+                bad.append({"line": lineno, "error": str(e)})
     if not requests:
         what = (f"{lines} lines, {blank} blank, {num_bad} skipped as malformed" if lines
                 else "the file is empty")

@@ -100,9 +100,16 @@ def int_field(rec: dict, key: str, minimum: int = 0) -> int:
 def number_field(rec: dict, key: str) -> float:
     """A finite, non-negative number (JSON's NaN and Infinity are refused)."""
     v = rec.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ValueError(f"field {key!r} must be a finite non-negative number, got {v!r}")
-    return float(v)
+    try:
+        value = float(v)
+    except OverflowError:  # an integer beyond float's range
+        raise ValueError(f"field {key!r} must be a finite non-negative number, got a {len(str(abs(v)))}-digit "
+                         "integer (too large for a float)") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"field {key!r} must be a finite non-negative number, got {v!r}")
+    return value
 
 
 def hash_ids_field(rec: dict, key: str = "hash_ids") -> list[int]:
