@@ -44,8 +44,22 @@ include: "workflow/rules/cluster.smk"
 include: "workflow/rules/report.smk"
 
 
+def run_files():
+    """Every file a stage rule of this run makes or reads (rules without
+    wildcards; the wildcard rules' files are their inputs). As inputs of the
+    target, a file lost since it was made (a killed rerun, a deletion) is
+    rebuilt, with everything after it, instead of Snakemake finding nothing
+    to do because the files made from it are newer."""
+    files = set()
+    for r in workflow.rules:
+        if r.name != "all" and not r.has_wildcards():
+            files.update(str(f) for f in (*r.output, *r.input) if isinstance(f, str))
+    return sorted(files)
+
+
 rule all:
     default_target: True
     input:
         P.run / "index.md",
         P.report_html,
+        run_files(),

@@ -1,15 +1,14 @@
 """The whole DAG through the `prefix-study` command, on a tiny configuration.
 
-One module-scoped run builds every stage (real CPU vLLM engine included) into a
-temporary results directory; the other tests dry-run or extend it. Nothing here
+One session-scoped run (`tiny`, conftest.py) builds every stage (real CPU vLLM
+engine included) into a temporary results directory; the other tests dry-run
+or extend it. Nothing here
 skips: without vLLM the engine jobs fail and so do these tests.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,68 +22,9 @@ from prefix_study.config.hashing import STAGES, run_hash
 from prefix_study.config.overrides import overrides_from_snakemake
 from prefix_study.pipeline import PipelinePaths
 
-ROOT = Path(__file__).resolve().parents[1]
-CLI = Path(sys.executable).parent / "prefix-study"
-TIMEOUT = 900
+from conftest import CLI, ROOT, TINY, job_stats, prefix_study, run_dirs  # noqa: E402
 
-#: A configuration that runs the full DAG in about a minute on 2 cores.
-TINY = [
-    "sweep=tiny",
-    "workloads.chat_single.num_conversations=4",
-    "workloads.chat_multi.num_conversations=3",
-    "workloads.chat_multi.max_turns=2",
-    "workloads.qa.num_conversations=6",
-    "workloads.qa.num_contexts=2",
-    "workloads.summarization.num_conversations=2",
-    "engine.block_sizes=[32]",
-    "mix.block_size=32",
-    "mix.capacities=[64]",
-    "dataset.max_conversations=200",
-]
 UPSTREAM_RULES = {"model_assets", "workload", "engine_run", "block_trace", "engine_block_trace"}
-
-
-def prefix_study(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """Run the installed console command; its output is shown when a test fails."""
-    assert CLI.exists(), f"{CLI} missing: install the project (pip install -e .)"
-    proc = subprocess.run([str(CLI), *args], cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT)
-    print(f"$ prefix-study {' '.join(args)}\n[exit {proc.returncode}]\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def job_stats(output: str) -> dict[str, int]:
-    """Snakemake's "Job stats" table -> {rule: count} (empty when nothing is to be done)."""
-    if "Nothing to be done" in output:
-        return {}
-    assert "Job stats:" in output, output[-3000:]
-    table = output.split("Job stats:", 1)[1]
-    counts = {}
-    for line in table.splitlines()[3:]:
-        m = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
-        if not m or m.group(1) == "total":
-            break
-        counts[m.group(1)] = int(m.group(2))
-    assert counts, table[:2000]
-    return counts
-
-
-def run_dirs(stdout: str) -> list[Path]:
-    return [Path(line.split("run directory:", 1)[1].strip())
-            for line in stdout.splitlines() if "run directory:" in line]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """The full DAG on TINY, once for the module: (overrides, results dir, run dir)."""
-    results = tmp_path_factory.mktemp("pipeline") / "results"
-    overrides = [*TINY, f"results_dir={results}"]
-    proc = prefix_study(*overrides, "--cores", "2")
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    (run,) = run_dirs(proc.stdout)
-    run = run if run.is_absolute() else ROOT / run
-    for stage in (*STAGES, "runs"):
-        assert len(list((results / stage).iterdir())) == 1, stage
-    return overrides, results, run
 
 
 # --- the command's pieces, without Snakemake ---------------------------------------

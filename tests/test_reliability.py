@@ -1,10 +1,11 @@
-"""Issue 13's fault probe, case by case, through the `prefix-study` command.
+"""Issues 13 and 23's fault probes, case by case, through the `prefix-study` command.
 
 Bad values must stop the command before any job runs (exit 2, the key
 named, nothing written); a run killed with SIGKILL must not block or litter
 the next one. The cases that need stage outputs (stale inputs, the report
 header, infinite timestamps, leftover temp files) are in test_pipeline.py,
-on its tiny DAG.
+on its tiny DAG; issue 23's killed rerun, code versions and index links use
+the same run (`tiny`, conftest.py).
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ import pytest
 from prefix_study.cli import main as cli_main
 from prefix_study.io import atomic_path, write_parquet
 
-ROOT = Path(__file__).resolve().parents[1]
-CLI = Path(sys.executable).parent / "prefix-study"
+from conftest import CLI, ROOT, job_stats, prefix_study  # noqa: E402
 
 MOONCAKE_LINES = [
     {"timestamp": 0, "input_length": 1024, "output_length": 8, "hash_ids": [1, 2]},
@@ -249,3 +249,234 @@ def test_temporary_names_never_match_output_globs(tmp_path):
         pl.DataFrame({"a": [2, 3]}).write_parquet(tmp)
     assert pl.read_parquet(tmp_path / "*.parquet")["a"].sort().to_list() == [1, 2, 3]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kv_events.parquet", "other.parquet"]
+
+
+# === Issue 23: the second fault probe =================================================
+#
+# Compose-time refusals run in-process through the command's `main` (exit 2,
+# the key named, nothing written); the cases that need jobs run Snakemake
+# through the installed `prefix-study` command.
+
+
+# --- 3, 5. capacities under one block, or past what a replay can number -------------
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["sweep.capacity_unit=gib", "sweep.capacities=[1e-9]"], ["sweep.capacities=1e-09 (gib)", "0 blocks"]),
+    (["sweep.capacity_unit=tokens", "sweep.capacities=[1]"], ["sweep.capacities=1 (tokens)", "0 blocks"]),
+    (["cluster.capacity_unit=tokens", "cluster.capacity=8"], ["cluster.capacity=8", "0 blocks at block size 32"]),
+    (["cluster.capacity=inf"], ["cluster.capacity=inf", "finite"]),
+    (["cluster.capacity=1e30"], ["cluster.capacity=1e+30", "at most 2147483647 blocks"]),
+    (["sweep.capacities=[64,4294967296]"], ["sweep.capacities=4294967296", "at most 2147483647"]),
+])
+def test_capacities_that_cannot_run_are_refused_with_their_block_count(capsys, tmp_path, overrides, words):
+    err = refused(capsys, tmp_path, *overrides)
+    for word in words:
+        assert word in err
+
+
+def test_external_trace_block_size_counts_for_the_smallest_capacity(capsys, tmp_path):
+    """A Mooncake block holds 512 tokens: 256 tokens is no block of it."""
+    trace = write_jsonl(tmp_path / "m.jsonl", MOONCAKE_LINES)
+    err = refused(capsys, tmp_path, "+workload@workloads.mc=mooncake", f"workloads.mc.trace_path={trace}",
+                  "sweep.capacity_unit=tokens", "sweep.capacities=[256,1024]")
+    assert "sweep.capacities=256 (tokens)" in err and "block size 512" in err
+
+
+# --- 6, 7. names and ranges -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["+workload@workloads.my-trace=mooncake"], ["workloads", "my-trace", "[A-Za-z0-9_]+", "my_trace"]),
+    (["cost.compare_workloads=[chat_mult]"], ["cost.compare_workloads", "chat_mult"]),
+    (["engine.capacities=[129,129]"], ["engine.capacities", "repeated: 129"]),
+    (["cluster.router.sglang_cache_aware.balance_rel_threshold=-1"],
+     ["cluster.router.sglang_cache_aware.balance_rel_threshold", ">= 1.0"]),
+    (["cluster.router.sglang_cache_aware.max_tree_size=0"], ["cluster.router.sglang_cache_aware.max_tree_size"]),
+    (["cluster.router.dynamo_kv.router_prune_target_ratio=1.5"],
+     ["cluster.router.dynamo_kv.router_prune_target_ratio"]),
+    (["cluster.router.llmd.queue_weight=nan"], ["cluster.router.llmd.queue_weight"]),
+    (["cluster.seed=-1"], ["cluster.seed"]),
+])
+def test_names_and_parameter_ranges_are_checked_at_compose_time(capsys, tmp_path, overrides, words):
+    if overrides[0].startswith("+workload@"):
+        trace = write_jsonl(tmp_path / "m.jsonl", MOONCAKE_LINES)
+        overrides = [*overrides, f"workloads.my-trace.trace_path={trace}"]
+    err = refused(capsys, tmp_path, *overrides)
+    for word in words:
+        assert word in err
+
+
+# --- 8. compressed traces and undecodable lines ------------------------------------------
+
+
+def test_unsupported_compression_is_refused_at_compose_time(capsys, tmp_path):
+    import bz2
+
+    trace = tmp_path / "m.jsonl.bz2"
+    trace.write_bytes(bz2.compress("".join(json.dumps(r) + "\n" for r in MOONCAKE_LINES).encode()))
+    err = refused(capsys, tmp_path, "+workload@workloads.mc=mooncake", f"workloads.mc.trace_path={trace}")
+    assert "workloads.mc.trace_path" in err and "bzip2" in err and "gzip or zstd" in err
+
+
+def test_compressed_traces_import_and_bad_lines_name_file_and_line(tmp_path):
+    """gzip and zstd files import like the plain file; a Latin-1 byte and a
+    400-digit timestamp fail their traces job naming the file and the line."""
+    import gzip
+
+    import polars as pl
+    import zstandard
+
+    from prefix_study.config import compose_config
+    from prefix_study.pipeline import PipelinePaths
+
+    text = "".join(json.dumps(r) + "\n" for r in MOONCAKE_LINES).encode()
+    files = {
+        "plain": text,
+        "gz": gzip.compress(text),
+        "zst": zstandard.ZstdCompressor().compress(text),
+        "latin": text + b'{"timestamp": 20, "input_length": 8, "output_length": 1, "hash_ids": [1], "x": "caf\xe9"}\n',
+        "huge": text + b'{"timestamp": ' + b"9" * 400 + b', "input_length": 8, "output_length": 1, "hash_ids": [1]}\n',
+    }
+    overrides = [f"results_dir={tmp_path / 'results'}"]
+    for name, data in files.items():
+        path = tmp_path / f"{name}.jsonl{'.' + name if name in ('gz', 'zst') else ''}"
+        path.write_bytes(data)
+        overrides += [f"+workload@workloads.{name}=mooncake", f"workloads.{name}.trace_path={path}"]
+    paths = PipelinePaths(compose_config(overrides))
+    targets = {name: paths.trace(name, 512) for name in files}
+    proc = subprocess.run([str(CLI), *overrides, "--", "--keep-going", *map(str, targets.values())],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    print(proc.stdout[-3000:], proc.stderr[-3000:])
+    assert proc.returncode != 0
+    plain = pl.read_parquet(targets["plain"]).drop("workload")
+    for name in ("gz", "zst"):
+        assert pl.read_parquet(targets[name]).drop("workload").equals(plain), name
+    logs = paths.stage("traces") / "logs"
+    latin = "".join(p.read_text() for p in logs.glob("latin*.log"))
+    assert "latin.jsonl:3: not UTF-8: byte 0xe9" in latin
+    huge = "".join(p.read_text() for p in logs.glob("huge*.log"))
+    assert "huge.jsonl:3: field 'timestamp'" in huge and "400-digit" in huge
+    assert "OverflowError" not in huge and "UnicodeDecodeError" not in latin
+    assert not targets["latin"].exists() and not targets["huge"].exists()
+
+
+# --- 9. results_dir that cannot hold results -------------------------------------------
+
+
+@pytest.mark.parametrize("value, words", [
+    ("FILE", ["results_dir=", "is a file"]),
+    ("FILE/below", ["results_dir=", "is a file"]),
+    ("'a\nb'", ["results_dir=", "newline"]),
+])
+def test_results_dir_that_cannot_be_a_directory_is_refused(capsys, tmp_path, value, words):
+    (tmp_path / "plain_file").write_text("x")
+    value = value.replace("FILE", str(tmp_path / "plain_file"))
+    rc = cli_main(["--print-run-dir", f"results_dir={value}"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    for word in words:
+        assert word in err
+
+
+# --- 1, 10, 11. a killed rerun, the index's links, the report line ----------------------
+
+_CLUSTER_OUTPUTS = ("cluster.parquet", "cluster.md", "cluster_scaling.png", "cluster_scaling.svg")
+
+
+def _index_links_resolve(index: Path) -> list[str]:
+    from prefix_study.report.index import broken_links
+
+    return broken_links(index.read_text(), index.parent, skip=())
+
+
+def test_killed_forcerun_is_rebuilt_and_the_index_links_only_files_that_exist(tiny):
+    """1: `--forcerun cluster` deletes the cluster outputs; kill -9 the run while
+    the job runs and the next plain run must rebuild them (and the index and
+    report after them), not find nothing to do. 10 (absolute results_dir):
+    every link in index.md resolves."""
+    overrides, results, run = tiny
+    assert _index_links_resolve(run / "index.md") == []
+    (cluster,) = {p.parent for p in results.glob("cluster/*/cluster.parquet")}
+    argv = [str(CLI), *overrides, "--", "--forcerun", "cluster"]
+    killed = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline = time.monotonic() + 300
+    while (cluster / "cluster.parquet").exists():  # removed by Snakemake as the forced job starts
+        assert killed.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert not any((cluster / f).exists() for f in _CLUSTER_OUTPUTS)
+
+    proc = prefix_study(*overrides)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Nothing to be done" not in proc.stdout + proc.stderr
+    assert {"cluster", "run_index", "report_html"} <= set(job_stats(proc.stdout + proc.stderr))
+    assert all((cluster / f).exists() for f in _CLUSTER_OUTPUTS)
+    assert (run / "report.html").stat().st_mtime >= (cluster / "cluster.md").stat().st_mtime
+    assert _index_links_resolve(run / "index.md") == []
+    assert "report: " in proc.stdout and "not built" not in proc.stdout
+
+
+def test_index_links_resolve_under_a_nested_relative_results_dir(tiny, tmp_path):
+    """10: index.md written for results_dir=nested/dir/results (relative to
+    the project directory) links files that exist."""
+    overrides, results, run = tiny
+    project = _project_copy(tmp_path)
+    (project / "nested" / "dir").mkdir(parents=True)
+    (project / "nested" / "dir" / "results").symlink_to(results)
+    index = run / "index.md"
+    before = index.stat().st_mtime_ns
+    nested = [o for o in overrides if not o.startswith("results_dir=")] + ["results_dir=nested/dir/results"]
+    proc = prefix_study("-d", str(project), *nested, "--", "--forcerun", "run_index")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert index.stat().st_mtime_ns != before
+    assert "](../../figures/" in index.read_text()
+    assert _index_links_resolve(index) == []
+
+
+def test_report_line_only_for_a_report_the_run_built(tiny):
+    """11: with explicit targets after `--` the command does not claim a report."""
+    overrides, results, _ = tiny
+    (stats,) = results.glob("stats/*/reuse_summary.md")
+    proc = prefix_study(*overrides, "--", str(stats))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "report: not built by this run" in proc.stdout and "report.html" not in proc.stdout
+
+
+# --- 2. a code change reruns its stage and everything after it ---------------------------
+
+
+def _source_copy(tmp_path: Path) -> Path:
+    """The project (Snakefile, workflow, conf, src) copied, so its code can be edited."""
+    project = _project_copy(tmp_path)
+    shutil.copytree(ROOT / "conf", project / "conf")
+    shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    return project
+
+
+def test_code_edit_reruns_its_stage_and_downstream_without_a_version_bump(tiny, tmp_path):
+    """A replay kernel edited (no version bump) replans replay, the stages that
+    import the kernels (mixed, cluster) and everything after them; upstream
+    stays. A comment or docstring edit replans nothing."""
+    overrides, _, _ = tiny
+    project = _source_copy(tmp_path)
+    kernel = project / "src" / "prefix_study" / "replay" / "kernels" / "fifo.py"
+    source = kernel.read_text()
+    env = {**os.environ, "PYTHONPATH": str(project / "src")}
+
+    def plan() -> dict[str, int]:
+        proc = subprocess.run([str(CLI), "-n", "-d", str(project), *overrides], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+        print(proc.stdout[-2000:], proc.stderr[-2000:])
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return job_stats(proc.stdout + proc.stderr)
+
+    kernel.write_text("# a comment\n" + source.replace('"""', '"""Docstrings do not count. ', 1))
+    assert plan() == {}
+    kernel.write_text(source + "\n_EDITED = 1\n")
+    jobs = plan()
+    assert {"replay", "mixed", "figures", "savings", "cluster", "run_index", "report_html"} <= set(jobs)
+    assert not {"model_assets", "workload", "engine_run", "engine_block_trace", "reuse_stats"} & set(jobs)

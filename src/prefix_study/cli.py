@@ -207,6 +207,27 @@ def _check_extra(extra: Sequence[str]) -> None:
                              "(the command passes them as --config overrides=[...])")
 
 
+def report_target_reason(extra: Sequence[str], project: Path, run: Path) -> str | None:
+    """Why Snakemake will not build the run's report.html with these arguments
+    (None: it will). Snakemake's own parser reads `extra`, so targets, and
+    options that stop short of the report (--until, --omit-from), are found
+    as Snakemake reads them."""
+    from snakemake.cli import get_argument_parser
+
+    args, _ = get_argument_parser().parse_known_args(list(extra))
+    for option in ("until", "omit_from"):
+        if getattr(args, option, None):
+            return f"--{option.replace('_', '-')} {' '.join(getattr(args, option))} stops before it"
+    targets = list(getattr(args, "targets", None) or [])
+    if not targets:
+        return None
+    report = (run / "report.html").resolve()
+    for t in targets:
+        if t in ("all", "report_html") or (project / t).resolve() == report:
+            return None
+    return f"the targets after -- ({' '.join(targets)}) do not include it"
+
+
 def _explain(exc: BaseException) -> str:
     """The message of `exc` and of the errors it was raised from (Hydra wraps OmegaConf's)."""
     lines: list[str] = []
@@ -344,7 +365,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                       file=sys.stderr)
             return rc
         if not dry_run:
-            print(f"    report: {_show(run / 'report.html')}", flush=True)
+            not_built = report_target_reason(extra, project, run)
+            if not_built is None and (run / "report.html").is_file():
+                print(f"    report: {_show(run / 'report.html')}", flush=True)
+            else:
+                print(f"    report: not built by this run ({not_built or 'report.html is missing'})", flush=True)
     if n > 1:
         print("run directories:")
         for run in run_dirs:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -74,7 +76,7 @@ def write_run_index(cfg: Any, paths: PipelinePaths, benchmark_files: list[Path])
     times = stage_times(benchmark_files)
     times.write_csv(run / "stage_times.csv")
     block_size, capacity, headline = findings(paths)
-    rel = lambda p: Path("../..").joinpath(*Path(p).parts[1:]).as_posix()  # noqa: E731
+    rel = lambda p: Path(os.path.relpath(p, run)).as_posix()  # noqa: E731  (both under results_dir)
     lines = [
         f"# Run `{run.name}`",
         "",
@@ -126,4 +128,21 @@ def write_run_index(cfg: Any, paths: PipelinePaths, benchmark_files: list[Path])
               "included, found exactly the leading blocks cached per those events; and each "
               "request's `num_cached_tokens` is the result of its last lookup before any "
               "preemption).", ""]
-    return write_text("\n".join(lines), run / "index.md")
+    text = "\n".join(lines)
+    missing = broken_links(text, run)
+    if missing:
+        raise FileNotFoundError(f"{run / 'index.md'} would link {len(missing)} missing files: "
+                                + ", ".join(missing[:10]))
+    return write_text(text, run / "index.md")
+
+
+#: Markdown link or image targets: [text](target), ![alt](target).
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+#: Built after index.md (rule report_html), so not checked when it is written.
+BUILT_AFTER_INDEX = ("report.html",)
+
+
+def broken_links(markdown: str, base: Path, skip: tuple[str, ...] = BUILT_AFTER_INDEX) -> list[str]:
+    """Link targets in `markdown` (relative to `base`) that do not exist."""
+    targets = dict.fromkeys(m.group(1) for m in _LINK.finditer(markdown))
+    return [t for t in targets if "://" not in t and t not in skip and not (base / t).exists()]
