@@ -243,11 +243,17 @@ def encode_trace(frame: pl.DataFrame) -> BlockTrace:
 REPLAY_COLUMNS = ("request_id", "workload", "position", "block_hash", "lookup", "partial_tail")
 
 
+#: Trace columns only some traces have: `partial_tail` (derived traces; not external ones).
+OPTIONAL_COLUMNS = ("partial_tail",)
+
+
 def read_trace(path: Path | str, columns: tuple[str, ...] = REPLAY_COLUMNS) -> pl.DataFrame:
     """Read the columns of a trace Parquet file that the replays need
-    (optional columns such as `lookup` are skipped when absent)."""
+    (`OPTIONAL_COLUMNS` are skipped when absent; any other missing one is an error)."""
     present = pl.read_parquet_schema(path)
-    return pl.read_parquet(path, columns=[c for c in columns if c in present])
+    return pl.read_parquet(path, columns=[c for c in columns if c in present or c not in OPTIONAL_COLUMNS])
+
+
 def load_block_trace(path: Path | str) -> BlockTrace:
     """Read and encode one trace file."""
     return encode_trace(read_trace(path))

@@ -121,9 +121,6 @@ def run(cfg: Any, traces: Mapping[tuple[str, int], str], mixed_traces: Mapping[s
     write_text(savings_markdown(table, cost), out / "savings.md")
 
     hits = pl.read_parquet(hit_rates)
-    if "capacity_tokens" not in hits.columns:
-        from prefix_study.cost.capacity import with_capacity_columns
-        hits = with_capacity_columns(hits, cost.model)
     equal = equal_memory_table(hits)
     write_parquet(equal, out / "equal_memory.parquet")
     write_text(equal_memory_markdown(equal, cost.model.name), out / "equal_memory.md")

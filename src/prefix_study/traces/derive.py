@@ -84,20 +84,10 @@ def cached_set_before(kv_events: pl.DataFrame) -> Callable[[int], set[int]]:
 
 
 def _request_lookups(requests: pl.DataFrame) -> list[tuple[str, dict]]:
-    """(request id, lookup) for every prefix lookup the engine made.
-
-    Runs recorded before per-lookup recording carry only the reporting
-    lookup's event index; it stands for one lookup over the prompt.
-    """
+    """(request id, lookup) for every prefix lookup the engine made."""
     out = []
-    if "lookups" in requests.columns:
-        for rid, lookups in requests.select("request_id", "lookups").rows():
-            out += [(rid, lk) for lk in lookups or []]
-        return out
-    for r in requests.filter(pl.col("lookup_event_index").is_not_null()).iter_rows(named=True):
-        out.append((r["request_id"], {
-            "event_index": r["lookup_event_index"], "cached_tokens": r["num_cached_tokens"],
-            "num_tokens": r["num_prompt_tokens"], "preemptions": 0, "admitted": True}))
+    for rid, lookups in requests.select("request_id", "lookups").rows():
+        out += [(rid, lk) for lk in lookups or []]
     return out
 
 
@@ -146,11 +136,11 @@ def check_engine_consistency(requests: pl.DataFrame, kv_events: pl.DataFrame,
         if i is None:
             mismatches.append({"request_id": r["request_id"], "engine": r["num_cached_tokens"],
                                "from_events": None, "reason": "no lookup recorded"})
-        elif lks[i]["cached_tokens"] != r["num_cached_tokens"] or lks[i].get("admitted") is False:
+        elif lks[i]["cached_tokens"] != r["num_cached_tokens"] or lks[i]["admitted"] is False:
             mismatches.append({"request_id": r["request_id"], "engine": r["num_cached_tokens"],
                                "from_events": lks[i]["cached_tokens"],
                                "reason": "reported lookup was not admitted"
-                               if lks[i].get("admitted") is False else "reported lookup differs"})
+                               if lks[i]["admitted"] is False else "reported lookup differs"})
     preempted = sum(1 for lks in by_request.values() if max(lk["preemptions"] for lk in lks) > 0)
     retried = sum(1 for lks in by_request.values()
                   if sum(lk["preemptions"] == 0 for lk in lks) > 1)
