@@ -214,7 +214,10 @@ def report_target_reason(extra: Sequence[str], project: Path, run: Path) -> str 
     as Snakemake reads them."""
     from snakemake.cli import get_argument_parser
 
-    args, _ = get_argument_parser().parse_known_args(list(extra))
+    try:
+        args, _ = get_argument_parser().parse_known_args(list(extra))
+    except SystemExit:  # Snakemake accepted them, so this parser's version differs: no verdict
+        return None
     for option in ("until", "omit_from"):
         if getattr(args, option, None):
             return f"--{option.replace('_', '-')} {' '.join(getattr(args, option))} stops before it"
