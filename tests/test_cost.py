@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from prefix_study.config import ConfigError, compose_config
+from prefix_study.config.compose import compose_config
+from prefix_study.config.validate import ConfigError
 from prefix_study.cost import (
     GIB,
     CostModel,
