@@ -90,3 +90,14 @@ def test_bool_array_reads_the_arrow_bitmaps(null):
             expected = column.fill_null(null).to_numpy() if column.len() else np.zeros(0, np.bool_)
             got = bool_array(column, null)
             assert got.dtype == np.bool_ and np.array_equal(got, expected), (n, null)
+
+
+def test_a_sample_numbers_its_blocks_anew():
+    """A sampled frame keeps some requests: its ids are dense first-use ids
+    over the sample, as the kernels' arrays expect."""
+    from prefix_study.replay.sampling import sample_frame
+
+    frame = synthetic_trace(SyntheticTraceConfig(num_requests=400, seed=6))
+    sample = sample_frame(frame, 0.2, seed=1).frame
+    assert 0 < sample.height < frame.height
+    assert sample["block_id"].to_list() == first_use_ids(sample["block_hash"].to_list())
