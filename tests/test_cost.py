@@ -137,9 +137,12 @@ def _toy_hardware() -> HardwareProfile:
                            allreduce_latency_s=1e-5)
 
 
-def _toy_cost_model(num_gpus: int = 1, **moe) -> CostModel:
+def _toy_cost_model(num_gpus: int = 1, prefill_overhead_s: float = 0.0, gemm_half_tokens: float = 0.0,
+                    **moe) -> CostModel:
+    """Flat roofline (no prefill overhead, no GEMM ramp) unless asked."""
     return CostModel(_toy_model(**moe), _toy_hardware(), precision="bf16", num_gpus=num_gpus,
-                     compute_efficiency=0.5, memory_efficiency=0.5, step_overhead_s=0.001)
+                     compute_efficiency=0.5, memory_efficiency=0.5, step_overhead_s=0.001,
+                     prefill_overhead_s=prefill_overhead_s, gemm_half_tokens=gemm_half_tokens)
 
 
 #: The toy's parameters: 1e9 in all; the embedding table (1000 x 32) is a
@@ -200,6 +203,19 @@ def test_tensor_parallel_4_by_hand():
     # TP speeds the forward pass up by less than 4x: the all-reduces do not shrink.
     one = _toy_cost_model()
     assert one.prefill_time_s(100, 40) / cm.prefill_time_s(100, 40) < 4
+
+
+def test_prefill_overhead_and_gemm_ramp_by_hand():
+    """A prefill step pays prefill_overhead_s; T tokens reach T / (T + T_half)
+    of the compute efficiency (60 new tokens, T_half = 60: half)."""
+    cm = _toy_cost_model(prefill_overhead_s=0.002, gemm_half_tokens=60.0)
+    flops = 2 * TOY_BODY * 60 + 2 * TOY_HEAD + 256 * 4230
+    assert cm.ttft_s(100, 40) == pytest.approx(0.001 + 0.002 + flops / (5e11 * 0.5), rel=1e-12)
+    # One decode token runs at 1/61 of the FLOP rate: 0.24 s, above the weight read (0.04 s).
+    one = 2 * TOY_BODY + 2 * TOY_HEAD + 256 * 1000
+    weights = 2 * (TOY_BODY + TOY_HEAD)
+    assert cm.tpot_s(1000) == pytest.approx(0.001 + max(one / (5e11 / 61), (weights + 128_000) / 5e10), rel=1e-12)
+    assert cm.compute_time_s(flops) == pytest.approx(flops / 5e11)  # marginal cost: no ramp
 
 
 def test_moe_weights_follow_the_experts_touched():

@@ -38,6 +38,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from prefix_study.config.schema import CostConfig
 from prefix_study.cost.profiles import HardwareProfile, ModelProfile
 
 WEIGHT_BYTES = {"bf16": 2, "fp8": 1}
@@ -56,14 +57,15 @@ class CostModel:
     #: None: the hardware profile's value for `precision` (cited or fitted).
     compute_efficiency: Optional[float] = None
     memory_efficiency: Optional[float] = None
-    step_overhead_s: float = 0.005
+    #: Defaults: the config's (fitted on the fit set of bench/cost_model_check.py).
+    step_overhead_s: float = CostConfig.step_overhead_s
     #: Extra fixed cost of a step that prefills (no CUDA graph, attention
     #: metadata of new requests, first-token sampling and return).
-    prefill_overhead_s: float = 0.0
+    prefill_overhead_s: float = CostConfig.prefill_overhead_s
     #: GEMM efficiency ramp: a forward pass over T tokens reaches
     #: T / (T + gemm_half_tokens) of `compute_efficiency` (small-M matmuls
-    #: leave tensor cores idle). 0: the flat roofline.
-    gemm_half_tokens: float = 0.0
+    #: leave tensor cores idle); 0: the flat roofline.
+    gemm_half_tokens: float = CostConfig.gemm_half_tokens
 
     def __post_init__(self) -> None:
         if self.compute_efficiency is None:
