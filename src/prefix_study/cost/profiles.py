@@ -179,27 +179,27 @@ class HardwareProfile:
     #: Fixed cost of one all-reduce across the tensor-parallel GPUs (kernel
     #: launch and the GPUs' synchronisation), on top of its bytes.
     allreduce_latency_s: float = 0.0
-    #: Fractions of peak FLOP/s (per precision) and of memory bandwidth reached.
+    #: Fractions of peak FLOP/s (per precision) and of memory bandwidth reached
+    #: (configs always set them: conf/hardware/*.yaml; these defaults serve
+    #: direct construction in tests).
     compute_efficiency_bf16: float = 0.5
     compute_efficiency_fp8: Optional[float] = None
     memory_efficiency: float = 0.8
 
     def compute_efficiency(self, precision: str) -> float:
-        if precision == "bf16":
-            return self.compute_efficiency_bf16
-        if precision == "fp8":
-            if self.compute_efficiency_fp8 is None:
-                raise ValueError(f"hardware {self.name} has no FP8 efficiency (cost.precision=fp8)")
-            return self.compute_efficiency_fp8
-        raise ValueError(f"precision {precision!r}: allowed bf16, fp8")
+        return self._by_precision(precision, self.compute_efficiency_bf16, self.compute_efficiency_fp8,
+                                  "FP8 efficiency")
 
     def peak_flops(self, precision: str) -> float:
+        return self._by_precision(precision, self.peak_bf16_flops, self.peak_fp8_flops, "FP8 tensor cores")
+
+    def _by_precision(self, precision: str, bf16: float, fp8: Optional[float], missing: str) -> float:
         if precision == "bf16":
-            return self.peak_bf16_flops
+            return bf16
         if precision == "fp8":
-            if self.peak_fp8_flops is None:
-                raise ValueError(f"hardware {self.name} has no FP8 tensor cores (cost.precision=fp8)")
-            return self.peak_fp8_flops
+            if fp8 is None:
+                raise ValueError(f"hardware {self.name} has no {missing} (cost.precision=fp8)")
+            return fp8
         raise ValueError(f"precision {precision!r}: allowed bf16, fp8")
 
     @classmethod
