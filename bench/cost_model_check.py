@@ -59,7 +59,12 @@ LMDEPLOY = ("https://github.com/InternLM/lmdeploy/blob/32cc6ce474a7c624f09a24dbf
 #: concurrency 1 (TTFT (ms), ITL (ms)): "Llama-3.1-8b-instruct Results, 1 x
 #: H100 80G, fp8 TP1" and "Llama-3.3-70b-instruct Results, 2 x H100 80G, fp8
 #: TP2", one table per "N Input Tokens / M Output Tokens". Llama-3.3-70B has
-#: Llama-3.1-70B's architecture (conf/model/llama3_70b.yaml).
+#: Llama-3.1-70B's architecture (conf/model/llama3_70b.yaml). The stored copy
+#: of the page we searched shows some of these rows (8B 200/200; 70B 5000/500
+#: and 500/2000, which match); the others, and the 8B table's GPU/TP heading,
+#: were read from a transcription of the same page (github.com/zivbeker42/
+#: llm-guesstimator, tested_benchmarks/nim_*_v1.8.0_*.csv), which agrees with
+#: the page on every row both show.
 NIM = "https://docs.nvidia.com/nim/benchmarking/llm/1.0.0/performance.md"
 #: vLLM performance benchmark (Buildkite build 9515), "Latency tests": input 32
 #: tokens, output 128, batch size fixed 8, H200, "Mean latency (ms)" per test
