@@ -154,10 +154,27 @@ def _imported_names(path: Path, tree: ast.AST) -> list[str]:
     return sorted(set(n for n in names if n.split(".")[0] == PACKAGE_DIR.name))
 
 
+@cache
+def _registry_packages() -> dict[str, str]:
+    """`NAME = Registry("package", ...)` in registry.py: {NAME: package}. A
+    module importing NAME loads every public module of that package."""
+    tree = ast.parse((PACKAGE_DIR / "registry.py").read_text(encoding="utf-8"))
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) \
+                and getattr(node.value.func, "id", None) == "Registry" and node.value.args \
+                and isinstance(node.value.args[0], ast.Constant):
+            out.update({t.id: str(node.value.args[0].value) for t in node.targets if isinstance(t, ast.Name)})
+    return out
+
+
 def _resolve(names: list[str]) -> frozenset[Path]:
     """The files of `names` and of the packages above them (importing a module
     runs its packages' __init__.py), but for `_NOT_FOLLOWED`."""
     files: set[Path] = set()
+    registries = _registry_packages()
+    names = list(names) + [registries[n.rpartition(".")[2]] + ".*" for n in names
+                           if n.startswith(f"{PACKAGE_DIR.name}.registry.") and n.rpartition(".")[2] in registries]
     for name in names:
         if name.endswith(".*"):
             pkg = _module_file(name[:-2])
