@@ -10,21 +10,23 @@ loops that drive them):
         -> (hits, evictions)
     contains(state, id) -> bool
 
-`serve` serves the request at accesses s..e-1 of the encoded trace: ids:
-dense block id per access (int32); flags: REQUEST_START / NOT_LOOKED_UP /
-PARTIAL_TAIL / BYPASS bits (uint8; a request's own bits are on its first
-access); prefix: count hits with `prefix` semantics (a request hits only its
-longest cached prefix) instead of `block` semantics (every access looked up
-on its own). It writes each access's hit into hits[s:e], the ids of the
-blocks it evicted to make room into evicted[:evictions] (a buffer of at least
-2 (e - s) + 1 entries; what a lower KV tier would take), and returns the request's
-looked-up hits and its eviction count. `contains` says whether a request
-could hit a block now (a precise router's lookup). The state is a tuple of
-arrays whose first is an int64 register array, registers[0] = blocks held,
+`serve` serves the whole requests at accesses s..e-1 of the encoded trace,
+in order (one at a time: a request finishes before the next starts; a
+cluster replica calls it once per request). ids: dense block id per access
+(int32); flags: REQUEST_START / NOT_LOOKED_UP / PARTIAL_TAIL / BYPASS bits
+(uint8; a request's own bits are on its first access); prefix: count hits
+with `prefix` semantics (a request hits only its longest cached prefix)
+instead of `block` semantics (every access looked up on its own). It writes
+each access's hit into hits[s:e], the ids of the blocks it evicted to make
+room into `evicted` (what a lower KV tier would take; at most 2 (e - s) + 1
+of them; a shorter buffer keeps the first ones), and returns the looked-up
+hits and the number of evictions. `contains` says whether a request could
+hit a block now (a precise router's lookup). The state is a tuple of arrays
+whose first is an int64 register array, registers[0] = blocks held,
 registers[1] = capacity (a capacity <= 0 serves nothing and never hits).
 
-One `serve` drives everything: the replay stage's whole-trace run (one
-`serve` per request in a numba loop), a cluster replica (cluster/simulate.py
+One `serve` drives everything: the replay stage's whole-trace run (a numba
+loop calling `serve` on runs of whole requests, kernels/_serve.py), a cluster replica (cluster/simulate.py
 holds one state per replica), and the tests of the in-engine hooks
 (engine/eviction.py).
 

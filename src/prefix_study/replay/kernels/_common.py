@@ -25,6 +25,11 @@ BYPASS = 8
 #: Kernels compile once per machine (cached next to the source) and release
 #: the GIL, so a caller may run several replays in threads.
 jit = nb.njit(cache=True, nogil=True, boundscheck=False)
+#: Helpers inlined into their caller by numba.
+inline = nb.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+#: A policy's `serve` (replay/policies.py) is inlined into each loop that
+#: drives it (kernels/_serve.py).
+serve_jit = inline
 
 
 @nb.njit(cache=True, inline="always")

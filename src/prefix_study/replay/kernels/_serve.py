@@ -3,9 +3,9 @@
 Every online policy is a pair of numba functions over explicit state arrays
 (replay/policies.py has the convention): `init(...) -> state` and
 `serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted) ->
-(hits, evictions)` for the request at accesses s..e-1, plus `contains(state,
+(hits, evictions)` for the whole requests at accesses s..e-1, plus `contains(state,
 id)` for a router's lookup. This module holds what every policy does with
-them: the whole-trace replay (one `serve` per request), a cluster replica's
+them: the whole-trace replay (`serve` over runs of whole requests), a cluster replica's
 serve, and the precise routers' overlap of every replica at once.
 
 numba cannot cache a function that takes another jitted function as an
@@ -30,6 +30,9 @@ import numpy as np
 
 from prefix_study.replay.kernels._common import NOT_LOOKED_UP, REQUEST_START, jit
 
+#: Accesses (whole requests) per `serve` call of a whole-trace replay.
+CHUNK = 4096
+
 _VERSION = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=4).hexdigest()
 
 # The loops below are templates: `serve` and `contains` are the globals that
@@ -37,20 +40,18 @@ _VERSION = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=4).hexdigest
 
 
 def _replay(state, ids, flags, cost, category, prefix, hits):  # pragma: no cover - numba
+    # Requests are served in runs of whole requests of about CHUNK accesses:
+    # one call per request would pay the call's set-up (reference counts of
+    # a dozen arrays) per request.
     n = ids.shape[0]
-    longest = 0
-    s = 0
-    for i in range(1, n + 1):
-        if i == n or (flags[i] & REQUEST_START):
-            if i - s > longest:
-                longest = i - s
-            s = i
-    evicted = np.empty(2 * longest + 1, dtype=np.int32)
+    evicted = np.empty(2 * CHUNK + 1, dtype=np.int32)
     s = 0
     while s < n:
-        e = s + 1
+        e = min(s + CHUNK, n)
         while e < n and not (flags[e] & REQUEST_START):
             e += 1
+        if 2 * (e - s) + 1 > evicted.shape[0]:
+            evicted = np.empty(2 * (e - s) + 1, dtype=np.int32)
         serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted)  # noqa: F821
         s = e
     return hits

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import NOT_LOOKED_UP, count_hit, jit
+from prefix_study.replay.kernels._common import NOT_LOOKED_UP, count_hit, jit, serve_jit
 from prefix_study.replay.kernels._dlist import init_lists, pop_tail, push_head, unlink
 from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
@@ -41,7 +41,7 @@ def contains(state, x):
     return w == _T1 or w == _T2
 
 
-@jit
+@serve_jit
 def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
     regs, fregs, nxt, prv, where = state
     capacity = regs[1]
@@ -100,7 +100,8 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
                         v = pop_tail(nxt, prv, T1)  # drop T1's LRU without a ghost
                         where[v] = _NONE
                         t1 -= 1
-                        evicted[ne] = v
+                        if ne < evicted.shape[0]:
+                            evicted[ne] = v
                         ne += 1
                         replace = False
                 elif t1 + b1 + t2 + b2 >= 2 * capacity and b2 > 0:
@@ -120,7 +121,8 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
                     push_head(nxt, prv, B2, v)
                     where[v] = _B2
                     b2 += 1
-                evicted[ne] = v
+                if ne < evicted.shape[0]:
+                    evicted[ne] = v
                 ne += 1
         if in_b1 or in_b2:
             push_head(nxt, prv, T2, x)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import NOT_LOOKED_UP, REQUEST_START, count_hit, jit
+from prefix_study.replay.kernels._common import NOT_LOOKED_UP, REQUEST_START, count_hit, jit, serve_jit
 from prefix_study.replay.kernels._heap import heap_push, heap_remove, heap_update
 from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
@@ -49,7 +49,7 @@ def contains(state, x):
     return state[2][x]
 
 
-@jit
+@serve_jit
 def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
     regs, fregs, cached, parent, children, value, seq, heap, where = state
     capacity = regs[1]
@@ -84,7 +84,8 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
             inflation = value[v]
             hsize = heap_remove(heap, where, value, seq, hsize, v)
             cached[v] = False
-            evicted[ne] = v
+            if ne < evicted.shape[0]:
+                evicted[ne] = v
             ne += 1
             size -= 1
             pv = parent[v]

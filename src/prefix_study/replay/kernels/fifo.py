@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, count_hit, jit
+from prefix_study.replay.kernels._common import NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, count_hit, inline, jit, serve_jit
 from prefix_study.replay.kernels._heap import heap_push, heap_remove
 from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
@@ -80,19 +80,52 @@ def _evict_oldest(state):
     return r
 
 
-@jit
+@inline
+def _finish_vllm(state, top, partial, evicted, ne):
+    """The running request finishes; returns ne. Its partial tail block gives
+    its slot back (evicting the oldest queued block if the pool was full),
+    then its blocks are released tail first."""
+    regs, rec_id, rec_stamp, rec_state, rec_next, rec_prev, id_head, id_tail, heap, where, k1, k2, held, free = state
+    if partial and regs[0] >= regs[1]:
+        r = _evict_oldest(state)
+        if r >= 0:
+            if ne < evicted.shape[0]:
+                evicted[ne] = rec_id[r]
+            ne += 1
+            regs[0] -= 1
+            free[regs[5]] = r
+            regs[5] += 1
+    for j in range(top - 1, -1, -1):
+        r = held[j]
+        rec_state[r] = _QUEUED
+        if rec_stamp[r] < 0:
+            rec_stamp[r] = regs[2]
+            regs[2] += 1
+        k1[r] = float(rec_stamp[r])
+        k2[r] = rec_stamp[r]
+        regs[4] = heap_push(heap, where, k1, k2, regs[4], r)
+    return ne
+
+
+@serve_jit
 def serve_vllm(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
     regs, rec_id, rec_stamp, rec_state, rec_next, rec_prev, id_head, id_tail, heap, where, k1, k2, held, free = state
     capacity = regs[1]
     if capacity <= 0:
         return 0, 0
-    top = 0
+    top = 0  # physical blocks held by the running request: held[:top]
     nh = 0
     ne = 0
     run = True
-    partial = (flags[s] & REQUEST_START) != 0 and (flags[s] & PARTIAL_TAIL) != 0
+    partial = False
     for i in range(s, e):
         f = flags[i]
+        if f & REQUEST_START:
+            if i > s:
+                ne = _finish_vllm(state, top, partial, evicted, ne)
+            partial = (f & PARTIAL_TAIL) != 0
+            top = 0
+            run = True
         x = ids[i]
         h = id_head[x] >= 0 and run and not (f & NOT_LOOKED_UP)
         run = h
@@ -118,7 +151,8 @@ def serve_vllm(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
             r = _evict_oldest(state)
             if r < 0:
                 continue  # every block is held by this request
-            evicted[ne] = rec_id[r]
+            if ne < evicted.shape[0]:
+                evicted[ne] = rec_id[r]
             ne += 1
         rec_id[r] = x
         rec_state[r] = _PINNED
@@ -133,26 +167,7 @@ def serve_vllm(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
         id_tail[x] = r
         held[top] = r
         top += 1
-    # The request finishes: its partial tail block gives its slot back
-    # (evicting the oldest queued block if the pool was full), then its
-    # blocks are released tail first.
-    if partial and regs[0] >= capacity:
-        r = _evict_oldest(state)
-        if r >= 0:
-            evicted[ne] = rec_id[r]
-            ne += 1
-            regs[0] -= 1
-            free[regs[5]] = r
-            regs[5] += 1
-    for j in range(top - 1, -1, -1):
-        r = held[j]
-        rec_state[r] = _QUEUED
-        if rec_stamp[r] < 0:
-            rec_stamp[r] = regs[2]
-            regs[2] += 1
-        k1[r] = float(rec_stamp[r])
-        k2[r] = rec_stamp[r]
-        regs[4] = heap_push(heap, where, k1, k2, regs[4], r)
+    ne = _finish_vllm(state, top, partial, evicted, ne)
     return nh, ne
 
 
@@ -169,7 +184,7 @@ def contains(state, x):
     return state[2][x]
 
 
-@jit
+@serve_jit
 def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
     regs, ring, cached = state
     cap = regs[1]
@@ -192,7 +207,8 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
             if size == cap:
                 v = ring[head]
                 cached[v] = False
-                evicted[ne] = v
+                if ne < evicted.shape[0]:
+                    evicted[ne] = v
                 ne += 1
             else:
                 size += 1

@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import NOT_LOOKED_UP, count_hit, jit
+from prefix_study.replay.kernels._common import NOT_LOOKED_UP, count_hit, jit, serve_jit
 from prefix_study.replay.kernels._heap import heap_push, heap_remove, heap_update
 from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
@@ -60,7 +60,7 @@ def contains(state, x):
     return state[2][x]
 
 
-@jit
+@serve_jit
 def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
     regs, fregs, cached, freq, key, seq, heap, where = state
     capacity = regs[1]
@@ -92,7 +92,8 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
                 age = key[v]
             size = heap_remove(heap, where, key, seq, size, v)
             cached[v] = False
-            evicted[ne] = v
+            if ne < evicted.shape[0]:
+                evicted[ne] = v
             ne += 1
         cached[x] = True
         freq[x] = 1.0

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import BYPASS, NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, count_hit, jit
+from prefix_study.replay.kernels._common import BYPASS, NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, count_hit, inline, jit, serve_jit
 from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
 
@@ -52,7 +52,39 @@ def contains_vllm(state, x):
     return state[3][x]
 
 
-@jit
+@inline
+def _finish_vllm(nxt, prv, cached, pinned, held, computed, top, used, capacity, partial, bypass, evicted, ne):
+    """The running request finishes; returns (used, ne). Its partial tail
+    block (uncached) took a slot from the queue head while it ran; vLLM
+    returns it to the front of the queue, so it is simply a free slot again.
+    Then its blocks are freed tail first."""
+    z = nxt.shape[0] - 1
+    if partial and used >= capacity and nxt[z] != z:
+        v = nxt[z]
+        q = nxt[v]
+        nxt[z] = q
+        prv[q] = z
+        cached[v] = False
+        used -= 1
+        if ne < evicted.shape[0]:
+            evicted[ne] = v
+        ne += 1
+    for j in range(top - 1, -1, -1):
+        b = held[j]
+        pinned[b] = False
+        if bypass and computed[j]:  # not admitted: a free slot again
+            cached[b] = False
+            used -= 1
+            continue
+        t = prv[z]
+        nxt[t] = b
+        prv[b] = t
+        nxt[b] = z
+        prv[z] = b
+    return used, ne
+
+
+@serve_jit
 def serve_vllm(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
     regs, nxt, prv, cached, pinned, held, computed = state
     capacity = regs[1]
@@ -60,17 +92,22 @@ def serve_vllm(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
         return 0, 0
     z = nxt.shape[0] - 1  # sentinel
     used = regs[0]
-    top = 0  # blocks held by this request: held[:top]; computed[j]: missed by it
+    top = 0  # blocks held by the running request: held[:top]; computed[j]: missed by it
     nh = 0
     ne = 0
     run = True
     partial = False
     bypass = False
-    if flags[s] & REQUEST_START:
-        partial = (flags[s] & PARTIAL_TAIL) != 0
-        bypass = (flags[s] & BYPASS) != 0
     for i in range(s, e):
         f = flags[i]
+        if f & REQUEST_START:
+            if i > s:
+                used, ne = _finish_vllm(nxt, prv, cached, pinned, held, computed, top, used, capacity,
+                                        partial, bypass, evicted, ne)
+            partial = (f & PARTIAL_TAIL) != 0
+            bypass = (f & BYPASS) != 0
+            top = 0
+            run = True
         x = ids[i]
         c = cached[x]
         if prefix:
@@ -100,7 +137,8 @@ def serve_vllm(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
                 nxt[z] = q
                 prv[q] = z
                 cached[v] = False
-                evicted[ne] = v
+                if ne < evicted.shape[0]:
+                    evicted[ne] = v
                 ne += 1
             else:
                 continue  # every block is held by this request
@@ -109,30 +147,8 @@ def serve_vllm(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
             held[top] = x
             computed[top] = True
             top += 1
-    # The request finishes. Its partial tail block (uncached) took a slot from
-    # the queue head while it ran; vLLM returns it to the front of the queue.
-    if partial and used >= capacity and nxt[z] != z:
-        v = nxt[z]
-        q = nxt[v]
-        nxt[z] = q
-        prv[q] = z
-        cached[v] = False
-        used -= 1
-        evicted[ne] = v
-        ne += 1
-    # Free its blocks tail first.
-    for j in range(top - 1, -1, -1):
-        b = held[j]
-        pinned[b] = False
-        if bypass and computed[j]:  # not admitted: a free slot again
-            cached[b] = False
-            used -= 1
-            continue
-        t = prv[z]
-        nxt[t] = b
-        prv[b] = t
-        nxt[b] = z
-        prv[z] = b
+    used, ne = _finish_vllm(nxt, prv, cached, pinned, held, computed, top, used, capacity, partial, bypass,
+                            evicted, ne)
     regs[0] = used
     return nh, ne
 
@@ -154,7 +170,7 @@ def contains(state, x):
     return state[3][x]
 
 
-@jit
+@serve_jit
 def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
     regs, nxt, prv, cached = state
     capacity = regs[1]
@@ -185,7 +201,8 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
                 nxt[p] = z
                 prv[z] = p
                 cached[v] = False
-                evicted[ne] = v
+                if ne < evicted.shape[0]:
+                    evicted[ne] = v
                 ne += 1
             else:
                 size += 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import NOT_LOOKED_UP, count_hit, jit
+from prefix_study.replay.kernels._common import NOT_LOOKED_UP, count_hit, jit, serve_jit
 from prefix_study.replay.kernels._dlist import init_lists, pop_tail, push_head, unlink
 from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
@@ -49,7 +49,7 @@ def contains(state, x):
     return w == _SMALL or w == _MAIN
 
 
-@jit
+@serve_jit
 def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
     regs, nxt, prv, where, freq = state
     capacity = regs[1]
@@ -99,7 +99,8 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
                     else:
                         where[t] = _NONE
                         n_main -= 1
-                        evicted[ne] = t
+                        if ne < evicted.shape[0]:
+                            evicted[ne] = t
                         ne += 1
                         break
             else:
@@ -114,7 +115,8 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
                         n_main += 1
                     else:
                         where[t] = _NONE
-                        evicted[ne] = t
+                        if ne < evicted.shape[0]:
+                            evicted[ne] = t
                         ne += 1
                         if ghost_cap > 0:
                             while n_ghost + 1 > ghost_cap:

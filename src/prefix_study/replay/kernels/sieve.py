@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import NOT_LOOKED_UP, count_hit, jit
+from prefix_study.replay.kernels._common import NOT_LOOKED_UP, count_hit, jit, serve_jit
 from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
 
@@ -31,7 +31,7 @@ def contains(state, x):
     return state[4][x]
 
 
-@jit
+@serve_jit
 def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
     regs, newer, older, visited, cached = state
     capacity = regs[1]
@@ -73,7 +73,8 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
             else:
                 head = o
             cached[v] = False
-            evicted[ne] = v
+            if ne < evicted.shape[0]:
+                evicted[ne] = v
             ne += 1
         else:
             size += 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import NOT_LOOKED_UP, count_hit, jit
+from prefix_study.replay.kernels._common import NOT_LOOKED_UP, count_hit, jit, serve_jit
 from prefix_study.replay.kernels._dlist import init_lists, pop_tail, push_head, unlink
 from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
@@ -45,7 +45,7 @@ def contains(state, x):
     return w == _IN or w == _AM
 
 
-@jit
+@serve_jit
 def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
     regs, nxt, prv, where = state
     capacity = regs[1]
@@ -88,7 +88,8 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
                 v = pop_tail(nxt, prv, IN)
                 n_in -= 1
                 where[v] = _NONE
-                evicted[ne] = v
+                if ne < evicted.shape[0]:
+                    evicted[ne] = v
                 ne += 1
                 if out_cap > 0:
                     while n_out + 1 > out_cap:
@@ -102,14 +103,16 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
                 v = pop_tail(nxt, prv, AM)
                 where[v] = _NONE
                 n_am -= 1
-                evicted[ne] = v
+                if ne < evicted.shape[0]:
+                    evicted[ne] = v
                 ne += 1
         if ghost and am_cap > 0:
             while n_am + 1 > am_cap:
                 v = pop_tail(nxt, prv, AM)
                 where[v] = _NONE
                 n_am -= 1
-                evicted[ne] = v
+                if ne < evicted.shape[0]:
+                    evicted[ne] = v
                 ne += 1
             push_head(nxt, prv, AM, x)
             where[x] = _AM

@@ -54,7 +54,7 @@ import math
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import NOT_LOOKED_UP, REQUEST_START, count_hit, jit
+from prefix_study.replay.kernels._common import NOT_LOOKED_UP, REQUEST_START, count_hit, jit, serve_jit
 from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
 
@@ -98,7 +98,7 @@ def contains(state, x):
     return state[5][x]
 
 
-@jit
+@serve_jit
 def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
     regs, fregs, nxt, prv, in_list, cached, cat_of, last_req, accesses, reuses, interval_sum = state
     capacity = regs[1]
@@ -172,7 +172,8 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
                 prv[q_] = p_
                 in_list[cat_of[v]] -= 1
                 cached[v] = False
-                evicted[ne] = v
+                if ne < evicted.shape[0]:
+                    evicted[ne] = v
                 ne += 1
             else:
                 size += 1
