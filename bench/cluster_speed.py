@@ -72,7 +72,10 @@ def run_worker(src: Path, args: argparse.Namespace) -> dict[tuple[str, str], dic
     cmd = [sys.executable, __file__, "--worker", "--trace", args.trace, "--replicas", str(args.replicas),
            "--capacity", str(args.capacity), "--policies", *args.policies]
     env = {**os.environ, "PYTHONPATH": str(src)}
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"worker on {src} failed:\n{proc.stderr[-3000:]}")
+    out = proc.stdout
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     return {(r["policy"], r["run"]): r for r in rows}
 
@@ -90,7 +93,7 @@ def main() -> None:
         worker(args)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline_rev, "src"], check=True,
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline_rev, "src", "conf"], check=True,
                                  capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         print(f"baseline: {args.baseline_rev} (Python replica caches); new: {REPO / 'src'}; "

@@ -42,3 +42,14 @@ def count_hit(cached: bool, flag: int, run: bool, prefix: bool) -> tuple[bool, b
         hit = cached and run and not (flag & NOT_LOOKED_UP)
         return hit, hit
     return cached, run
+
+
+@inline
+def record_hit(hits, i, cached, flag, run, prefix, counted):
+    """`count_hit` for access i of a `serve`: writes hits[i] and returns (run,
+    counted), counted being the looked-up hits so far."""
+    h, run = count_hit(cached, flag, run, prefix)
+    hits[i] = h
+    if h and not (flag & NOT_LOOKED_UP):
+        counted += 1
+    return run, counted

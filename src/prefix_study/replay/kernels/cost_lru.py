@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import NOT_LOOKED_UP, REQUEST_START, count_hit, jit, serve_jit
+from prefix_study.replay.kernels._common import REQUEST_START, jit, record_hit, serve_jit
 from prefix_study.replay.kernels._heap import heap_push, heap_remove, heap_update
 from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
@@ -69,10 +69,7 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
             parent[x] = -1 if (f & REQUEST_START) or prev < 0 else prev
         prev = x
         c = cached[x]
-        h, run = count_hit(c, f, run, prefix)
-        hits[i] = h
-        if h and not (f & NOT_LOOKED_UP):
-            nh += 1
+        run, nh = record_hit(hits, i, c, f, run, prefix, nh)
         value[x] = inflation + cost[i]
         seq[x] = i
         if c:

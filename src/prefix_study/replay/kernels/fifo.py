@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, count_hit, inline, jit, serve_jit
+from prefix_study.replay.kernels._common import NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, inline, jit, record_hit, serve_jit
 from prefix_study.replay.kernels._heap import heap_push, heap_remove
 from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
@@ -199,10 +199,7 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
         x = ids[i]
         f = flags[i]
         c = cached[x]
-        h, run = count_hit(c, f, run, prefix)
-        hits[i] = h
-        if h and not (f & NOT_LOOKED_UP):
-            nh += 1
+        run, nh = record_hit(hits, i, c, f, run, prefix, nh)
         if not c:
             if size == cap:
                 v = ring[head]

@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import NOT_LOOKED_UP, count_hit, jit, serve_jit
+from prefix_study.replay.kernels._common import jit, record_hit, serve_jit
 from prefix_study.replay.kernels._heap import heap_push, heap_remove, heap_update
 from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
@@ -76,10 +76,7 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
         x = ids[i]
         f = flags[i]
         c = cached[x]
-        h, run = count_hit(c, f, run, prefix)
-        hits[i] = h
-        if h and not (f & NOT_LOOKED_UP):
-            nh += 1
+        run, nh = record_hit(hits, i, c, f, run, prefix, nh)
         if c:
             freq[x] += 1.0
             key[x] = age + freq[x] if aging else freq[x]

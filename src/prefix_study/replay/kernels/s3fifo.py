@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import NOT_LOOKED_UP, count_hit, jit, serve_jit
+from prefix_study.replay.kernels._common import jit, record_hit, serve_jit
 from prefix_study.replay.kernels._dlist import init_lists, pop_tail, push_head, unlink
 from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
@@ -73,10 +73,7 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
         f = flags[i]
         w = where[x]
         c = w == _SMALL or w == _MAIN
-        h, run = count_hit(c, f, run, prefix)
-        hits[i] = h
-        if h and not (f & NOT_LOOKED_UP):
-            nh += 1
+        run, nh = record_hit(hits, i, c, f, run, prefix, nh)
         if c:
             if freq[x] < 127:
                 freq[x] += 1

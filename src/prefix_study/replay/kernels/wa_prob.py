@@ -54,7 +54,7 @@ import math
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import NOT_LOOKED_UP, REQUEST_START, count_hit, jit, serve_jit
+from prefix_study.replay.kernels._common import REQUEST_START, jit, record_hit, serve_jit
 from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
 
@@ -123,10 +123,7 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
         x = ids[i]
         k = category[i]
         c = cached[x]
-        h, run = count_hit(c, f, run, prefix)
-        hits[i] = h
-        if h and not (f & NOT_LOOKED_UP):
-            nh += 1
+        run, nh = record_hit(hits, i, c, f, run, prefix, nh)
         # Reuse statistics of the category the block was last accessed in.
         accesses[k] += 1.0
         if last_req[x] >= 0:
