@@ -1,34 +1,83 @@
-"""Cluster simulation speed on the Mooncake conversation trace.
+"""Cluster simulation speed on the Mooncake conversation trace, against the
+release whose replicas ran Python caches (cluster/caches/, deleted since).
 
 Every router (basic ones, and the prefix-aware ones in both variants) routes
 the 12,031 requests of Mooncake's conversation trace (512-token blocks) to 16
-replicas; target: under 60 s in total on this machine with `lru` replicas.
-Prints requests/s per router, and as the baseline measured in the same run
-the single-instance `prefix` LRU replay (numba kernel) over the same trace.
-Further replica policies (`--policies`, default also `arc`) repeat every
-router and print their time as a ratio of the `lru` run's.
+replicas, with `lru` and `arc` replicas (`--policies`). The same driver (this
+file, `--worker`) runs twice in subprocesses, one after the other: once on
+this tree's sources and once on the baseline revision's (`git archive REV
+src`, default fe70618, the last release with Python replica caches). Each
+worker first warms up on 200 requests (numba compiles or loads its cache),
+then times every run in CPU seconds. Prints both CPU times per run and in
+total, their ratio (target: >= 4x), and checks that both give the same
+replica and hit count for every request of every run.
 
     PYTHONPATH=src python bench/cluster_speed.py [--trace PATH] [--replicas 16] [--policies lru arc]
+        [--baseline-rev fe70618]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
-import numpy as np
-from omegaconf import OmegaConf
+TARGET_RATIO = 4.0
+REPO = Path(__file__).resolve().parents[1]
 
-from prefix_study.cluster.costs import cost_model
-from prefix_study.cluster.requests import requests_from_trace
-from prefix_study.cluster.routers import router_labels, router_names
-from prefix_study.cluster.simulate import run_metrics, simulate
-from prefix_study.cluster.stage import external_lengths
-from prefix_study.config.compose import compose_config
-from prefix_study.replay import encode_trace, replay_hit_mask
-from prefix_study.traces.importers import import_trace
 
-TARGET_S = 60.0
+def worker(args: argparse.Namespace) -> None:
+    from omegaconf import OmegaConf
+
+    from prefix_study.cluster.costs import cost_model
+    from prefix_study.cluster.requests import requests_from_trace
+    from prefix_study.cluster.routers import router_labels, router_names
+    from prefix_study.cluster.simulate import run_metrics, simulate
+    from prefix_study.cluster.stage import external_lengths
+    from prefix_study.config.compose import compose_config
+    from prefix_study.traces.importers import import_trace
+
+    cfg = compose_config(["+workload@workloads.mooncake=mooncake", f"workloads.mooncake.trace_path={args.trace}",
+                          f"cluster.capacity={args.capacity}"])
+    frame, _ = import_trace("mooncake", args.trace, "mooncake")
+    lengths = external_lengths(cfg.workloads.mooncake, "mooncake")
+    reqs = requests_from_trace(frame, 512, lengths)
+    first = frame["request_id"].unique(maintain_order=True).head(200)
+    warm = requests_from_trace(frame.filter(frame["request_id"].is_in(first)), 512, lengths)
+    params = OmegaConf.to_container(cfg.cluster.router, resolve=True)
+    cost = cost_model(cfg)
+    labels = router_labels(router_names(), ["precise", "approximate"])
+    for policy in args.policies:
+        for router, variant in labels:  # compile (or load numba's cache) outside the timing
+            simulate(warm, args.replicas, router, variant, params.get(router, {}), policy, args.capacity, cost,
+                     int(cfg.cluster.max_batch))
+        for router, variant in labels:
+            c0 = time.process_time()
+            run = simulate(reqs, args.replicas, router, variant, params.get(router, {}), policy, args.capacity,
+                           cost, int(cfg.cluster.max_batch))
+            cpu = time.process_time() - c0
+            digest = hashlib.sha256(run.replica.tobytes() + run.hit_blocks.tobytes()).hexdigest()
+            print(json.dumps({"policy": policy, "run": f"{router}/{variant}" if variant else router, "cpu_s": cpu,
+                              "requests": len(reqs), "hit_rate": run_metrics(run)["hit_rate"],
+                              "digest": digest}), flush=True)
+
+
+def run_worker(src: Path, args: argparse.Namespace) -> dict[tuple[str, str], dict]:
+    cmd = [sys.executable, __file__, "--worker", "--trace", args.trace, "--replicas", str(args.replicas),
+           "--capacity", str(args.capacity), "--policies", *args.policies]
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"worker on {src} failed:\n{proc.stderr[-3000:]}")
+    out = proc.stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return {(r["policy"], r["run"]): r for r in rows}
 
 
 def main() -> None:
@@ -36,55 +85,38 @@ def main() -> None:
     ap.add_argument("--trace", default="/work/shared/data/mooncake/conversation_trace.jsonl")
     ap.add_argument("--replicas", type=int, default=16)
     ap.add_argument("--capacity", type=int, default=1024, help="blocks of 512 tokens per replica")
-    ap.add_argument("--policies", nargs="+", default=["lru", "arc"], help="replica policies (lru first)")
+    ap.add_argument("--policies", nargs="+", default=["lru", "arc"], help="replica policies")
+    ap.add_argument("--baseline-rev", default="fe70618", help="git revision with the Python replica caches")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    cfg = compose_config(["+workload@workloads.mooncake=mooncake", f"workloads.mooncake.trace_path={args.trace}",
-                          f"cluster.capacity={args.capacity}"])
-    t0 = time.perf_counter()
-    frame, report = import_trace("mooncake", args.trace, "mooncake")
-    reqs = requests_from_trace(frame, 512, external_lengths(cfg.workloads.mooncake, "mooncake"))
-    load_s = time.perf_counter() - t0
-    print(f"{len(reqs)} requests, {reqs.lookup_blocks} block lookups, load {load_s:.2f} s; "
-          f"{args.replicas} replicas x {args.capacity} blocks; cost model {type(cost_model(cfg)).__name__}")
-
-    trace = encode_trace(frame)
-    replay_hit_mask(trace, "lru", args.capacity, "prefix")  # compile
-    t0 = time.perf_counter()
-    hits = replay_hit_mask(trace, "lru", args.capacity, "prefix")
-    base_s = time.perf_counter() - t0
-    base_rps = len(reqs) / base_s
-    print(f"baseline: single-instance prefix LRU replay (numba): {base_rps:,.0f} requests/s, "
-          f"hit rate {(hits & trace.looked_up).sum() / trace.num_lookups:.3f}")
-
-    params = OmegaConf.to_container(cfg.cluster.router, resolve=True)
-    cost = cost_model(cfg)
-    policies = ["lru"] + [p for p in args.policies if p != "lru"]
-    totals = {}
-    for policy in policies:
-        total = cpu_total = 0.0
-        print(f"\nreplica policy {policy}")
-        print(f"{'router':32s} {'req/s':>9s} {'seconds':>8s} {'cpu s':>7s} {'vs replay':>9s} {'hit rate':>8s} "
-              f"{'TTFT p90':>9s}")
-        for router, variant in router_labels(router_names(), ["precise", "approximate"]):
-            t0, c0 = time.perf_counter(), time.process_time()
-            run = simulate(reqs, args.replicas, router, variant, params.get(router, {}), policy,
-                           args.capacity, cost, int(cfg.cluster.max_batch))
-            dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-            total += dt
-            cpu_total += cpu
-            m = run_metrics(run)
-            label = f"{router}/{variant}" if variant else router
-            print(f"{label:32s} {len(reqs) / dt:9,.0f} {dt:8.2f} {cpu:7.2f} {len(reqs) / dt / base_rps:9.4f} "
-                  f"{m['hit_rate']:8.3f} {m['ttft_p90_s']:9.3f}")
-        totals[policy] = (total, cpu_total)
-        if policy == "lru":
-            print(f"total {total:.1f} s wall ({cpu_total:.1f} s CPU; wall exceeds CPU on a machine shared with "
-                  f"other jobs) for every router; target < {TARGET_S:.0f} s: ratio {total / TARGET_S:.2f} "
-                  f"of the budget{'' if total < TARGET_S else '  -- OVER BUDGET'}")
-        else:
-            print(f"total {total:.1f} s wall ({cpu_total:.1f} s CPU) for every router: "
-                  f"{cpu_total / totals['lru'][1]:.2f} x the lru run's CPU time")
-    assert np.isfinite(total)
+    if args.worker:
+        worker(args)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline_rev, "src", "conf"], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        print(f"baseline: {args.baseline_rev} (Python replica caches); new: {REPO / 'src'}; "
+              f"{args.replicas} replicas x {args.capacity} blocks", flush=True)
+        new = run_worker(REPO / "src", args)
+        old = run_worker(Path(tmp) / "src", args)
+    print(f"{'policy':7s} {'run':32s} {'old cpu s':>9s} {'new cpu s':>9s} {'ratio':>6s} {'hit rate':>8s} same")
+    total_old = total_new = 0.0
+    same_all = True
+    for key, o in old.items():
+        n = new[key]
+        same = o["digest"] == n["digest"]
+        same_all &= same
+        total_old += o["cpu_s"]
+        total_new += n["cpu_s"]
+        print(f"{key[0]:7s} {key[1]:32s} {o['cpu_s']:9.2f} {n['cpu_s']:9.2f} {o['cpu_s'] / n['cpu_s']:6.1f} "
+              f"{n['hit_rate']:8.3f} {'yes' if same else 'NO'}")
+    ratio = total_old / total_new
+    print(f"total CPU: old {total_old:.1f} s, new {total_new:.1f} s: {ratio:.2f}x faster "
+          f"(target >= {TARGET_RATIO:.0f}x{'' if ratio >= TARGET_RATIO else ': MISSED'}); "
+          f"replica and hits of every request identical in every run: {'yes' if same_all else 'NO'}")
+    if not same_all or set(old) != set(new):
+        raise SystemExit("old and new cluster runs differ")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ print(json.dumps([time.perf_counter() - w0, time.process_time() - c0, "numba" in
 
 LOAD_EVERY_ENTRY = """
 from prefix_study import registry
-for r in (registry.POLICY_REGISTRY, registry.ROUTER_REGISTRY, registry.CACHE_REGISTRY,
+for r in (registry.POLICY_REGISTRY, registry.ROUTER_REGISTRY,
           registry.TRACE_FORMAT_REGISTRY):
     r.load_all()
 """

@@ -13,8 +13,8 @@ empty, the workloads whose sequential prefix-LRU hit rate on the LRU engine
 run's trace (their requests alone) reaches `mix.friendly_threshold`, as the
 mixed stage chooses. The replay prediction replays each engine run's derived
 trace (the order the engine ran) at capacity - 1: `lru` and `fifo` with their
-vLLM free-queue prefix kernels, `wa_lru` with the BYPASS flag
-(mixed/workload_aware.py), `sieve` with the generic prefix kernel (which does
+vLLM block-pool `serve` (their prefix state machines), `wa_lru` with the BYPASS flag
+(mixed/workload_aware.py), `sieve` with its block-state `serve` counted by prefix (which does
 not model pinning; an approximation). Token hit rates overall and per
 workload, and the number of requests whose cached tokens differ. Writes
 `<out>.md`, `<out>.parquet`, `<out>.png/.svg`.

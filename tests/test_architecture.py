@@ -238,7 +238,7 @@ def modules_loaded_by(code: str) -> list[str]:
 def registry_entries(modules: list[str]) -> list[str]:
     """Entry modules of the one-module-per-entry registries among `modules`."""
     packages = ("prefix_study.replay.kernels.", "prefix_study.cluster.routers.",
-                "prefix_study.cluster.caches.", "prefix_study.traces.formats.")
+                "prefix_study.traces.formats.")
     return [m for m in modules if m.startswith(packages) and not m.rsplit(".", 1)[1].startswith("_")]
 
 

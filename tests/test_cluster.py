@@ -1,4 +1,4 @@
-"""Cluster stage: replica caches equal the replay kernels, the queue model,
+"""Cluster stage: replica caches equal the replay, the queue model,
 routers, validation and byte-identical tables."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from prefix_study.cluster.caches import CacheContext, cache_names, make_cache
 from prefix_study.cluster.costs import EngineClockCost, cost_model
 from prefix_study.cluster.queue import ReplicaQueue
+from prefix_study.cluster.replicas import replica_policy_names
 from prefix_study.cluster.requests import requests_from_trace
 from prefix_study.cluster.routers import router_labels, router_names
 from prefix_study.cluster.simulate import run_metrics, simulate
@@ -21,7 +21,7 @@ from prefix_study.config.validate import ConfigError
 from prefix_study.replay import encode_trace, infinite_cache_hits, replay_hit_mask
 from prefix_study.replay.per_request import per_request_from_mask, per_request_hits
 from prefix_study.replay.synthetic import SyntheticTraceConfig, synthetic_trace, trace_from_requests
-from test_cluster_caches import with_request_columns
+from test_cluster_caches import serve_all, with_request_columns
 
 COST = EngineClockCost(step_overhead_s=0.004, token_time_s=0.0002)  # the engine's default clock
 
@@ -71,27 +71,22 @@ def partial_tail_trace(seed: int, n: int = 300):
     return with_request_columns(trace_from_requests(reqs, lookup=lookup), reqs, rids, workloads, partial)
 
 
-@pytest.mark.parametrize("policy", cache_names())
+@pytest.mark.parametrize("policy", replica_policy_names())
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_incremental_cache_equals_the_replay_kernel(policy, seed):
+def test_replica_cache_equals_the_replay(policy, seed):
     frame = partial_tail_trace(seed)
     trace = encode_trace(frame)
     reqs = requests_from_trace(frame, 32)
     assert reqs.num_categories == 16 and len(set(reqs.category)) > 4
     for capacity in (3, 8, 20, 60):
         expected = per_request_hits(frame, capacity, policy, "prefix")["hit_blocks"].to_list()
-        cache = make_cache(policy, capacity, CacheContext(reqs.num_categories))
-        got = []
-        for b, k, p, c in zip(reqs.blocks, reqs.n_lookup, reqs.partial_tail, reqs.category):
-            predicted = cache.overlap(b, k)
-            got.append(cache.serve(b, k, p, c))
-            assert got[-1] <= predicted  # an eviction inside the request can only shorten it
+        got = serve_all(frame, policy, capacity)
         assert got == expected, (policy, capacity)
         assert sum(got) == int((replay_hit_mask(trace, policy, capacity, "prefix") & trace.looked_up).sum())
         assert sum(got) > 0
 
 
-@pytest.mark.parametrize("policy", cache_names())
+@pytest.mark.parametrize("policy", replica_policy_names())
 def test_one_replica_equals_the_single_instance_prefix_replay(policy, params, cfg):
     """Every router, every policy: one replica sees the whole trace in order.
     The stage's cost model (config's model and hardware) times the queues and

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from prefix_study.registry import CACHE_REGISTRY, POLICY_REGISTRY, ROUTER_REGISTRY, TRACE_FORMAT_REGISTRY
+from prefix_study.registry import POLICY_REGISTRY, ROUTER_REGISTRY, TRACE_FORMAT_REGISTRY
 
 
 def registered(registry) -> list[str]:
@@ -15,14 +15,12 @@ def registered(registry) -> list[str]:
         from prefix_study.replay.policies import POLICIES as table
     elif registry is ROUTER_REGISTRY:
         from prefix_study.cluster.routers import ROUTERS as table
-    elif registry is CACHE_REGISTRY:
-        from prefix_study.cluster.caches import CACHES as table
     else:
         from prefix_study.traces.formats import _FORMATS as table
     return list(table)
 
 
-@pytest.mark.parametrize("registry", [POLICY_REGISTRY, ROUTER_REGISTRY, CACHE_REGISTRY, TRACE_FORMAT_REGISTRY],
+@pytest.mark.parametrize("registry", [POLICY_REGISTRY, ROUTER_REGISTRY, TRACE_FORMAT_REGISTRY],
                          ids=lambda r: r.what)
 def test_names_read_from_the_files_are_the_registered_ones(registry):
     names = registry.names()
@@ -44,3 +42,13 @@ def test_the_schema_spells_omegaconfs_missing_mark():
     from prefix_study.config import schema
 
     assert schema.MISSING == MISSING
+
+
+def test_online_policies_are_read_from_the_files_as_they_register():
+    """The cluster's policy list (online: a per-request serve) comes from the
+    sources without importing numba; it must equal what the kernels register."""
+    from prefix_study.replay.policies import POLICIES, online_policy_names
+
+    POLICY_REGISTRY.load_all()
+    assert online_policy_names() == sorted(n for n, p in POLICIES.items() if p.online)
+    assert "belady" not in online_policy_names() and "lru" in online_policy_names()

@@ -77,10 +77,10 @@ def test_infinite_capacity_reaches_the_bound_in_both_semantics(requests):
 @given(st.one_of(chained_requests().map(chained), any_requests().map(unchained)))
 def test_prefix_hits_never_exceed_block_hits_with_the_same_order(trace):
     # Same cache updates, stricter hit rule: access by access, a prefix hit is
-    # a block hit. `lru` and `fifo` have their own prefix kernels (vLLM's free
+    # a block hit. `lru` and `fifo` have their own prefix state machines (vLLM's free
     # queue), so the plain-LRU order is `lru_plain` (identical to `lru` under
     # block semantics).
-    for policy in [p for p in policy_names() if get_policy(p).prefix_kernel is None]:
+    for policy in [p for p in policy_names() if get_policy(p).prefix_machine is None]:
         for cap in CAPACITIES:
             block = replay_hit_mask(trace, policy, cap, "block")
             prefix = replay_hit_mask(trace, policy, cap, "prefix")

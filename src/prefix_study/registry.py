@@ -1,5 +1,5 @@
 """Registries whose entries are one module each: replay policies, routers,
-replica caches, trace formats.
+trace formats.
 
 An entry module registers itself when imported (`@register_policy("lru", ...)`
 and the like). Listing a registry's names must not import its entries (numba
@@ -52,6 +52,11 @@ class Registry:
     def names(self) -> list[str]:
         return list(self.modules())
 
+    def with_keyword(self, keyword: str) -> list[str]:
+        """Entries whose registering call passes `keyword=` (read from the
+        sources, like the names: e.g. the offline policies, `kernel=`)."""
+        return [n for n, kws in _entry_keywords(self.package, self.register).items() if keyword in kws]
+
     def load(self, name: str) -> None:
         """Import the module that registers `name` (KeyError naming the known ones)."""
         modules = self.modules()
@@ -66,8 +71,19 @@ class Registry:
 
 @cache
 def _entry_modules(package: str, register: str) -> dict[str, str]:
+    return {name: module for name, (module, _) in _entries(package, register).items()}
+
+
+@cache
+def _entry_keywords(package: str, register: str) -> dict[str, frozenset[str]]:
+    return {name: keywords for name, (_, keywords) in _entries(package, register).items()}
+
+
+@cache
+def _entries(package: str, register: str) -> dict[str, tuple[str, frozenset[str]]]:
+    """name -> (module, keywords of its registering call)."""
     directory = package_dir(package)
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, frozenset[str]]] = {}
     for info in sorted(pkgutil.iter_modules([str(directory)]), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
@@ -80,14 +96,14 @@ def _entry_modules(package: str, register: str) -> dict[str, str]:
                 if name is None:
                     raise ValueError(f"{path}:{node.lineno}: {register}(...) needs the entry name as a string "
                                      "literal (registries list names without importing their modules)")
-                found.append((node.lineno, name))
+                found.append((node.lineno, name, frozenset(k.arg for k in node.keywords if k.arg)))
         if not found:
             raise ValueError(f"{path}: a public module of {package} must register an entry with {register}(...) "
                              "(prefix private helpers with `_`)")
-        for _, name in sorted(found):
+        for _, name, keywords in sorted(found):
             if name in out:
-                raise ValueError(f"{package}: {name!r} registered by both {out[name]} and {module}")
-            out[name] = module
+                raise ValueError(f"{package}: {name!r} registered by both {out[name][0]} and {module}")
+            out[name] = (module, keywords)
     return out
 
 
@@ -95,5 +111,4 @@ def _entry_modules(package: str, register: str) -> dict[str, str]:
 #: registered objects; these say where the entries are.
 POLICY_REGISTRY = Registry("prefix_study.replay.kernels", "register_policy", "policy")
 ROUTER_REGISTRY = Registry("prefix_study.cluster.routers", "register_router", "router")
-CACHE_REGISTRY = Registry("prefix_study.cluster.caches", "register_cache", "cluster cache")
 TRACE_FORMAT_REGISTRY = Registry("prefix_study.traces.formats", "register_trace_format", "trace format")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from prefix_study.replay.trace import (NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, encode_trace,
+from prefix_study.replay.trace import (NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, BlockTrace, encode_trace,
                                       positions_from_flags)
 
 #: Columns of a lengths frame (one row per request).
@@ -58,6 +58,11 @@ class ClusterRequests:
     # BlockTrace.categories of each request, and how many there are.
     category: list[int]
     num_categories: int
+    # The encoded trace the replicas' caches serve: request i is its
+    # accesses start[i]..end[i]-1.
+    trace: BlockTrace
+    start: list[int]
+    end: list[int]
 
     def __len__(self) -> int:
         return len(self.request_id)
@@ -129,4 +134,7 @@ def requests_from_trace(frame: pl.DataFrame, block_size: int,
         num_ids=trace.num_ids,
         category=category[starts].tolist(),
         num_categories=int(num_categories),
+        trace=trace,
+        start=starts.tolist(),
+        end=ends.tolist(),
     )

@@ -2,7 +2,8 @@
 
 Requests arrive in trace order. At each arrival every replica's queue is
 advanced to the arrival time, the router picks a replica from what it can
-see, the replica's cache (`cluster.policy`, cluster/caches/) serves the
+see, the replica's cache (`cluster.policy`, cluster/replicas.py: the
+policy's own numba `serve`, as in the replay stage) serves the
 request (its hits become the prompt's cached tokens), and the request joins
 the replica's queue, whose cost model decides when its first token and its
 last token come. Load, queueing and
@@ -23,8 +24,8 @@ from typing import Any, Mapping
 import numpy as np
 from tqdm import tqdm
 
-from prefix_study.cluster.caches import CacheContext, ReplicaCache, make_cache
 from prefix_study.cluster.queue import CostModelLike, ReplicaQueue
+from prefix_study.cluster.replicas import ReplicaCaches
 from prefix_study.cluster.requests import ClusterRequests
 from prefix_study.cluster.routers import get_router
 from prefix_study.cost import CostModel
@@ -44,10 +45,9 @@ class Cluster:
         # The stage's cost model (the config's model on its hardware) also
         # prices recomputes (cost_lru), as in the replay stage; a clock that
         # cannot (EngineClockCost, tests) leaves them to the stand-in.
-        context = CacheContext(requests.num_categories, requests.block_size,
-                               cost if isinstance(cost, CostModel) else None)
-        self.caches: list[ReplicaCache] = [make_cache(policy, capacity_blocks, context)
-                                           for _ in range(num_replicas)]
+        self.caches = ReplicaCaches(requests.trace, policy, num_replicas, capacity_blocks,
+                                    requests.max_request_blocks(),
+                                    cost if isinstance(cost, CostModel) else None, requests.block_size)
         self.queues = [ReplicaQueue(cost, max_batch, requests.block_size, self.first_token_s, self.finish_s)
                        for _ in range(num_replicas)]
         self.now = 0.0
@@ -57,8 +57,7 @@ class Cluster:
     def exact_overlaps(self, i: int) -> list[int]:
         """Per replica, the leading prompt blocks of request i it caches now."""
         if self._overlaps_of != i:
-            blocks, n = self.requests.blocks[i], self.requests.n_lookup[i]
-            self._overlaps = [c.overlap(blocks, n) for c in self.caches]
+            self._overlaps = self.caches.overlaps(self.requests.start[i], self.requests.end[i])
             self._overlaps_of = i
         return self._overlaps
 
@@ -97,9 +96,8 @@ def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant:
     cached = np.zeros(n, np.int64)
     overrode = np.full(n, -1, np.int8)
     off_best = np.zeros(n, np.bool_)
-    arrival, blocks, n_lookup = requests.arrival_s, requests.blocks, requests.n_lookup
-    partial, prompt, output = requests.partial_tail, requests.prompt_tokens, requests.output_tokens
-    category = requests.category
+    arrival, n_lookup, start, end = requests.arrival_s, requests.n_lookup, requests.start, requests.end
+    prompt, output = requests.prompt_tokens, requests.output_tokens
     queues, caches = cluster.queues, cluster.caches
     last = -np.inf
     for i in tqdm(range(n), desc=f"{rt.label} x{num_replicas}", unit="req", disable=not progress,
@@ -115,7 +113,7 @@ def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant:
         r, flag = rt.choose(i, cluster)
         exact = cluster.exact_overlaps(i)
         off_best[i] = exact[r] < max(exact)
-        h = caches[r].serve(blocks[i], n_lookup[i], partial[i], category[i])
+        h = caches.serve(r, start[i], end[i])
         hits[i] = h
         c = min(h * bs, prompt[i] - 1)  # the last prompt token is always computed
         cached[i] = c

@@ -469,7 +469,7 @@ class ClusterConfig:
         "dynamo_kv", "sglang_cache_aware", "llmd"])
     # Variants of the prefix-aware routers (values from ROUTER_VARIANTS).
     variants: list[str] = field(default_factory=lambda: ["precise"])
-    # Every replica's eviction policy: an online replay policy (cluster/caches/).
+    # Every replica's eviction policy: an online replay policy (cluster/replicas.py).
     policy: str = "lru"
     # Per-replica cache capacity, in capacity_unit (CAPACITY_UNITS).
     capacity: float = 256

@@ -389,7 +389,7 @@ def validate_cost(cfg: Any) -> None:
 
 
 def validate_cluster(cfg: Any) -> None:
-    from prefix_study.cluster.caches import cache_names, unsupported_reason
+    from prefix_study.replay.policies import online_policy_names, unsupported_reason
     from prefix_study.cluster.capacity import capacity_error, selected_workloads
     from prefix_study.cluster.routers import router_names
 
@@ -405,8 +405,8 @@ def validate_cluster(cfg: Any) -> None:
     for v in variants:
         _require(v in ROUTER_VARIANTS, "cluster.variants", v, f"values from {list(ROUTER_VARIANTS)}")
     reason = unsupported_reason(c.policy)
-    _require(c.policy in cache_names(), "cluster.policy", c.policy,
-             f"one of {cache_names()} (policies with an incremental replica cache)"
+    _require(c.policy in online_policy_names(), "cluster.policy", c.policy,
+             f"one of {online_policy_names()} (online policies)"
              + (f"; {reason}" if reason else ""))
     _require(c.capacity_unit in CAPACITY_UNITS, "cluster.capacity_unit", c.capacity_unit,
              f"one of {list(CAPACITY_UNITS)}")

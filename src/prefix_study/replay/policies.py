@@ -1,50 +1,68 @@
 """Eviction policy registry (libCacheSim style).
 
-A policy is one numba kernel in one file under `replay/kernels/`, registered
-with `@register_policy`. Every kernel has the same signature:
+A policy is one file under `replay/kernels/`, registered with
+`register_policy`. An online policy is a state machine: a pair of numba
+functions over explicit state arrays (kernels/_serve.py specialises the
+loops that drive them):
 
-    kernel(ids, flags, capacity, num_ids, prefix, next_use) -> hits (bool[n])
+    init(capacity, num_ids, num_accesses, num_categories) -> state
+    serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted)
+        -> (hits, evictions)
+    contains(state, id) -> bool
 
-ids: dense block id per access (int32); flags: REQUEST_START / NOT_LOOKED_UP
-bits (uint8); capacity: blocks; num_ids: number of distinct ids; prefix: count
-hits with `prefix` semantics (a request hits only its longest cached prefix)
-instead of `block` semantics (every access looked up on its own); next_use:
-index of each access's next use (only filled for policies that need it).
+`serve` serves the whole requests at accesses s..e-1 of the encoded trace,
+in order (one at a time: a request finishes before the next starts; a
+cluster replica calls it once per request). ids: dense block id per access
+(int32); flags: REQUEST_START / NOT_LOOKED_UP / PARTIAL_TAIL / BYPASS bits
+(uint8; a request's own bits are on its first access); prefix: count hits
+with `prefix` semantics (a request hits only its longest cached prefix)
+instead of `block` semantics (every access looked up on its own). It writes
+each access's hit into hits[s:e], the ids of the blocks it evicted to make
+room into `evicted` (what a lower KV tier would take; at most 2 (e - s) + 1
+of them; a shorter buffer keeps the first ones), and returns the looked-up
+hits and the number of evictions. `contains` says whether a request could
+hit a block now (a precise router's lookup). The state is a tuple of arrays
+whose first is an int64 register array, registers[0] = blocks held,
+registers[1] = capacity (a capacity <= 0 serves nothing and never hits).
 
-Under `prefix` semantics a kernel sees the same access stream as under `block`
-semantics (hit blocks are re-used, missed blocks are recomputed and inserted)
-and only counts differently: an access is a hit only while the request is
-still inside its cached prefix. A cached block met after the first miss (an
-"orphan" whose parent was evicted) is a miss but refreshes the policy's
-metadata like a hit would. So FIFO evicts by time of (re)computation, S3-FIFO
-and SIEVE keep their frequency bits, Belady evicts by next use, and no block is
-pinned while its request runs (requests are replayed one at a time and a
-request's blocks are treated as consumed once computed). Since the cache state
-evolves as under block semantics, prefix hits are a subset of block hits.
+One `serve` drives everything: the replay stage's whole-trace run (a numba
+loop calling `serve` on runs of whole requests, kernels/_serve.py), a cluster replica (cluster/simulate.py
+holds one state per replica), and the tests of the in-engine hooks
+(engine/eviction.py).
 
-The exception is a policy that registers its own `prefix_kernel`: `lru` does,
-with vLLM's free queue (pin on use, release tail first; kernels/lru.py).
+Context: cost is the recompute cost of each access's block (float64[n];
+simulate.py's `recompute_cost`) and category its workload x turn index
+(int32[n]; BlockTrace.categories); only policies registered with
+`needs_context` read them (the others get empty arrays).
 
-Context (`needs_context=True`): policies that group or weigh blocks by what
-the id stream does not carry get four more arguments, appended so the six
-above keep their meaning:
+Under `prefix` semantics a policy sees the same access stream as under
+`block` semantics (hit blocks are re-used, missed blocks are recomputed and
+inserted) and only counts differently: an access is a hit only while the
+request is still inside its cached prefix. A cached block met after the first
+miss (an "orphan" whose parent was evicted) is a miss but refreshes the
+policy's metadata like a hit would. So FIFO evicts by time of
+(re)computation, S3-FIFO and SIEVE keep their frequency bits, and no block is
+pinned while its request runs. Since the cache state evolves as under block
+semantics, prefix hits are a subset of block hits.
 
-    kernel(ids, flags, capacity, num_ids, prefix, next_use,
-           position, category, num_categories, cost) -> hits
+The exception is a policy that registers its own `prefix` state machine:
+`lru` and `fifo` do, with vLLM's block pool (pin on use, release tail first;
+kernels/lru.py, kernels/fifo.py).
 
-position: block index within its request (int32[n]); category: workload x
-turn index per access (int32[n], 0..num_categories-1; BlockTrace.categories);
-cost: recompute cost of each access's block (float64[n]; simulate.py's
-`recompute_cost`, from the cost model when the caller gives one). `simulate.replay_hit_mask` is the one place that builds
-these arguments.
+An offline policy (`belady`, needs each access's next use) registers a
+whole-trace `kernel(ids, flags, capacity, num_ids, prefix, next_use) -> hits`
+instead and has no per-request state (a replica cannot know its future).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from prefix_study.registry import POLICY_REGISTRY
+
+if TYPE_CHECKING:
+    from prefix_study.replay.kernels._serve import StateMachine
 
 Kernel = Callable[..., object]
 
@@ -53,13 +71,28 @@ Kernel = Callable[..., object]
 class Policy:
     name: str
     description: str
-    kernel: Kernel
-    # Used instead of `kernel` under prefix semantics when the policy's
+    # The online state machine (None for an offline policy).
+    machine: StateMachine | None = None
+    # Used instead of `machine` under prefix semantics when the policy's
     # behaviour there differs from "same updates, prefix hit counting".
-    prefix_kernel: Kernel | None = None
+    prefix_machine: StateMachine | None = None
+    # Offline policies: a whole-trace kernel.
+    kernel: Kernel | None = None
     needs_next_use: bool = False
-    # Kernel takes (position, category, num_categories, cost) after next_use.
+    # serve reads the cost and category arrays.
     needs_context: bool = False
+
+    @property
+    def online(self) -> bool:
+        return self.machine is not None
+
+    def state_machine(self, semantics: str) -> StateMachine:
+        """The state machine that runs under `semantics`."""
+        if self.machine is None:
+            raise ValueError(f"policy {self.name!r} is offline (a whole-trace kernel, no per-request serve)")
+        if semantics == "prefix" and self.prefix_machine is not None:
+            return self.prefix_machine
+        return self.machine
 
 
 POLICIES: dict[str, Policy] = {}
@@ -68,20 +101,21 @@ POLICIES: dict[str, Policy] = {}
 def register_policy(
     name: str,
     description: str,
+    machine: StateMachine | None = None,
     *,
-    prefix_kernel: Kernel | None = None,
+    prefix_machine: StateMachine | None = None,
+    kernel: Kernel | None = None,
     needs_next_use: bool = False,
     needs_context: bool = False,
-) -> Callable[[Kernel], Kernel]:
-    """Decorator: register a kernel under `name`."""
-
-    def wrap(kernel: Kernel) -> Kernel:
-        if name in POLICIES:
-            raise ValueError(f"policy {name!r} registered twice")
-        POLICIES[name] = Policy(name, description, kernel, prefix_kernel, needs_next_use, needs_context)
-        return kernel
-
-    return wrap
+) -> Policy:
+    """Register an online policy (its state machine, from
+    kernels/_serve.py:specialise) or an offline one (`kernel`) under `name`."""
+    if name in POLICIES:
+        raise ValueError(f"policy {name!r} registered twice")
+    if (machine is None) == (kernel is None):
+        raise ValueError(f"policy {name!r}: give either a state machine or a whole-trace kernel")
+    POLICIES[name] = Policy(name, description, machine, prefix_machine, kernel, needs_next_use, needs_context)
+    return POLICIES[name]
 
 
 def get_policy(name: str) -> Policy:
@@ -94,3 +128,20 @@ def get_policy(name: str) -> Policy:
 def policy_names() -> list[str]:
     """Names of all policies, read from the kernel files without importing them."""
     return sorted(POLICY_REGISTRY.names())
+
+
+def online_policy_names() -> list[str]:
+    """Policies with a per-request state machine (what a cluster replica can
+    run): every policy but those registered with a whole-trace `kernel=`,
+    read from the sources without importing them."""
+    offline = set(POLICY_REGISTRY.with_keyword("kernel"))
+    return [n for n in policy_names() if n not in offline]
+
+
+def unsupported_reason(policy: str) -> str | None:
+    """Why a registered policy cannot run on a cluster replica (None if it
+    can, or is not a registered policy)."""
+    if policy not in policy_names() or policy in online_policy_names():
+        return None
+    return (f"{policy} is offline: it evicts by each block's next use, but a replica's future "
+            "accesses depend on routing decisions not yet made")

@@ -1,4 +1,4 @@
-"""Run one policy over one encoded trace: the single entry to the kernels."""
+"""Run one policy over one encoded trace: the single entry to the policies."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from prefix_study.cost.model import CostModel
 
 _NO_NEXT_USE = np.zeros(0, dtype=np.int64)
+_NO_COST = np.zeros(0, dtype=np.float64)
+_NO_CATEGORY = np.zeros(0, dtype=np.int32)
 
 
 @dataclass(frozen=True)
@@ -61,24 +63,38 @@ def replay_hit_mask(trace: BlockTrace, policy: str, capacity: int, semantics: st
                     cost_model: "CostModel | None" = None, block_size: int | None = None) -> np.ndarray:
     """Per-access hit flags of `policy` with `capacity` blocks under `semantics`.
 
-    The one place that calls kernels (see policies.py for the convention);
-    policies registered with `needs_context` also get position, category
-    and recompute cost per access (`recompute_cost`: from `cost_model` at
-    `block_size` tokens per block when given, else the stand-in)."""
+    The one place that replays a whole trace (see policies.py for the
+    convention): an online policy's `serve` once per request, in numba; an
+    offline one's kernel. Policies registered with `needs_context` also get
+    the category and recompute cost per access (`recompute_cost`: from
+    `cost_model` at `block_size` tokens per block when given, else the
+    stand-in)."""
     if semantics not in SEMANTICS:
         raise ValueError(f"semantics={semantics!r}: allowed {list(SEMANTICS)}")
     if capacity < 0:
         raise ValueError(f"capacity={capacity}: must be >= 0")
     p = get_policy(policy)
     prefix = semantics == "prefix"
-    kernel = p.prefix_kernel if (prefix and p.prefix_kernel is not None) else p.kernel
-    next_use = trace.next_use if p.needs_next_use else _NO_NEXT_USE
-    args = (trace.ids, trace.flags, np.int64(capacity), np.int64(trace.num_ids), prefix, next_use)
-    if p.needs_context:
-        category, num_categories = trace.categories()
-        args += (trace.positions, category, np.int64(num_categories),
-                 recompute_cost(trace.positions, block_size, cost_model))
-    return kernel(*args)
+    if not p.online:
+        next_use = trace.next_use if p.needs_next_use else _NO_NEXT_USE
+        return p.kernel(trace.ids, trace.flags, np.int64(capacity), np.int64(trace.num_ids), prefix, next_use)
+    cost, category, num_categories = replay_context(trace, p.needs_context, cost_model, block_size)
+    machine = p.state_machine(semantics)
+    state = machine.init(np.int64(capacity), np.int64(trace.num_ids), np.int64(trace.accesses),
+                         np.int64(num_categories))
+    hits = np.zeros(trace.accesses, dtype=np.bool_)
+    return machine.replay(state, trace.ids, trace.flags, cost, category, prefix, hits)
+
+
+def replay_context(trace: BlockTrace, needs_context: bool, cost_model: "CostModel | None" = None,
+                   block_size: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(cost, category, num_categories) per access for `serve`: empty arrays
+    and one category for a policy that reads no context."""
+    if not needs_context:
+        return _NO_COST, _NO_CATEGORY, 1
+    category, num_categories = trace.categories()
+    return (recompute_cost(trace.positions, block_size, cost_model),
+            np.ascontiguousarray(category, dtype=np.int32), int(num_categories))
 
 
 def replay(trace: BlockTrace, policy: str, capacity: int, semantics: str,

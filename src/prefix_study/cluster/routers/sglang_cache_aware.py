@@ -58,7 +58,7 @@ class SglangCacheAwareRouter(Router):
         if match_rate > self.cache_threshold:
             return best, False
         if self.index is None:
-            sizes = [len(c) for c in cluster.caches]
+            sizes = cluster.caches.sizes()
         else:
             sizes = [self.index.size(r) for r in range(self.n)]
         return self.argmin_random_ties(sizes), False

@@ -25,6 +25,11 @@ BYPASS = 8
 #: Kernels compile once per machine (cached next to the source) and release
 #: the GIL, so a caller may run several replays in threads.
 jit = nb.njit(cache=True, nogil=True, boundscheck=False)
+#: Helpers inlined into their caller by numba.
+inline = nb.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+#: A policy's `serve` (replay/policies.py) is inlined into each loop that
+#: drives it (kernels/_serve.py).
+serve_jit = inline
 
 
 @nb.njit(cache=True, inline="always")
@@ -37,3 +42,14 @@ def count_hit(cached: bool, flag: int, run: bool, prefix: bool) -> tuple[bool, b
         hit = cached and run and not (flag & NOT_LOOKED_UP)
         return hit, hit
     return cached, run
+
+
+@inline
+def record_hit(hits, i, cached, flag, run, prefix, counted):
+    """`count_hit` for access i of a `serve`: writes hits[i] and returns (run,
+    counted), counted being the looked-up hits so far."""
+    h, run = count_hit(cached, flag, run, prefix)
+    hits[i] = h
+    if h and not (flag & NOT_LOOKED_UP):
+        counted += 1
+    return run, counted

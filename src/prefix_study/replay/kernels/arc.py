@@ -16,42 +16,56 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import count_hit, jit
+from prefix_study.replay.kernels._common import jit, record_hit, serve_jit
 from prefix_study.replay.kernels._dlist import init_lists, pop_tail, push_head, unlink
+from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
 
 _NONE, _T1, _T2, _B1, _B2 = 0, 1, 2, 3, 4
 
 
-@register_policy("arc", "ARC: recency (T1) and frequency (T2) lists sized adaptively by ghost hits.")
 @jit
-def arc(ids, flags, capacity, num_ids, prefix, next_use):
-    n = ids.shape[0]
-    hits = np.zeros(n, dtype=np.bool_)
-    if capacity <= 0:
-        return hits
-    # Sentinels; nxt[sentinel] = MRU (head), prv[sentinel] = LRU (tail).
-    T1 = num_ids
-    T2 = num_ids + 1
-    B1 = num_ids + 2
-    B2 = num_ids + 3
+def init(capacity, num_ids, num_accesses, num_categories):
+    regs = np.zeros(6, dtype=np.int64)  # blocks held, capacity, |T1|, |T2|, |B1|, |B2|
+    regs[1] = capacity
+    # Sentinels num_ids + 0..3: T1, T2, B1, B2; nxt[sentinel] = MRU (head), prv[sentinel] = LRU (tail).
     nxt = np.empty(num_ids + 4, dtype=np.int32)
     prv = np.empty(num_ids + 4, dtype=np.int32)
     init_lists(nxt, prv, num_ids)
-    where = np.zeros(num_ids, dtype=np.uint8)
-    t1 = 0
-    t2 = 0
-    b1 = 0
-    b2 = 0
-    p = 0.0
+    return (regs, np.zeros(1, dtype=np.float64), nxt, prv, np.zeros(num_ids, dtype=np.uint8))  # p: target |T1|
+
+
+@jit
+def contains(state, x):
+    w = state[4][x]
+    return w == _T1 or w == _T2
+
+
+@serve_jit
+def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
+    regs, fregs, nxt, prv, where = state
+    capacity = regs[1]
+    if capacity <= 0:
+        return 0, 0
+    T1 = nxt.shape[0] - 4
+    T2 = T1 + 1
+    B1 = T1 + 2
+    B2 = T1 + 3
+    t1 = regs[2]
+    t2 = regs[3]
+    b1 = regs[4]
+    b2 = regs[5]
+    p = fregs[0]
     cap = float(capacity)
+    nh = 0
+    ne = 0
     run = True
-    for i in range(n):
+    for i in range(s, e):
         x = ids[i]
+        f = flags[i]
         w = where[x]
         c = w == _T1 or w == _T2
-        h, run = count_hit(c, flags[i], run, prefix)
-        hits[i] = h
+        run, nh = record_hit(hits, i, c, f, run, prefix, nh)
         if c:
             unlink(nxt, prv, x)
             if w == _T1:
@@ -83,6 +97,9 @@ def arc(ids, flags, capacity, num_ids, prefix, next_use):
                         v = pop_tail(nxt, prv, T1)  # drop T1's LRU without a ghost
                         where[v] = _NONE
                         t1 -= 1
+                        if ne < evicted.shape[0]:
+                            evicted[ne] = v
+                        ne += 1
                         replace = False
                 elif t1 + b1 + t2 + b2 >= 2 * capacity and b2 > 0:
                     v = pop_tail(nxt, prv, B2)
@@ -101,6 +118,9 @@ def arc(ids, flags, capacity, num_ids, prefix, next_use):
                     push_head(nxt, prv, B2, v)
                     where[v] = _B2
                     b2 += 1
+                if ne < evicted.shape[0]:
+                    evicted[ne] = v
+                ne += 1
         if in_b1 or in_b2:
             push_head(nxt, prv, T2, x)
             where[x] = _T2
@@ -109,4 +129,14 @@ def arc(ids, flags, capacity, num_ids, prefix, next_use):
             push_head(nxt, prv, T1, x)
             where[x] = _T1
             t1 += 1
-    return hits
+    regs[0] = t1 + t2
+    regs[2] = t1
+    regs[3] = t2
+    regs[4] = b1
+    regs[5] = b2
+    fregs[0] = p
+    return nh, ne
+
+
+register_policy("arc", "ARC: recency (T1) and frequency (T2) lists sized adaptively by ghost hits.",
+                specialise(init, serve, contains, __file__))

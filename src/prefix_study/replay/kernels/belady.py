@@ -53,11 +53,6 @@ def _heap_pop(keys, vals, size):
     return size
 
 
-@register_policy(
-    "belady",
-    "Belady/MIN: evict the block used furthest in the future (offline optimum for block semantics).",
-    needs_next_use=True,
-)
 @jit
 def belady(ids, flags, capacity, num_ids, prefix, next_use):
     n = ids.shape[0]
@@ -92,3 +87,7 @@ def belady(ids, flags, capacity, num_ids, prefix, next_use):
         current[x] = next_use[i]
         hsize = _heap_push(keys, vals, hsize, next_use[i], x)
     return hits
+
+
+register_policy("belady", "Belady/MIN: evict the block used furthest in the future (offline optimum for block semantics).",
+                kernel=belady, needs_next_use=True)

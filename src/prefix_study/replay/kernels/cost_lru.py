@@ -23,44 +23,53 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import REQUEST_START, count_hit, jit
+from prefix_study.replay.kernels._common import REQUEST_START, jit, record_hit, serve_jit
 from prefix_study.replay.kernels._heap import heap_push, heap_remove, heap_update
+from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
 
 
-@register_policy(
-    "cost_lru",
-    "Prefix-aware cost-weighted LRU: GreedyDual (H = L + recompute cost, cost grows with "
-    "position) evicting only prefix-tree leaves.",
-    needs_context=True,
-)
 @jit
-def cost_lru(ids, flags, capacity, num_ids, prefix, next_use, position, category, num_categories, cost):
-    n = ids.shape[0]
-    hits = np.zeros(n, dtype=np.bool_)
+def init(capacity, num_ids, num_accesses, num_categories):
+    regs = np.zeros(3, dtype=np.int64)  # blocks held, capacity, leaves in the heap
+    regs[1] = capacity
+    return (regs,
+            np.zeros(1, dtype=np.float64),                          # L, the inflation
+            np.zeros(num_ids, dtype=np.bool_),                      # cached
+            np.full(num_ids, -2, dtype=np.int32),                   # parent: -2 unseen, -1 root
+            np.zeros(num_ids, dtype=np.int32),                      # cached blocks whose parent it is
+            np.zeros(num_ids, dtype=np.float64),                    # H
+            np.zeros(num_ids, dtype=np.int64),                      # time of last access
+            np.empty(max(0, min(capacity, num_ids)) + 1, dtype=np.int32),  # heap of cached leaves
+            np.full(num_ids, -1, dtype=np.int32))                   # where in the heap
+
+
+@jit
+def contains(state, x):
+    return state[2][x]
+
+
+@serve_jit
+def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
+    regs, fregs, cached, parent, children, value, seq, heap, where = state
+    capacity = regs[1]
     if capacity <= 0:
-        return hits
-    cached = np.zeros(num_ids, dtype=np.bool_)
-    parent = np.full(num_ids, -2, dtype=np.int32)  # -2 unseen, -1 root
-    children = np.zeros(num_ids, dtype=np.int32)  # cached blocks whose parent it is
-    value = np.zeros(num_ids, dtype=np.float64)  # H
-    seq = np.zeros(num_ids, dtype=np.int64)
-    heap = np.empty(min(capacity, num_ids) + 1, dtype=np.int32)  # cached leaves
-    where = np.full(num_ids, -1, dtype=np.int32)
-    hsize = 0
-    size = 0
-    inflation = 0.0  # L
+        return 0, 0
+    size = regs[0]
+    hsize = regs[2]
+    inflation = fregs[0]
+    nh = 0
+    ne = 0
     run = True
     prev = -1
-    for i in range(n):
+    for i in range(s, e):
         f = flags[i]
         x = ids[i]
         if parent[x] == -2:
             parent[x] = -1 if (f & REQUEST_START) or prev < 0 else prev
         prev = x
         c = cached[x]
-        h, run = count_hit(c, f, run, prefix)
-        hits[i] = h
+        run, nh = record_hit(hits, i, c, f, run, prefix, nh)
         value[x] = inflation + cost[i]
         seq[x] = i
         if c:
@@ -72,6 +81,9 @@ def cost_lru(ids, flags, capacity, num_ids, prefix, next_use, position, category
             inflation = value[v]
             hsize = heap_remove(heap, where, value, seq, hsize, v)
             cached[v] = False
+            if ne < evicted.shape[0]:
+                evicted[ne] = v
+            ne += 1
             size -= 1
             pv = parent[v]
             if pv >= 0:
@@ -88,4 +100,16 @@ def cost_lru(ids, flags, capacity, num_ids, prefix, next_use, position, category
             children[px] += 1
             if children[px] == 1 and where[px] >= 0:
                 hsize = heap_remove(heap, where, value, seq, hsize, px)
-    return hits
+    regs[0] = size
+    regs[2] = hsize
+    fregs[0] = inflation
+    return nh, ne
+
+
+register_policy(
+    "cost_lru",
+    "Prefix-aware cost-weighted LRU: GreedyDual (H = L + recompute cost, cost grows with "
+    "position) evicting only prefix-tree leaves.",
+    specialise(init, serve, contains, __file__),
+    needs_context=True,
+)

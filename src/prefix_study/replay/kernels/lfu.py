@@ -20,33 +20,63 @@ against a reference implementation of the definition above
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from prefix_study.replay.kernels._common import count_hit, jit
+from prefix_study.replay.kernels._common import jit, record_hit, serve_jit
 from prefix_study.replay.kernels._heap import heap_push, heap_remove, heap_update
+from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
 
 
 @jit
-def _lfu(ids, flags, capacity, num_ids, prefix, aging):
-    n = ids.shape[0]
-    hits = np.zeros(n, dtype=np.bool_)
+def _init(capacity, num_ids, aging):
+    regs = np.zeros(3, dtype=np.int64)  # size, capacity, aging
+    regs[1] = capacity
+    regs[2] = aging
+    return (regs,
+            np.zeros(1, dtype=np.float64),                          # L, the cache's age
+            np.zeros(num_ids, dtype=np.bool_),                      # cached
+            np.zeros(num_ids, dtype=np.float64),                    # accesses since insertion
+            np.zeros(num_ids, dtype=np.float64),                    # priority (freq, or L + freq)
+            np.zeros(num_ids, dtype=np.int64),                      # tie-break: time of last change
+            np.empty(max(0, min(capacity, num_ids)) + 1, dtype=np.int32),  # heap
+            np.full(num_ids, -1, dtype=np.int32))                   # where in the heap
+
+
+@jit
+def init_aging(capacity, num_ids, num_accesses, num_categories):
+    return _init(capacity, num_ids, 1)
+
+
+@jit
+def init(capacity, num_ids, num_accesses, num_categories):
+    return _init(capacity, num_ids, 0)
+
+
+@jit
+def contains(state, x):
+    return state[2][x]
+
+
+@serve_jit
+def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
+    regs, fregs, cached, freq, key, seq, heap, where = state
+    capacity = regs[1]
     if capacity <= 0:
-        return hits
-    cached = np.zeros(num_ids, dtype=np.bool_)
-    freq = np.zeros(num_ids, dtype=np.float64)  # accesses since insertion
-    key = np.zeros(num_ids, dtype=np.float64)  # priority (freq, or L + freq)
-    seq = np.zeros(num_ids, dtype=np.int64)  # tie-break: time of last change
-    heap = np.empty(min(capacity, num_ids) + 1, dtype=np.int32)
-    where = np.full(num_ids, -1, dtype=np.int32)
-    size = 0
-    age = 0.0  # L
+        return 0, 0
+    aging = regs[2] != 0
+    size = regs[0]
+    age = fregs[0]
+    nh = 0
+    ne = 0
     run = True
-    for i in range(n):
+    for i in range(s, e):
         x = ids[i]
+        f = flags[i]
         c = cached[x]
-        h, run = count_hit(c, flags[i], run, prefix)
-        hits[i] = h
+        run, nh = record_hit(hits, i, c, f, run, prefix, nh)
         if c:
             freq[x] += 1.0
             key[x] = age + freq[x] if aging else freq[x]
@@ -59,21 +89,22 @@ def _lfu(ids, flags, capacity, num_ids, prefix, aging):
                 age = key[v]
             size = heap_remove(heap, where, key, seq, size, v)
             cached[v] = False
+            if ne < evicted.shape[0]:
+                evicted[ne] = v
+            ne += 1
         cached[x] = True
         freq[x] = 1.0
         key[x] = age + 1.0 if aging else 1.0
         seq[x] = i
         size = heap_push(heap, where, key, seq, size, x)
-    return hits
+    regs[0] = size
+    fregs[0] = age
+    return nh, ne
 
 
-@register_policy("lfu", "LFU with dynamic aging (LFU-DA): evict the smallest L + accesses; L = last evicted priority.")
-@jit
-def lfu(ids, flags, capacity, num_ids, prefix, next_use):
-    return _lfu(ids, flags, capacity, num_ids, prefix, True)
+LFU = specialise(init, serve, contains, __file__)
 
-
-@register_policy("lfu_plain", "Plain LFU without aging (libCacheSim's LFU): evict the fewest accesses, FIFO among equals.")
-@jit
-def lfu_plain(ids, flags, capacity, num_ids, prefix, next_use):
-    return _lfu(ids, flags, capacity, num_ids, prefix, False)
+register_policy("lfu", "LFU with dynamic aging (LFU-DA): evict the smallest L + accesses; L = last evicted priority.",
+                replace(LFU, init=init_aging))
+register_policy("lfu_plain", "Plain LFU without aging (libCacheSim's LFU): evict the fewest accesses, FIFO among equals.",
+                LFU)

@@ -9,10 +9,13 @@ missed blocks from the head (evicting whatever hash they held), and when it
 finishes frees all its blocks in reverse order (`reversed(req_blocks)` in
 single_type_kv_cache_manager.free), appending them to the tail: the prompt's
 tail becomes evictable before its head. A request whose last block is partial
-(flag PARTIAL_TAIL) also holds one uncached block while it runs, which may
-evict one more queued block. One request at a time. A request
-longer than the capacity cannot allocate its excess blocks: they stay misses
-and are not cached (vLLM would not schedule it at all).
+(flag PARTIAL_TAIL) also holds one uncached block while it runs, which evicts
+one more queued block if the pool is full when it finishes (vLLM returns that
+block to the front of the queue, so it is a free slot again). One request at
+a time. A request longer than the capacity cannot allocate its excess
+blocks: they stay misses and are not cached (vLLM would not schedule it at
+all). A request flagged BYPASS (workload-aware LRU, engine.eviction=wa_lru)
+drops the blocks it computed when it finishes instead of queueing them.
 
 `lru_plain`: LRU with every access refreshed in access order (head first), no
 pinning; identical to `lru` under block semantics. Under prefix semantics its
@@ -25,60 +28,86 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import BYPASS, NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, count_hit, jit
+from prefix_study.replay.kernels._common import BYPASS, NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, inline, jit, record_hit, serve_jit
+from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
 
 
 @jit
-def lru_vllm_free_queue(ids, flags, capacity, num_ids, prefix, next_use):
-    n = ids.shape[0]
-    hits = np.zeros(n, dtype=np.bool_)
-    if capacity <= 0:
-        return hits
+def init_vllm(capacity, num_ids, num_accesses, num_categories):
+    regs = np.zeros(2, dtype=np.int64)  # blocks used (pinned or queued), capacity
+    regs[1] = capacity
     s = num_ids  # sentinel: nxt[s] = queue head (evicted first), prv[s] = tail
     nxt = np.empty(num_ids + 1, dtype=np.int32)
     prv = np.empty(num_ids + 1, dtype=np.int32)
     nxt[s] = s
     prv[s] = s
-    cached = np.zeros(num_ids, dtype=np.bool_)
-    pinned = np.zeros(num_ids, dtype=np.bool_)
-    held = np.empty(n, dtype=np.int32)  # blocks held by the running request
-    computed = np.zeros(n, dtype=np.bool_)  # held[j] was computed (missed) by the request
-    top = 0
-    used = 0  # cached blocks, pinned or queued
+    held_max = max(0, min(capacity, num_ids))  # held blocks are cached blocks
+    return (regs, nxt, prv, np.zeros(num_ids, dtype=np.bool_), np.zeros(num_ids, dtype=np.bool_),
+            np.empty(held_max, dtype=np.int32), np.zeros(held_max, dtype=np.bool_))
+
+
+@jit
+def contains_vllm(state, x):
+    return state[3][x]
+
+
+@inline
+def _finish_vllm(nxt, prv, cached, pinned, held, computed, top, used, capacity, partial, bypass, evicted, ne):
+    """The running request finishes; returns (used, ne). Its partial tail
+    block (uncached) took a slot from the queue head while it ran; vLLM
+    returns it to the front of the queue, so it is simply a free slot again.
+    Then its blocks are freed tail first."""
+    z = nxt.shape[0] - 1
+    if partial and used >= capacity and nxt[z] != z:
+        v = nxt[z]
+        q = nxt[v]
+        nxt[z] = q
+        prv[q] = z
+        cached[v] = False
+        used -= 1
+        if ne < evicted.shape[0]:
+            evicted[ne] = v
+        ne += 1
+    for j in range(top - 1, -1, -1):
+        b = held[j]
+        pinned[b] = False
+        if bypass and computed[j]:  # not admitted: a free slot again
+            cached[b] = False
+            used -= 1
+            continue
+        t = prv[z]
+        nxt[t] = b
+        prv[b] = t
+        nxt[b] = z
+        prv[z] = b
+    return used, ne
+
+
+@serve_jit
+def serve_vllm(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
+    regs, nxt, prv, cached, pinned, held, computed = state
+    capacity = regs[1]
+    if capacity <= 0:
+        return 0, 0
+    z = nxt.shape[0] - 1  # sentinel
+    used = regs[0]
+    top = 0  # blocks held by the running request: held[:top]; computed[j]: missed by it
+    nh = 0
+    ne = 0
     run = True
     partial = False
     bypass = False
-    for i in range(n):
+    for i in range(s, e):
         f = flags[i]
         if f & REQUEST_START:
-            # The previous request's partial tail block (uncached) took a slot
-            # from the queue head while it ran; vLLM returns it to the front of
-            # the queue, so it is simply a free slot again afterwards.
-            if partial and used >= capacity and nxt[s] != s:
-                v = nxt[s]
-                q = nxt[v]
-                nxt[s] = q
-                prv[q] = s
-                cached[v] = False
-                used -= 1
+            if i > s:
+                used, ne = _finish_vllm(nxt, prv, cached, pinned, held, computed, top, used, capacity,
+                                        partial, bypass, evicted, ne)
             partial = (f & PARTIAL_TAIL) != 0
-            # Finish the previous request: free its blocks tail first.
-            for j in range(top - 1, -1, -1):
-                b = held[j]
-                pinned[b] = False
-                if bypass and computed[j]:  # not admitted: a free slot again
-                    cached[b] = False
-                    used -= 1
-                    continue
-                t = prv[s]
-                nxt[t] = b
-                prv[b] = t
-                nxt[b] = s
-                prv[s] = b
+            bypass = (f & BYPASS) != 0
             top = 0
             run = True
-            bypass = (f & BYPASS) != 0
         x = ids[i]
         c = cached[x]
         if prefix:
@@ -87,6 +116,8 @@ def lru_vllm_free_queue(ids, flags, capacity, num_ids, prefix, next_use):
         else:
             h = c
         hits[i] = h
+        if h and not (f & NOT_LOOKED_UP):
+            nh += 1
         if c:
             if not pinned[x]:  # touch: leave the free queue
                 p = prv[x]
@@ -100,12 +131,15 @@ def lru_vllm_free_queue(ids, flags, capacity, num_ids, prefix, next_use):
         else:
             if used < capacity:
                 used += 1
-            elif nxt[s] != s:
-                v = nxt[s]  # evict the queue head
+            elif nxt[z] != z:
+                v = nxt[z]  # evict the queue head
                 q = nxt[v]
-                nxt[s] = q
-                prv[q] = s
+                nxt[z] = q
+                prv[q] = z
                 cached[v] = False
+                if ne < evicted.shape[0]:
+                    evicted[ne] = v
+                ne += 1
             else:
                 continue  # every block is held by this request
             cached[x] = True
@@ -113,34 +147,45 @@ def lru_vllm_free_queue(ids, flags, capacity, num_ids, prefix, next_use):
             held[top] = x
             computed[top] = True
             top += 1
-    return hits
+    used, ne = _finish_vllm(nxt, prv, cached, pinned, held, computed, top, used, capacity, partial, bypass,
+                            evicted, ne)
+    regs[0] = used
+    return nh, ne
 
 
-@register_policy(
-    "lru",
-    "Least recently used. Under prefix semantics: vLLM's free queue "
-    "(blocks pinned while in use, released tail first).",
-    prefix_kernel=lru_vllm_free_queue,
-)
 @jit
-def lru(ids, flags, capacity, num_ids, prefix, next_use):
-    n = ids.shape[0]
-    hits = np.zeros(n, dtype=np.bool_)
-    if capacity <= 0:
-        return hits
+def init(capacity, num_ids, num_accesses, num_categories):
+    regs = np.zeros(2, dtype=np.int64)  # size, capacity
+    regs[1] = capacity
     s = num_ids  # sentinel: nxt[s] = most recent, prv[s] = least recent
     nxt = np.empty(num_ids + 1, dtype=np.int32)
     prv = np.empty(num_ids + 1, dtype=np.int32)
     nxt[s] = s
     prv[s] = s
-    cached = np.zeros(num_ids, dtype=np.bool_)
-    size = 0
+    return (regs, nxt, prv, np.zeros(num_ids, dtype=np.bool_))
+
+
+@jit
+def contains(state, x):
+    return state[3][x]
+
+
+@serve_jit
+def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
+    regs, nxt, prv, cached = state
+    capacity = regs[1]
+    if capacity <= 0:
+        return 0, 0
+    z = nxt.shape[0] - 1  # sentinel
+    size = regs[0]
+    nh = 0
+    ne = 0
     run = True
-    for i in range(n):
+    for i in range(s, e):
         x = ids[i]
+        f = flags[i]
         c = cached[x]
-        h, run = count_hit(c, flags[i], run, prefix)
-        hits[i] = h
+        run, nh = record_hit(hits, i, c, f, run, prefix, nh)
         if c:
             p = prv[x]
             q = nxt[x]
@@ -148,24 +193,39 @@ def lru(ids, flags, capacity, num_ids, prefix, next_use):
             prv[q] = p
         else:
             if size == capacity:
-                v = prv[s]
+                v = prv[z]
                 p = prv[v]
-                nxt[p] = s
-                prv[s] = p
+                nxt[p] = z
+                prv[z] = p
                 cached[v] = False
+                if ne < evicted.shape[0]:
+                    evicted[ne] = v
+                ne += 1
             else:
                 size += 1
             cached[x] = True
-        q = nxt[s]
-        nxt[s] = x
-        prv[x] = s
+        q = nxt[z]
+        nxt[z] = x
+        prv[x] = z
         nxt[x] = q
         prv[q] = x
-    return hits
+    regs[0] = size
+    return nh, ne
 
+
+LRU = specialise(init, serve, contains, __file__)
+
+register_policy(
+    "lru",
+    "Least recently used. Under prefix semantics: vLLM's free queue "
+    "(blocks pinned while in use, released tail first).",
+    LRU,
+    prefix_machine=specialise(init_vllm, serve_vllm, contains_vllm, __file__),
+)
 
 register_policy(
     "lru_plain",
     "LRU refreshed in access order (head first), no pinning; equals lru under "
     "block semantics, plain-LRU recency under prefix semantics.",
-)(lru)
+    LRU,
+)

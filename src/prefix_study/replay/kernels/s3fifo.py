@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import count_hit, jit
+from prefix_study.replay.kernels._common import jit, record_hit, serve_jit
 from prefix_study.replay.kernels._dlist import init_lists, pop_tail, push_head, unlink
+from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
 
 SMALL_RATIO = 0.1
@@ -24,37 +25,55 @@ MOVE_TO_MAIN_THRESHOLD = 2
 _NONE, _SMALL, _MAIN, _GHOST = 0, 1, 2, 3
 
 
-@register_policy("s3fifo", "S3-FIFO: small probationary FIFO + main FIFO (2-bit clock) + ghost ids.")
 @jit
-def s3fifo(ids, flags, capacity, num_ids, prefix, next_use):
-    n = ids.shape[0]
-    hits = np.zeros(n, dtype=np.bool_)
-    if capacity <= 0:
-        return hits
-    small_cap = max(1, int(capacity * SMALL_RATIO))
-    main_cap = capacity - small_cap
-    ghost_cap = int(capacity * GHOST_RATIO)
-    # One pair of link arrays; each id is in at most one queue.
-    # Sentinels: S (small), M (main), G (ghost); prv[sentinel] = queue tail (oldest).
-    S = num_ids
-    M = num_ids + 1
-    G = num_ids + 2
+def init(capacity, num_ids, num_accesses, num_categories):
+    # registers: blocks held, capacity, n_small, n_main, n_ghost, has_evicted,
+    # small_cap, main_cap, ghost_cap
+    regs = np.zeros(9, dtype=np.int64)
+    regs[1] = capacity
+    if capacity > 0:
+        regs[6] = max(1, int(capacity * SMALL_RATIO))
+        regs[7] = capacity - regs[6]
+        regs[8] = int(capacity * GHOST_RATIO)
+    # One pair of link arrays; each id is in at most one queue. Sentinels:
+    # num_ids (small), +1 (main), +2 (ghost); prv[sentinel] = queue tail (oldest).
     nxt = np.empty(num_ids + 3, dtype=np.int32)
     prv = np.empty(num_ids + 3, dtype=np.int32)
     init_lists(nxt, prv, num_ids)
-    where = np.zeros(num_ids, dtype=np.uint8)
-    freq = np.zeros(num_ids, dtype=np.int8)
-    n_small = 0
-    n_main = 0
-    n_ghost = 0
-    has_evicted = False
+    return (regs, nxt, prv, np.zeros(num_ids, dtype=np.uint8), np.zeros(num_ids, dtype=np.int8))
+
+
+@jit
+def contains(state, x):
+    w = state[3][x]
+    return w == _SMALL or w == _MAIN
+
+
+@serve_jit
+def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
+    regs, nxt, prv, where, freq = state
+    capacity = regs[1]
+    if capacity <= 0:
+        return 0, 0
+    S = nxt.shape[0] - 3
+    M = S + 1
+    G = S + 2
+    n_small = regs[2]
+    n_main = regs[3]
+    n_ghost = regs[4]
+    has_evicted = regs[5] != 0
+    small_cap = regs[6]
+    main_cap = regs[7]
+    ghost_cap = regs[8]
+    nh = 0
+    ne = 0
     run = True
-    for i in range(n):
+    for i in range(s, e):
         x = ids[i]
+        f = flags[i]
         w = where[x]
         c = w == _SMALL or w == _MAIN
-        h, run = count_hit(c, flags[i], run, prefix)
-        hits[i] = h
+        run, nh = record_hit(hits, i, c, f, run, prefix, nh)
         if c:
             if freq[x] < 127:
                 freq[x] += 1
@@ -77,6 +96,9 @@ def s3fifo(ids, flags, capacity, num_ids, prefix, next_use):
                     else:
                         where[t] = _NONE
                         n_main -= 1
+                        if ne < evicted.shape[0]:
+                            evicted[ne] = t
+                        ne += 1
                         break
             else:
                 # Evict from small: promote hot blocks, drop one cold to ghost.
@@ -90,6 +112,9 @@ def s3fifo(ids, flags, capacity, num_ids, prefix, next_use):
                         n_main += 1
                     else:
                         where[t] = _NONE
+                        if ne < evicted.shape[0]:
+                            evicted[ne] = t
+                        ne += 1
                         if ghost_cap > 0:
                             while n_ghost + 1 > ghost_cap:
                                 g = pop_tail(nxt, prv, G)
@@ -108,4 +133,13 @@ def s3fifo(ids, flags, capacity, num_ids, prefix, next_use):
             push_head(nxt, prv, S, x)
             where[x] = _SMALL
             n_small += 1
-    return hits
+    regs[0] = n_small + n_main
+    regs[2] = n_small
+    regs[3] = n_main
+    regs[4] = n_ghost
+    regs[5] = has_evicted
+    return nh, ne
+
+
+register_policy("s3fifo", "S3-FIFO: small probationary FIFO + main FIFO (2-bit clock) + ghost ids.",
+                specialise(init, serve, contains, __file__))

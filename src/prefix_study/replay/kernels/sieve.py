@@ -9,31 +9,46 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import count_hit, jit
+from prefix_study.replay.kernels._common import jit, record_hit, serve_jit
+from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
 
 
-@register_policy("sieve", "SIEVE: FIFO queue with a visited bit and a moving hand (lazy promotion).")
 @jit
-def sieve(ids, flags, capacity, num_ids, prefix, next_use):
-    n = ids.shape[0]
-    hits = np.zeros(n, dtype=np.bool_)
+def init(capacity, num_ids, num_accesses, num_categories):
+    regs = np.zeros(5, dtype=np.int64)  # size, capacity, head, tail, hand
+    regs[1] = capacity
+    regs[2:5] = -1
+    return (regs,
+            np.full(num_ids, -1, dtype=np.int32),  # newer: toward the head
+            np.full(num_ids, -1, dtype=np.int32),  # older: toward the tail
+            np.zeros(num_ids, dtype=np.bool_),     # visited
+            np.zeros(num_ids, dtype=np.bool_))     # cached
+
+
+@jit
+def contains(state, x):
+    return state[4][x]
+
+
+@serve_jit
+def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
+    regs, newer, older, visited, cached = state
+    capacity = regs[1]
     if capacity <= 0:
-        return hits
-    newer = np.full(num_ids, -1, dtype=np.int32)  # toward the head
-    older = np.full(num_ids, -1, dtype=np.int32)  # toward the tail
-    visited = np.zeros(num_ids, dtype=np.bool_)
-    cached = np.zeros(num_ids, dtype=np.bool_)
-    head = -1
-    tail = -1
-    hand = -1
-    size = 0
+        return 0, 0
+    size = regs[0]
+    head = regs[2]
+    tail = regs[3]
+    hand = regs[4]
+    nh = 0
+    ne = 0
     run = True
-    for i in range(n):
+    for i in range(s, e):
         x = ids[i]
+        f = flags[i]
         c = cached[x]
-        h, run = count_hit(c, flags[i], run, prefix)
-        hits[i] = h
+        run, nh = record_hit(hits, i, c, f, run, prefix, nh)
         if c:
             visited[x] = True
             continue
@@ -55,6 +70,9 @@ def sieve(ids, flags, capacity, num_ids, prefix, next_use):
             else:
                 head = o
             cached[v] = False
+            if ne < evicted.shape[0]:
+                evicted[ne] = v
+            ne += 1
         else:
             size += 1
         # insert x at the head
@@ -67,4 +85,12 @@ def sieve(ids, flags, capacity, num_ids, prefix, next_use):
         head = x
         visited[x] = False
         cached[x] = True
-    return hits
+    regs[0] = size
+    regs[2] = head
+    regs[3] = tail
+    regs[4] = hand
+    return nh, ne
+
+
+register_policy("sieve", "SIEVE: FIFO queue with a visited bit and a moving hand (lazy promotion).",
+                specialise(init, serve, contains, __file__))

@@ -54,7 +54,8 @@ import math
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import REQUEST_START, count_hit, jit
+from prefix_study.replay.kernels._common import REQUEST_START, jit, record_hit, serve_jit
+from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import register_policy
 
 #: Weight of the newest eviction age in the lifespan average.
@@ -67,19 +68,14 @@ def _score(p, lam, age, lifespan):
     return s / (s + 1.0 - p) * (1.0 - math.exp(-lam * lifespan))
 
 
-@register_policy(
-    "wa_prob",
-    "Workload-aware (ATC'25): evict the block least likely to be reused within its lifespan, "
-    "from per-category (workload x turn) reuse statistics learnt online.",
-    needs_context=True,
-)
 @jit
-def wa_prob(ids, flags, capacity, num_ids, prefix, next_use, position, category, num_categories, cost):
-    n = ids.shape[0]
-    hits = np.zeros(n, dtype=np.bool_)
-    if capacity <= 0:
-        return hits
-    k_max = num_categories
+def init(capacity, num_ids, num_accesses, num_categories):
+    k_max = max(1, num_categories)
+    regs = np.zeros(3, dtype=np.int64)  # blocks held, capacity, requests served - 1
+    regs[1] = capacity
+    regs[2] = -1
+    fregs = np.zeros(3, dtype=np.float64)  # all reuses, all intervals, lifespan
+    fregs[2] = -1.0
     # One LRU list per category; sentinel of category k is num_ids + k,
     # nxt[sentinel] = most recent, prv[sentinel] = least recent.
     nxt = np.empty(num_ids + k_max, dtype=np.int32)
@@ -87,21 +83,39 @@ def wa_prob(ids, flags, capacity, num_ids, prefix, next_use, position, category,
     for k in range(k_max):
         nxt[num_ids + k] = num_ids + k
         prv[num_ids + k] = num_ids + k
-    in_list = np.zeros(k_max, dtype=np.int64)
-    cached = np.zeros(num_ids, dtype=np.bool_)
-    cat_of = np.zeros(num_ids, dtype=np.int32)
-    last_req = np.full(num_ids, -1, dtype=np.int64)
-    accesses = np.zeros(k_max, dtype=np.float64)
-    reuses = np.zeros(k_max, dtype=np.float64)
-    interval_sum = np.zeros(k_max, dtype=np.float64)
-    all_reuses = 0.0
-    all_interval = 0.0
-    lifespan = -1.0
-    size = 0
-    req = -1
+    return (regs, fregs, nxt, prv,
+            np.zeros(k_max, dtype=np.int64),       # blocks in each category's list
+            np.zeros(num_ids, dtype=np.bool_),     # cached
+            np.zeros(num_ids, dtype=np.int32),     # category of the block's last access
+            np.full(num_ids, -1, dtype=np.int64),  # request of the block's last access
+            np.zeros(k_max, dtype=np.float64),     # accesses per category
+            np.zeros(k_max, dtype=np.float64),     # reuses per category
+            np.zeros(k_max, dtype=np.float64))     # sum of reuse intervals per category
+
+
+@jit
+def contains(state, x):
+    return state[5][x]
+
+
+@serve_jit
+def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
+    regs, fregs, nxt, prv, in_list, cached, cat_of, last_req, accesses, reuses, interval_sum = state
+    capacity = regs[1]
+    if capacity <= 0:
+        return 0, 0
+    k_max = in_list.shape[0]
+    num_ids = cached.shape[0]
+    size = regs[0]
+    req = regs[2]
+    all_reuses = fregs[0]
+    all_interval = fregs[1]
+    lifespan = fregs[2]
     anchor = -1  # the current request's last placed block
+    nh = 0
+    ne = 0
     run = True
-    for i in range(n):
+    for i in range(s, e):
         f = flags[i]
         if f & REQUEST_START:
             req += 1
@@ -109,8 +123,7 @@ def wa_prob(ids, flags, capacity, num_ids, prefix, next_use, position, category,
         x = ids[i]
         k = category[i]
         c = cached[x]
-        h, run = count_hit(c, f, run, prefix)
-        hits[i] = h
+        run, nh = record_hit(hits, i, c, f, run, prefix, nh)
         # Reuse statistics of the category the block was last accessed in.
         accesses[k] += 1.0
         if last_req[x] >= 0:
@@ -140,10 +153,10 @@ def wa_prob(ids, flags, capacity, num_ids, prefix, next_use, position, category,
                     mean = (interval_sum[j] + prior_mean) / (reuses[j] + 1.0)
                     lam = 1.0 / max(mean, 1e-9)
                     life = lifespan if lifespan > 0.0 else 1.0 / lam
-                    s = _score(p, lam, float(req - last_req[v]), life)
-                    if best < 0 or s < best_score:
+                    sc = _score(p, lam, float(req - last_req[v]), life)
+                    if best < 0 or sc < best_score:
                         best = v
-                        best_score = s
+                        best_score = sc
                 v = best
                 age = float(req - last_req[v])
                 if lifespan < 0.0:
@@ -156,6 +169,9 @@ def wa_prob(ids, flags, capacity, num_ids, prefix, next_use, position, category,
                 prv[q_] = p_
                 in_list[cat_of[v]] -= 1
                 cached[v] = False
+                if ne < evicted.shape[0]:
+                    evicted[ne] = v
+                ne += 1
             else:
                 size += 1
             cached[x] = True
@@ -177,4 +193,18 @@ def wa_prob(ids, flags, capacity, num_ids, prefix, next_use, position, category,
         cat_of[x] = k
         in_list[k] += 1
         anchor = x
-    return hits
+    regs[0] = size
+    regs[2] = req
+    fregs[0] = all_reuses
+    fregs[1] = all_interval
+    fregs[2] = lifespan
+    return nh, ne
+
+
+register_policy(
+    "wa_prob",
+    "Workload-aware (ATC'25): evict the block least likely to be reused within its lifespan, "
+    "from per-category (workload x turn) reuse statistics learnt online.",
+    specialise(init, serve, contains, __file__),
+    needs_context=True,
+)

@@ -1,0 +1,73 @@
+"""The replicas' prefix caches: one state of the cluster policy per replica.
+
+A replica's cache answers two questions between requests: how many leading
+blocks of a request it holds (what a precise router sees through KV events:
+`overlaps`) and what happens when it serves one (hits, then insertions and
+evictions: `serve`). Both are the policy's own numba functions
+(replay/policies.py): a replica holds one state and calls the same `serve`
+that the single-instance replay calls, so a cluster of one replica
+reproduces the `prefix` replay exactly (tests/test_cluster_caches.py). The
+states of all replicas sit in one numba typed List, so a router's lookup of
+every replica is one call.
+
+Every online policy can run on a replica; an offline one (`belady`) cannot:
+it needs the replica's future accesses, which depend on routing decisions
+not yet made.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba.typed import List
+
+from prefix_study.replay.kernels._serve import occupancy
+from prefix_study.replay.policies import get_policy, online_policy_names, unsupported_reason
+from prefix_study.replay.simulate import replay_context
+from prefix_study.replay.trace import BlockTrace
+
+
+def replica_policy_names() -> list[str]:
+    """Policies a replica can run (the values `cluster.policy` accepts)."""
+    return online_policy_names()
+
+
+class ReplicaCaches:
+    """`num_replicas` empty caches of `capacity` blocks running `policy`
+    under `prefix` semantics over the accesses of `trace` (the cluster's
+    requests, in arrival order; request i is accesses start[i]..end[i]-1).
+    cost_model / block_size price recomputes (cost_lru) as in the replay
+    stage (replay/simulate.py:recompute_cost; None: its stand-in)."""
+
+    def __init__(self, trace: BlockTrace, policy: str, num_replicas: int, capacity: int,
+                 max_request_blocks: int, cost_model: Any = None, block_size: int | None = None):
+        p = get_policy(policy)
+        if not p.online:
+            raise ValueError(f"cluster.policy={policy!r}: {unsupported_reason(policy)}")
+        self.machine = m = p.state_machine("prefix")
+        self.ids, self.flags = trace.ids, trace.flags
+        self.cost, self.category, num_categories = replay_context(trace, p.needs_context, cost_model, block_size)
+        self.states = List([m.init(np.int64(capacity), np.int64(trace.num_ids), np.int64(trace.accesses),
+                                   np.int64(num_categories)) for _ in range(int(num_replicas))])
+        self.hits = np.zeros(trace.accesses, dtype=np.bool_)
+        self.evicted = np.empty(2 * max(1, max_request_blocks) + 1, dtype=np.int32)
+        self._out = np.zeros(int(num_replicas), dtype=np.int64)
+
+    def overlaps(self, start: int, end: int) -> list[int]:
+        """Per replica, the leading looked-up blocks of the request at
+        accesses start..end-1 that it caches now."""
+        return self.machine.overlaps(self.states, self.ids, self.flags, start, end, self._out).tolist()
+
+    def serve(self, replica: int, start: int, end: int) -> int:
+        """Replica `replica` serves the request; returns its prefix hits (the
+        blocks it evicted are self.evicted[:evictions], the second result of
+        the policy's serve, for a lower tier)."""
+        hits, _ = self.machine.serve_at(self.states, replica, self.ids, self.flags, self.cost, self.category,
+                                        start, end, True, self.hits, self.evicted)
+        return hits
+
+    def sizes(self) -> list[int]:
+        """Blocks each replica's cache holds (SGLang's router reads this as
+        its tree size)."""
+        return occupancy(self.states, self._out).tolist()

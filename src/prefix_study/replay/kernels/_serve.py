@@ -1,0 +1,120 @@
+"""The per-request state machines' shared loops, written once and specialised per policy.
+
+Every online policy is a pair of numba functions over explicit state arrays
+(replay/policies.py has the convention): `init(...) -> state` and
+`serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted) ->
+(hits, evictions)` for the whole requests at accesses s..e-1, plus `contains(state,
+id)` for a router's lookup. This module holds what every policy does with
+them: the whole-trace replay (`serve` over runs of whole requests), a cluster replica's
+serve, and the precise routers' overlap of every replica at once.
+
+numba cannot cache a function that takes another jitted function as an
+argument (the dispatcher's identity is part of the cache key), nor a closure
+over one. So `specialise` copies the plain Python loops below, binds the
+policy's `serve` and `contains` as globals, and gives the copy the policy
+module's file name: numba then caches it next to the policy (`__pycache__`),
+keyed on that file's time stamp, and a name that carries a hash of this file
+invalidates it when these loops change. (numba does not track callees in other
+files, here or anywhere: edit `_dlist.py`/`_heap.py` and clear the cache.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from prefix_study.replay.kernels._common import NOT_LOOKED_UP, REQUEST_START, jit
+
+#: Accesses (whole requests) per `serve` call of a whole-trace replay.
+CHUNK = 4096
+
+_VERSION = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=4).hexdigest()
+
+# The loops below are templates: `serve` and `contains` are the globals that
+# `specialise` binds (they are not defined in this module).
+
+
+def _replay(state, ids, flags, cost, category, prefix, hits):  # pragma: no cover - numba
+    # Requests are served in runs of whole requests of about CHUNK accesses:
+    # one call per request would pay the call's set-up (reference counts of
+    # a dozen arrays) per request.
+    n = ids.shape[0]
+    evicted = np.empty(2 * CHUNK + 1, dtype=np.int32)
+    s = 0
+    while s < n:
+        e = min(s + CHUNK, n)
+        while e < n and not (flags[e] & REQUEST_START):
+            e += 1
+        if 2 * (e - s) + 1 > evicted.shape[0]:
+            evicted = np.empty(2 * (e - s) + 1, dtype=np.int32)
+        serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted)  # noqa: F821
+        s = e
+    return hits
+
+
+def _serve_at(states, r, ids, flags, cost, category, s, e, prefix, hits, evicted):  # pragma: no cover
+    return serve(states[r], ids, flags, cost, category, s, e, prefix, hits, evicted)  # noqa: F821
+
+
+def _overlaps(states, ids, flags, s, e, out):  # pragma: no cover - numba
+    for r in range(len(states)):
+        st = states[r]
+        k = s
+        while k < e and not (flags[k] & NOT_LOOKED_UP) and contains(st, ids[k]):  # noqa: F821
+            k += 1
+        out[r] = k - s
+    return out
+
+
+@jit
+def occupancy(states, out):
+    """Blocks each state holds (registers[0] by convention: what SGLang's
+    router reads as a replica's tree size)."""
+    for r in range(len(states)):
+        out[r] = states[r][0][0]
+    return out
+
+
+@dataclass(frozen=True)
+class StateMachine:
+    """One policy's state machine and its specialised loops.
+
+    init(capacity, num_ids, num_accesses, num_categories) -> state: a tuple
+    of arrays whose first is an int64 register array with registers[0] = the
+    blocks held. num_accesses bounds the blocks a policy with physical copies
+    (fifo under prefix semantics) can hold.
+    replay(state, ids, flags, cost, category, prefix, hits) -> hits: serve
+    every request of a trace in order.
+    serve_at(states, r, ...) and overlaps(states, ids, flags, s, e, out):
+    the cluster's entries over a numba typed List of replica states."""
+
+    init: Callable
+    serve: Callable
+    contains: Callable
+    replay: Callable
+    serve_at: Callable
+    overlaps: Callable
+
+
+def _relocate(template: Callable, bindings: dict, module_file: str, name: str) -> Callable:
+    code = template.__code__.replace(co_filename=module_file, co_name=name, co_qualname=name)
+    fn = types.FunctionType(code, {**template.__globals__, **bindings}, name)
+    fn.__qualname__ = name
+    return jit(fn)
+
+
+def specialise(init: Callable, serve: Callable, contains: Callable, module_file: str) -> StateMachine:
+    """The state machine of `serve` (defined in `module_file`) with its loops."""
+    bindings = {"serve": serve, "contains": contains}
+    base = f"{serve.__name__}_{_VERSION}"
+    return StateMachine(
+        init, serve, contains,
+        replay=_relocate(_replay, bindings, module_file, f"{base}_replay"),
+        serve_at=_relocate(_serve_at, bindings, module_file, f"{base}_serve_at"),
+        overlaps=_relocate(_overlaps, bindings, module_file, f"{base}_overlaps"),
+    )
