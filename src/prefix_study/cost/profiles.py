@@ -103,6 +103,10 @@ class HardwareProfile:
     host_link_bytes_s: float
     #: Dense FP8 tensor throughput; None where the GPU has no FP8 (A100).
     peak_fp8_flops: Optional[float] = None
+    #: Links of the KV tiers below GPU memory (None where the profile gives none).
+    nvme_read_bytes_s: Optional[float] = None
+    nvme_write_bytes_s: Optional[float] = None
+    network_bytes_s: Optional[float] = None
     source: str = ""
 
     def peak_flops(self, precision: str) -> float:
@@ -119,9 +123,15 @@ class HardwareProfile:
         get = (lambda k, d=None: node.get(k, d)) if hasattr(node, "get") else \
             (lambda k, d=None: getattr(node, k, d))
         fp8 = get("peak_fp8_flops")
+
+        def optional(key: str) -> Optional[float]:
+            return None if get(key) is None else float(get(key))
+
         return cls(
             name=str(get("name")), peak_bf16_flops=float(get("peak_bf16_flops")),
             mem_bandwidth_bytes_s=float(get("mem_bandwidth_bytes_s")),
             memory_bytes=float(get("memory_bytes")), host_link_bytes_s=float(get("host_link_bytes_s")),
-            peak_fp8_flops=None if fp8 is None else float(fp8), source=str(get("source", "")),
+            peak_fp8_flops=None if fp8 is None else float(fp8), nvme_read_bytes_s=optional("nvme_read_bytes_s"),
+            nvme_write_bytes_s=optional("nvme_write_bytes_s"), network_bytes_s=optional("network_bytes_s"),
+            source=str(get("source", "")),
         )

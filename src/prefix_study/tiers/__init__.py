@@ -1,0 +1,8 @@
+"""KV cache tiers below GPU memory (issue 18): a tier hierarchy resolved from
+the `tiers` config (spec.py), and a replay of vLLM's prefix rule across the
+tiers (replay.py, whose numba loop is kernel.py)."""
+
+from prefix_study.tiers.replay import TierReplay, tier_replay
+from prefix_study.tiers.spec import Hierarchy, TierSpec, hierarchy
+
+__all__ = ["Hierarchy", "TierReplay", "TierSpec", "hierarchy", "tier_replay"]
