@@ -19,7 +19,7 @@ from prefix_study.cost import CostModel, HardwareProfile, ModelProfile
 from prefix_study.replay import encode_trace, replay_hit_mask
 from prefix_study.replay.simulate import infinite_hit_mask
 from prefix_study.replay.synthetic import trace_from_requests
-from prefix_study.tiers import Hierarchy, TierSpec, hierarchy, tier_replay
+from prefix_study.tiers import Hierarchy, TierSpec, break_even_bytes_s, hierarchy, recompute_s, tier_replay
 
 BS = 16
 
@@ -173,3 +173,17 @@ def test_cost_load_policy_break_even(profiles):
         assert res.load_s[2] == (pytest.approx(latency + transfer) if loads else 0.0)
         always = tier_replay(trace, replace(h, load_policy="always"), "lru", 3, cost_model=cost_model)
         assert always.served_blocks[2].tolist() == [0, 3]
+
+
+def test_break_even_bandwidth_is_where_cost_switches(profiles):
+    model, _, cost_model = profiles
+    trace = hand_trace(A, B, A)
+    bb = model.kv_bytes_per_block(BS)
+    latency = 1e-4
+    be = break_even_bytes_s(cost_model, 3 * BS, latency)
+    assert 3 * bb / (recompute_s(cost_model, 3 * BS) - latency) == pytest.approx(be)
+    for factor, loads in ((1.001, True), (0.999, False)):
+        h = tiers(dram(read_bytes_s=be * factor, latency_s=latency), load_policy="cost", block_bytes=bb)
+        res = tier_replay(trace, h, "lru", 3, cost_model=cost_model)
+        assert res.served_blocks[2, 1] == (3 if loads else 0)
+    assert break_even_bytes_s(cost_model, 3 * BS, latency_s=1.0) == float("inf")
