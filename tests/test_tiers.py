@@ -81,7 +81,8 @@ def test_presets_resolve_with_sources(profiles):
 # --- GPU memory is today's replay; an unbounded DRAM tier is the infinite cache -------
 
 
-@pytest.mark.parametrize("lower", [(), (dram(capacity_blocks=0),), (dram(capacity_blocks=0), dram(name="ssd", capacity_blocks=0))])
+@pytest.mark.parametrize("lower", [
+    (), (dram(capacity_blocks=0),), (dram(capacity_blocks=0), dram(name="ssd", capacity_blocks=0))])
 def test_gpu_tier_equals_todays_prefix_replay(prefix_trace, lower):
     for capacity in (64, 256):
         res = tier_replay(prefix_trace, tiers(*lower), "lru", capacity)
@@ -94,6 +95,7 @@ def test_gpu_tier_equals_todays_prefix_replay(prefix_trace, lower):
 
 def test_unbounded_dram_reaches_the_infinite_cache_bound(prefix_trace):
     res = tier_replay(prefix_trace, tiers(dram(capacity_blocks=-1)), "lru", 64)
+    assert np.array_equal(res.gpu_hits, replay_hit_mask(prefix_trace, "lru", 64, "prefix"))  # GPU unchanged
     bound = infinite_hit_mask(prefix_trace) & prefix_trace.looked_up
     starts = np.flatnonzero(prefix_trace.flags & 1)
     assert np.array_equal(res.served_blocks.sum(axis=1), np.add.reduceat(bound.astype(np.int64), starts))
