@@ -36,6 +36,9 @@ STAGE_RANK = {"assets": 0, "workloads": 1, "engine": 2, "traces": 3, "stats": 4,
 #: library, not a stage: it depends on contracts only, and replay, mixed and
 #: savings use it, so it ranks with the first stage library.
 STAGE_RANK["cost"] = 0
+#: `tiers` (KV tiers below GPU memory) is a library over the replay's policies
+#: and the cost model; the cluster will take it, so it ranks before cluster.
+STAGE_RANK["tiers"] = 5
 #: Stage libraries no other library imports: the engine starts vLLM (and sets
 #: its environment); later stages read its outputs from files, never its code.
 SEALED_STAGES = {"engine"}

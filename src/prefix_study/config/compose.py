@@ -21,6 +21,7 @@ from prefix_study.config.schema import (
     ModelProfileConfig,
     PrefixStudyConfig,
     SweepConfig,
+    TiersConfig,
 )
 from prefix_study.config.inputs import CONF_DIR
 from prefix_study.config.overrides import check_additions, parse_overrides
@@ -47,6 +48,7 @@ def register_schema() -> None:
     cs.store(group="mix", name="mix_schema", node=MixConfig)
     cs.store(group="model", name="model_schema", node=ModelProfileConfig)
     cs.store(group="hardware", name="hardware_schema", node=HardwareProfileConfig)
+    cs.store(group="tiers", name="tiers_schema", node=TiersConfig)
     for kind, schema in SHAREGPT_WORKLOAD_SCHEMAS.items():
         cs.store(group="workload", name=f"{kind}_schema", node=schema)
     for kind in EXTERNAL_TRACE_KINDS:

@@ -88,6 +88,35 @@ class CapacityUnit(StrEnum):
     gib = "gib"  # GiB of KV memory of the named model (conf/model)
 
 
+class WritePolicy(StrEnum):
+    """When a KV tier below GPU memory receives a block (tiers/kernel.py)."""
+
+    write_through = "write_through"                      # every block the request brings into GPU memory
+    write_through_selective = "write_through_selective"  # a block served from cache write_hits times
+    write_back = "write_back"                            # a block the tier above evicts
+
+
+class LoadPolicy(StrEnum):
+    """Which found prefix a request loads from the tiers below GPU memory."""
+
+    always = "always"          # all of it (vLLM, LMCache)
+    min_tokens = "min_tokens"  # a tier's run only if >= its min_load_tokens (SGLang's L3 prefetch)
+    cost = "cost"              # the prefix whose transfer beats its recompute time most (cost model)
+
+
+class TierScope(StrEnum):
+    per_replica = "per_replica"  # one tier per serving instance
+    shared = "shared"            # one pool every replica reads (Mooncake Store)
+
+
+class TierLink(StrEnum):
+    """A link of the hardware profile (conf/hardware) on a tier's path to GPU memory."""
+
+    pcie = "pcie"        # host <-> GPU: hardware.host_link_bytes_s
+    nvme = "nvme"        # local SSD: hardware.nvme_read_bytes_s / nvme_write_bytes_s
+    network = "network"  # remote pool: hardware.network_bytes_s
+
+
 class Precision(StrEnum):
     """Weights and tensor-core math of the cost model."""
 
@@ -119,6 +148,11 @@ SEMANTICS = tuple(m.value for m in Semantics)
 WORKLOAD_KINDS = tuple(m.value for m in WorkloadKind)
 CAPACITY_UNITS = tuple(m.value for m in CapacityUnit)
 PRECISIONS = tuple(m.value for m in Precision)
+WRITE_POLICIES = tuple(m.value for m in WritePolicy)
+LOAD_POLICIES = tuple(m.value for m in LoadPolicy)
+#: Tiers below GPU memory the tier replay holds (tiers/kernel.py binds one
+#: policy per tier at compile time): host memory plus one more (disk, L3, pool).
+MAX_LOWER_TIERS = 2
 
 
 @dataclass
@@ -363,6 +397,11 @@ class HardwareProfileConfig:
     mem_bandwidth_bytes_s: float = MISSING
     memory_bytes: float = MISSING
     host_link_bytes_s: float = MISSING
+    # Links of the KV tiers (conf/tiers): unset on a profile that does not
+    # give them; a tier whose path uses an unset link is refused.
+    nvme_read_bytes_s: Optional[float] = None
+    nvme_write_bytes_s: Optional[float] = None
+    network_bytes_s: Optional[float] = None  # one direction, per GPU
     source: str = MISSING
     interconnect: str = MISSING           # nvlink | pcie: the tensor-parallel link
     interconnect_bytes_s: float = MISSING  # one direction per GPU (datasheet)
@@ -395,6 +434,54 @@ class CostConfig:
     # With engine.clock=cost_model these workloads also run with prefix caching
     # off, for TTFT with vs without the cache (savings stage).
     compare_workloads: list[str] = field(default_factory=lambda: ["chat_multi", "qa"])
+
+
+# --- KV cache tiers below GPU memory (prefix_study.tiers) -------------------------
+
+
+@dataclass
+class TierConfig:
+    """One KV cache tier (conf/tiers/<preset>.yaml names the source of each value).
+
+    tiers.tiers[0] is GPU memory: its capacity and policy null take the
+    replay's (today's single tier); it is written by compute (write_through)
+    and has no links."""
+
+    name: str = MISSING
+    # In capacity_unit (blocks, tokens, or GiB of the named model); null: unbounded
+    # (the GPU tier: the replay's capacity).
+    capacity: Optional[float] = 0.0
+    capacity_unit: CapacityUnit = CapacityUnit.gib
+    # Tokens per stored and looked-up unit, a multiple of the block size; null: one block.
+    chunk_tokens: Optional[int] = None
+    # An online policy of the replay registry (null on the GPU tier: the replay's).
+    policy: Optional[str] = "lru"
+    write_policy: WritePolicy = WritePolicy.write_through
+    # write_through_selective: times a block is served from cache before it is written.
+    write_hits: int = 2
+    # The path to GPU memory; read/write bandwidth = the slowest link's unless set here.
+    links: list[TierLink] = field(default_factory=lambda: [TierLink.pcie])
+    read_bytes_s: Optional[float] = None
+    write_bytes_s: Optional[float] = None
+    # Fixed cost of one transfer (a request's run of blocks from this tier).
+    latency_s: float = 0.0
+    # load_policy=min_tokens: a run shorter than this is recomputed instead.
+    min_load_tokens: int = 0
+    scope: TierScope = TierScope.per_replica
+
+
+def _gpu_tier() -> list[TierConfig]:
+    return [TierConfig(name="gpu", capacity=None, capacity_unit=CapacityUnit.blocks, policy=None, links=[])]
+
+
+@dataclass
+class TiersConfig:
+    """The KV tier hierarchy, top (GPU memory) down (conf/tiers/)."""
+
+    name: str = "gpu_only"
+    source: str = "today's single tier: vLLM's prefix cache in GPU memory"
+    load_policy: LoadPolicy = LoadPolicy.always
+    tiers: list[TierConfig] = field(default_factory=_gpu_tier)
 
 
 # --- cluster stage (issue 10): N replicas behind a router ------------------
@@ -497,5 +584,6 @@ class PrefixStudyConfig:
     hardware: HardwareProfileConfig = field(default_factory=HardwareProfileConfig)
     cost: CostConfig = field(default_factory=CostConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    tiers: TiersConfig = field(default_factory=TiersConfig)
     # Hydra overrides given on the command line (bookkeeping only).
     overrides: list[str] = field(default_factory=list)

@@ -388,6 +388,21 @@ def validate_cost(cfg: Any) -> None:
     _name_list(cfg, "cost.compare_workloads", sharegpt, empty_ok=True)
 
 
+def validate_tiers(cfg: Any) -> None:
+    """The KV tier hierarchy (conf/tiers), resolved at every sweep block size
+    on the named model and GPU (tiers/spec.py holds the checks)."""
+    from prefix_study.cost.profiles import HardwareProfile, ModelProfile
+    from prefix_study.tiers.spec import TierConfigError, hierarchy
+
+    hardware = HardwareProfile.from_config(cfg.hardware)
+    model = ModelProfile.from_config(cfg.model)
+    for bs in cfg.sweep.block_sizes:
+        try:
+            hierarchy(cfg.tiers, hardware, model, int(bs))
+        except TierConfigError as exc:
+            raise ConfigError(f"{exc} (sweep.block_sizes: {list(cfg.sweep.block_sizes)})") from None
+
+
 def validate_cluster(cfg: Any) -> None:
     from prefix_study.replay.policies import online_policy_names, unsupported_reason
     from prefix_study.cluster.capacity import capacity_error, selected_workloads
@@ -477,4 +492,5 @@ def validate(cfg: Any) -> None:
     validate_sweep(cfg)
     validate_mix(cfg)
     validate_cost(cfg)
+    validate_tiers(cfg)
     validate_cluster(cfg)

@@ -171,6 +171,10 @@ class HardwareProfile:
     host_link_bytes_s: float
     #: Dense FP8 tensor throughput; None where the GPU has no FP8 (A100).
     peak_fp8_flops: Optional[float] = None
+    #: Links of the KV tiers below GPU memory (None where the profile gives none).
+    nvme_read_bytes_s: Optional[float] = None
+    nvme_write_bytes_s: Optional[float] = None
+    network_bytes_s: Optional[float] = None
     source: str = ""
     #: GPU <-> GPU link of tensor parallelism, one direction per GPU
     #: (NVLink; PCIe where the GPU has no NVLink, e.g. L40S).
@@ -218,4 +222,7 @@ class HardwareProfile:
             compute_efficiency_bf16=float(get("compute_efficiency_bf16", 0.5)),
             compute_efficiency_fp8=_opt_float(get("compute_efficiency_fp8")),
             memory_efficiency=float(get("memory_efficiency", 0.8)),
+            nvme_read_bytes_s=_opt_float(get("nvme_read_bytes_s")),
+            nvme_write_bytes_s=_opt_float(get("nvme_write_bytes_s")),
+            network_bytes_s=_opt_float(get("network_bytes_s")),
         )

@@ -1,0 +1,250 @@
+"""The tier replay's loop: vLLM's prefix rule across GPU memory and the tiers
+below it, written once and specialised per combination of policies.
+
+Per request (accesses s..e-1 of an encoded trace), in order:
+1. GPU memory serves it with its policy's `serve` under prefix semantics, as
+   today's replay does: the GPU tier's state and hits do not depend on the
+   tiers below (a loaded block is allocated in GPU memory like a computed
+   one). Its prefix hits are g blocks.
+2. Lookup: from block g on, each looked-up block is taken from the highest
+   tier holding the chunk around it (a tier stores whole chunks of its
+   `chunk` blocks, keyed by the id of the chunk's last block, which names the
+   whole prefix); the first block no tier holds ends the found prefix.
+3. Load policy: `always` loads all of it; `min_tokens` stops before the first
+   tier whose run in this request is shorter than its min_load_tokens;
+   `cost` loads up to the segment end where recompute time minus transfer
+   time is largest, and nothing when no end gains (a segment is a run of blocks
+   from one tier; transfer = the tier's latency once per request plus
+   bytes / read bandwidth; recompute = the blocks' marginal prefill compute
+   time; within a segment the gain is convex, so segment ends suffice).
+   Everything after the loaded prefix is recomputed.
+4. Writes, top tier down, each tier's `serve` called once on a small trace of
+   its chunks (block semantics): chunks loaded from it (a touch), then the
+   chunks its write policy stores and it does not hold: write_through every
+   chunk the request brought into GPU memory (loaded or recomputed, from the
+   chunk around block g on), write_through_selective every chunk of the
+   request whose last block has been served from cache at least write_hits
+   times, write_back the units the tier above evicted in this request.
+
+numba cannot cache a loop that takes jitted functions as arguments, so (as
+replay/kernels/_serve.py does for one policy) `specialise` binds the policies'
+functions as globals of copies of the templates below, cached next to this file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from prefix_study.config.schema import MAX_LOWER_TIERS
+from prefix_study.replay.kernels._common import NOT_LOOKED_UP, REQUEST_START
+from prefix_study.replay.kernels._serve import _relocate
+from prefix_study.replay.policies import get_policy
+
+LOAD_CODES = {"always": 0, "min_tokens": 1, "cost": 2}
+WRITE_CODES = {"write_through": 0, "write_through_selective": 1, "write_back": 2}
+#: The policy that fills an unused lower-tier slot (capacity 0: never holds anything).
+UNUSED = "lru"
+
+_VERSION = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=4).hexdigest()
+
+# Templates: serve0/contains0 (GPU memory), serve1/contains1, serve2/contains2
+# (the tiers below) and the helpers are globals bound by `specialise`.
+
+
+def _contains_tier(t, st1, st2, x):  # pragma: no cover - numba
+    if t == 1:
+        return contains1(st1, x)  # noqa: F821
+    return contains2(st2, x)  # noqa: F821
+
+
+def _serve_tier(t, st1, st2, ids, flags, cost, category, n, hits, evicted):  # pragma: no cover - numba
+    if t == 1:
+        return serve1(st1, ids, flags, cost, category, 0, n, False, hits, evicted)  # noqa: F821
+    return serve2(st2, ids, flags, cost, category, 0, n, False, hits, evicted)  # noqa: F821
+
+
+def _tier_loop(st0, st1, st2, ids, flags, cost, category, starts, num_ids, recompute_s,
+               cap, chunk, wpol, whits, minload, rbw, lat, block_bytes, block_size, load_policy, ntiers,
+               hits, served, recomputed, declined, read_bytes, written_chunks, load_s):  # pragma: no cover
+    T = cap.shape[0]
+    nreq = starts.shape[0] - 1
+    maxn = 1
+    for r in range(nreq):
+        maxn = max(maxn, starts[r + 1] - starts[r])
+    ev0 = np.empty(2 * maxn + 1, dtype=np.int32)
+    M = 4 * maxn + 2
+    evt = np.empty((T, 2 * M + 1), dtype=np.int32)
+    nev = np.zeros(T, dtype=np.int64)
+    idx = np.empty(M, dtype=np.int64)
+    mids = np.empty(M, dtype=np.int32)
+    mflags = np.zeros(M, dtype=np.uint8)
+    mhits = np.zeros(M, dtype=np.bool_)
+    has_ctx = cost.shape[0] > 0
+    mcost = np.empty(M if has_ctx else 0, dtype=np.float64)
+    mcat = np.empty(M if category.shape[0] > 0 else 0, dtype=np.int32)
+    src = np.zeros(maxn, dtype=np.int64)
+    cnt = np.zeros(T, dtype=np.int64)
+    used = np.zeros(T, dtype=np.bool_)
+    hitcount = np.zeros(num_ids, dtype=np.int64)
+    last_seen = np.zeros(num_ids, dtype=np.int64)
+    stamp = np.full(num_ids, -1, dtype=np.int64)
+    for r in range(nreq):
+        s = starts[r]
+        e = starts[r + 1]
+        n = e - s
+        for i in range(s, e):
+            last_seen[ids[i]] = i
+        # 1. GPU memory, as today's prefix replay.
+        _, ne0 = serve0(st0, ids, flags, cost, category, s, e, True, hits, ev0)  # noqa: F821
+        nev[0] = min(ne0, ev0.shape[0])
+        L = 0
+        while L < n and not (flags[s + L] & NOT_LOOKED_UP):
+            L += 1
+        g = 0
+        while g < L and hits[s + g]:
+            g += 1
+        # 2. Lookup in the tiers below.
+        k = g
+        while k < L:
+            found = 0
+            stop = k
+            for t in range(1, ntiers + 1):
+                if cap[t] == 0:
+                    continue
+                c = chunk[t]
+                last = (k // c + 1) * c - 1
+                if last >= n:
+                    continue
+                if _contains_tier(t, st1, st2, ids[s + last]):  # noqa: F821
+                    found = t
+                    stop = min(last + 1, L)
+                    break
+            if found == 0:
+                break
+            for j in range(k, stop):
+                src[j] = found
+            k = stop
+        f_end = k
+        # 3. Load policy.
+        m = f_end
+        if load_policy == 1:
+            cnt[:] = 0
+            for j in range(g, f_end):
+                cnt[src[j]] += 1
+            for j in range(g, f_end):
+                if cnt[src[j]] * block_size < minload[src[j]]:
+                    m = j
+                    break
+        elif load_policy == 2:
+            used[:] = False
+            best = 0.0
+            m = g
+            rec = 0.0
+            tr = 0.0
+            j = g
+            while j < f_end:
+                t = src[j]
+                if not used[t]:
+                    used[t] = True
+                    tr += lat[t]
+                rec += recompute_s[s + j]
+                tr += block_bytes / rbw[t]
+                j += 1
+                if (j == f_end or src[j] != t) and rec - tr > best:
+                    best = rec - tr
+                    m = j
+        served[r, 0] = g
+        used[:] = False
+        ls = 0.0
+        for j in range(g, m):
+            t = src[j]
+            if not used[t]:
+                used[t] = True
+                ls += lat[t]
+            served[r, t] += 1
+            read_bytes[r, t] += block_bytes
+            ls += block_bytes / rbw[t]
+        load_s[r] = ls
+        recomputed[r] = L - m
+        declined[r] = f_end - m
+        for j in range(m):
+            hitcount[ids[s + j]] += 1
+        # 4. Writes, top tier down.
+        for t in range(1, ntiers + 1):
+            nev[t] = 0
+            if cap[t] == 0:
+                continue
+            c = chunk[t]
+            tag = r * T + t
+            nm = 0
+            for j in range(g, m):
+                if src[j] == t:
+                    last = (j // c + 1) * c - 1
+                    x = ids[s + last]
+                    if stamp[x] != tag:
+                        stamp[x] = tag
+                        idx[nm] = s + last
+                        nm += 1
+            nw = 0
+            if wpol[t] == 2:
+                for q in range(nev[t - 1]):
+                    x = ev0[q] if t == 1 else evt[t - 1, q]
+                    if stamp[x] == tag or _contains_tier(t, st1, st2, x):  # noqa: F821
+                        continue
+                    stamp[x] = tag
+                    idx[nm] = last_seen[x]
+                    nm += 1
+                    nw += 1
+            else:
+                j0 = (g // c) * c if wpol[t] == 0 else 0
+                for last in range(j0 + c - 1, n, c):
+                    x = ids[s + last]
+                    if stamp[x] == tag:
+                        continue
+                    if wpol[t] == 1 and hitcount[x] < whits[t]:
+                        continue
+                    if _contains_tier(t, st1, st2, x):  # noqa: F821
+                        continue
+                    stamp[x] = tag
+                    idx[nm] = s + last
+                    nm += 1
+                    nw += 1
+            written_chunks[r, t] = nw
+            if nm == 0:
+                continue
+            for q in range(nm):
+                mids[q] = ids[idx[q]]
+                mflags[q] = REQUEST_START if q == 0 else 0
+                if has_ctx:
+                    mcost[q] = cost[idx[q]]
+                if mcat.shape[0] > 0:
+                    mcat[q] = category[idx[q]]
+            _, ne = _serve_tier(t, st1, st2, mids, mflags, mcost, mcat, nm, mhits, evt[t])  # noqa: F821
+            nev[t] = min(ne, evt.shape[1])
+    return hits
+
+
+def _machine(policy: str):
+    return get_policy(policy).state_machine("block")
+
+
+@lru_cache(maxsize=None)
+def specialise(gpu_policy: str, lower: tuple[str, ...]):
+    """The tier loop for GPU memory under `gpu_policy` (its prefix state
+    machine) and the lower tiers' policies (block semantics; unused slots: UNUSED)."""
+    if len(lower) > MAX_LOWER_TIERS:
+        raise ValueError(f"at most {MAX_LOWER_TIERS} tiers below GPU memory, got {len(lower)}")
+    padded = tuple(lower) + (UNUSED,) * (MAX_LOWER_TIERS - len(lower))
+    gpu = get_policy(gpu_policy).state_machine("prefix")
+    m1, m2 = (_machine(p) for p in padded)
+    bindings = {"serve0": gpu.serve, "contains0": gpu.contains, "serve1": m1.serve, "contains1": m1.contains,
+                "serve2": m2.serve, "contains2": m2.contains}
+    base = f"tiers_{gpu_policy}_{'_'.join(padded)}_{_VERSION}"
+    here = __file__
+    bindings["_contains_tier"] = _relocate(_contains_tier, bindings, here, f"{base}_contains")
+    bindings["_serve_tier"] = _relocate(_serve_tier, bindings, here, f"{base}_serve")
+    return _relocate(_tier_loop, bindings, here, f"{base}_loop")
