@@ -1,6 +1,10 @@
-"""Shared fixtures: a tiny random-weight GPT-2 and real CPU vLLM engines.
+"""Shared fixtures: a tiny random-weight GPT-2, real CPU vLLM engines, and one
+run of the whole DAG (`tiny_run`) that every pipeline test reads or extends.
 
 Engine tests import vLLM directly: without it they error, never skip.
+Markers (pyproject.toml): `engine` starts vLLM, `pipeline` runs the
+`prefix-study` command (Snakemake), `slurm` needs SLURM; `make test-fast`
+runs the rest.
 """
 
 from __future__ import annotations
@@ -70,3 +74,23 @@ def engine_factory(model_dir):
         return engine
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The full DAG on pipeline_run.TINY (with an engine capacity sweep), once
+    per session: (overrides, results dir, run dir). Its results_dir has a space
+    in it (issue 23.4: paths reach the stages without a shell)."""
+    from pipeline_run import ROOT, TINY, TINY_ENGINE_CAPACITIES, prefix_study, run_dirs
+
+    from prefix_study.config.hashing import STAGES
+
+    results = tmp_path_factory.mktemp("pipeline") / "tiny results"
+    overrides = [*TINY, TINY_ENGINE_CAPACITIES, f"results_dir={results}"]
+    proc = prefix_study(*overrides, "--cores", "2")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    (run,) = run_dirs(proc.stdout)
+    run = run if run.is_absolute() else ROOT / run
+    for stage in (*STAGES, "runs"):
+        assert len(list((results / stage).iterdir())) == 1, stage
+    return overrides, results, run

@@ -23,8 +23,7 @@ import pytest
 from prefix_study.cli import main as cli_main
 from prefix_study.io import atomic_path, write_parquet
 
-ROOT = Path(__file__).resolve().parents[1]
-CLI = Path(sys.executable).parent / "prefix-study"
+from pipeline_run import CLI, ROOT
 
 MOONCAKE_LINES = [
     {"timestamp": 0, "input_length": 1024, "output_length": 8, "hash_ids": [1, 2]},
@@ -144,6 +143,7 @@ def test_relative_dataset_path_names_the_directory_it_is_resolved_against(capsys
     assert "dataset.path" in err and "project directory" in err and str(ROOT / "mine.json") in err
 
 
+@pytest.mark.pipeline
 def test_wrong_shaped_dataset_says_no_record_was_usable(tmp_path):
     """Through the command, the workload job fails with the reason, not with
     advice to raise dataset.max_conversations."""
@@ -176,6 +176,7 @@ def _project_copy(tmp_path: Path) -> Path:
     return project
 
 
+@pytest.mark.pipeline
 def test_killed_run_leaves_a_lock_the_next_run_clears_and_no_litter(tmp_path):
     from prefix_study.config import compose_config
     from prefix_study.pipeline import PipelinePaths
@@ -189,7 +190,7 @@ def test_killed_run_leaves_a_lock_the_next_run_clears_and_no_litter(tmp_path):
                            start_new_session=True)
     locks = project / ".snakemake" / "locks"
     deadline = time.monotonic() + 300
-    while not (model.parent / "logs" / "model_assets.log").exists():
+    while not (model.parent / "logs" / "assets.log").exists():
         assert run.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.2)

@@ -26,6 +26,12 @@ from prefix_study.config.schema import (
 
 #: Experiment names become a directory name under results/runs/.
 EXPERIMENT_NAME = re.compile(r"(?!\.)[A-Za-z0-9_.-]+")
+#: results_dir: letters (any script), digits, space and `_ . / - + , = @ % : ~`.
+#: No job builds a shell line from it, but a cluster executor re-issues the
+#: overrides in each job's shell command, and Snakemake reads `{...}` in a
+#: path as a wildcard: quotes, `$`, backticks, `;`, braces, backslashes and
+#: control characters (a newline) are refused.
+SAFE_PATH = re.compile(r"[\w ./+,=@%:~-]+")
 
 
 class ConfigError(ValueError):
@@ -153,6 +159,10 @@ def validate_workload(cfg: Any, name: str) -> None:
 
 
 def validate_top(cfg: Any) -> None:
+    results = cfg.results_dir
+    _require(isinstance(results, str) and SAFE_PATH.fullmatch(results) is not None, "results_dir", results,
+             "a path of letters, digits, spaces and '_./-+,=@%:~' (no quotes, '$', '`', ';', '{}', "
+             "backslashes or control characters such as a newline)")
     name = cfg.experiment
     _require(isinstance(name, str) and EXPERIMENT_NAME.fullmatch(name) is not None, "experiment", name,
              "a non-empty name of letters, digits, '_', '.' and '-' that does not start with '.' "
