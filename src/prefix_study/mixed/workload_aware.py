@@ -28,7 +28,7 @@ from prefix_study.cost.model import CostModel
 from prefix_study.cost.profiles import ModelProfile
 from prefix_study.io import markdown_table, write_parquet, write_text
 from prefix_study.mixed.interleave import interleave_traces
-from prefix_study.replay.per_request import per_request_from_mask
+from prefix_study.replay.per_request import labelled_per_request
 from prefix_study.replay.simulate import SEMANTICS, replay, replay_hit_mask
 from prefix_study.replay.sweep import PER_REQUEST_SEMANTICS, per_request_table
 from prefix_study.replay.kernels._common import BYPASS, REQUEST_START
@@ -157,10 +157,7 @@ def mixed_hit_rate_table(
 
     def keep(sem: str, policy: str, cap: int, hits: np.ndarray) -> np.ndarray:
         if per_request is not None and sem == PER_REQUEST_SEMANTICS:
-            per_request.append(per_request_from_mask(mixed_frame, mixed, hits).select(
-                "workload", pl.lit(block_size).alias("block_size"), pl.lit(policy).alias("policy"),
-                pl.lit(sem).alias("semantics"), pl.lit(cap).alias("capacity_blocks"),
-                "request_id", "lookup_blocks", "hit_blocks"))
+            per_request.append(labelled_per_request(mixed_frame, mixed, hits, block_size, policy, sem, cap))
         return hits
 
     for sem in semantics:

@@ -12,7 +12,7 @@ from prefix_study.cost.capacity import capacity_blocks, with_capacity_columns
 from prefix_study.cost.model import CostModel
 from prefix_study.cost.profiles import ModelProfile
 from prefix_study.io import markdown_table, write_parquet, write_text
-from prefix_study.replay.per_request import per_request_from_mask
+from prefix_study.replay.per_request import labelled_per_request
 from prefix_study.replay.simulate import SEMANTICS, replay_hit_mask
 from prefix_study.replay.trace import BlockTrace, encode_trace, read_trace
 
@@ -64,10 +64,7 @@ def hit_rate_rows(
             for cap in capacities:
                 hits = replay_hit_mask(trace, policy, int(cap), sem, cost_model, int(block_size))
                 if per_request is not None and sem == PER_REQUEST_SEMANTICS:
-                    per_request.append(per_request_from_mask(frame, trace, hits).select(
-                        "workload", pl.lit(int(block_size)).alias("block_size"), pl.lit(policy).alias("policy"),
-                        pl.lit(sem).alias("semantics"), pl.lit(int(cap)).alias("capacity_blocks"),
-                        "request_id", "lookup_blocks", "hit_blocks"))
+                    per_request.append(labelled_per_request(frame, trace, hits, block_size, policy, sem, cap))
                 if sem in extra:
                     continue
                 accesses, hit = int(np.count_nonzero(looked)), int(np.count_nonzero(hits & looked))
