@@ -6,7 +6,7 @@ SNAKEMAKE_ARGS ?=
 # The run-time environment (offline hub, in-process vLLM, PYTHONHASHSEED) is
 # set by src/prefix_study/env.py, which the Snakefile and the tests apply.
 
-.PHONY: setup pipeline test clean
+.PHONY: setup pipeline test test-fast clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh
@@ -18,8 +18,13 @@ pipeline: setup
 	$(VENV)/bin/prefix-study --clear-stale-lock
 	$(VENV)/bin/snakemake --profile workflow/profiles/local --cores $(CORES) $(SNAKEMAKE_ARGS)
 
+# Everything (CI): the pipeline tests share one run of the whole DAG (tests/conftest.py).
 test: setup
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop: every stage library, no vLLM, no Snakemake, no SLURM (under 60 s).
+test-fast: setup
+	$(VENV)/bin/python -m pytest -m "not engine and not slurm and not pipeline" $(PYTEST_ARGS)
 
 clean:
 	find results -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -1,13 +1,13 @@
 # prefix-study: dataset -> workloads -> vLLM engine -> block traces -> statistics,
-# replays, mixed workload -> figures -> run index and report.
+# replays, mixed workload -> savings, cluster -> figures -> run index and report.
+# Every stage rule runs workflow/scripts/stage.py (`script:`): its inputs,
+# outputs and params reach the stage as one Job, no shell line.
 #
 # Configuration is Hydra's (conf/), composed here; pass overrides with
 #   snakemake --cores 2 --config 'overrides=["sweep.capacities=[64,1024]","sweep.policies=[lru]"]'
 # (a list of Hydra overrides; `prefix-study sweep.capacities=[64,1024] ...` writes it for you).
 # Every stage writes under results/<stage>/<hash of the config it depends on>/;
 # every path comes from PipelinePaths (src/prefix_study/pipeline.py).
-import sys
-
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -23,8 +23,6 @@ from prefix_study.report.captions import FIGURES, TABLES, caption_path
 
 CFG = compose_config(overrides_from_snakemake(config.get("overrides")))
 P = PipelinePaths(CFG)
-PY = sys.executable
-STAGE = "{PY} -m prefix_study.stages".format(PY=PY)
 
 
 report: "workflow/report/workflow.rst"
@@ -38,9 +36,9 @@ include: "workflow/rules/traces.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/replay.smk"
 include: "workflow/rules/mixed.smk"
-include: "workflow/rules/figures.smk"
 include: "workflow/rules/savings.smk"
 include: "workflow/rules/cluster.smk"
+include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 
 

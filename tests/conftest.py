@@ -1,15 +1,13 @@
 """Shared fixtures: a tiny random-weight GPT-2, real CPU vLLM engines, and one
-run of the whole DAG on a tiny config through `prefix-study` (`tiny`).
+run of the whole DAG (`tiny_run`) that every pipeline test reads or extends.
 
 Engine tests import vLLM directly: without it they error, never skip.
+Markers (pyproject.toml): `engine` starts vLLM, `pipeline` runs the
+`prefix-study` command (Snakemake), `slurm` needs SLURM; `make test-fast`
+runs the rest.
 """
 
 from __future__ import annotations
-
-import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -78,65 +76,17 @@ def engine_factory(model_dir):
     return make
 
 
-# --- the whole DAG on a tiny config, through the command ------------------------------
-
-ROOT = Path(__file__).resolve().parents[1]
-CLI = Path(sys.executable).parent / "prefix-study"
-TIMEOUT = 900
-
-#: A configuration that runs the full DAG in about a minute on 2 cores.
-TINY = [
-    "sweep=tiny",
-    "workloads.chat_single.num_conversations=4",
-    "workloads.chat_multi.num_conversations=3",
-    "workloads.chat_multi.max_turns=2",
-    "workloads.qa.num_conversations=6",
-    "workloads.qa.num_contexts=2",
-    "workloads.summarization.num_conversations=2",
-    "engine.block_sizes=[32]",
-    "mix.block_size=32",
-    "mix.capacities=[64]",
-    "dataset.max_conversations=200",
-]
-
-
-def prefix_study(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """Run the installed console command; its output is shown when a test fails."""
-    assert CLI.exists(), f"{CLI} missing: install the project (pip install -e .)"
-    proc = subprocess.run([str(CLI), *args], cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT)
-    print(f"$ prefix-study {' '.join(args)}\n[exit {proc.returncode}]\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def job_stats(output: str) -> dict[str, int]:
-    """Snakemake's "Job stats" table -> {rule: count} (empty when nothing is to be done)."""
-    if "Nothing to be done" in output:
-        return {}
-    assert "Job stats:" in output, output[-3000:]
-    table = output.split("Job stats:", 1)[1]
-    counts = {}
-    for line in table.splitlines()[3:]:
-        m = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
-        if not m or m.group(1) == "total":
-            break
-        counts[m.group(1)] = int(m.group(2))
-    assert counts, table[:2000]
-    return counts
-
-
-def run_dirs(stdout: str) -> list[Path]:
-    return [Path(line.split("run directory:", 1)[1].strip())
-            for line in stdout.splitlines() if "run directory:" in line]
-
-
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    """The full DAG on TINY, once for the session (test_pipeline, test_reliability):
-    (overrides, results dir, run dir). Tests that change its files restore them."""
+def tiny_run(tmp_path_factory):
+    """The full DAG on pipeline_run.TINY (with an engine capacity sweep), once
+    per session: (overrides, results dir, run dir). Its results_dir has a space
+    in it (issue 23.4: paths reach the stages without a shell)."""
+    from pipeline_run import ROOT, TINY, TINY_ENGINE_CAPACITIES, prefix_study, run_dirs
+
     from prefix_study.config.hashing import STAGES
 
-    results = tmp_path_factory.mktemp("pipeline") / "results"
-    overrides = [*TINY, f"results_dir={results}"]
+    results = tmp_path_factory.mktemp("pipeline") / "tiny results"
+    overrides = [*TINY, TINY_ENGINE_CAPACITIES, f"results_dir={results}"]
     proc = prefix_study(*overrides, "--cores", "2")
     assert proc.returncode == 0, proc.stderr[-5000:]
     (run,) = run_dirs(proc.stdout)

@@ -1,7 +1,7 @@
 """The package's import graph: no circle, and no import from a lower layer to a
 higher one (the layers are stated in docs/architecture.md). Also: every stage
-has one entry, `prefix_study.<stage>.stage.run`, and a CLI sub-command of its
-name.
+has one entry, `prefix_study.<stage>.stage.run`, and a job runner of its
+name (prefix_study.stages).
 
 The graph counts what Python executes: importing `a.b.c` runs `a/__init__.py`
 and `a/b/__init__.py` first, so a module that imports `a.b.c` also imports the
@@ -31,7 +31,7 @@ CONTRACT_PACKAGES = ("prefix_study.traces.formats",)
 #: Layer 1: the stage libraries, in DAG order. One may import another only if
 #: that one comes earlier (stats and replay share a rank: neither imports the other).
 STAGE_RANK = {"assets": 0, "workloads": 1, "engine": 2, "traces": 3, "stats": 4, "replay": 4,
-              "mixed": 5, "figures": 6, "savings": 7, "cluster": 8}
+              "mixed": 5, "savings": 6, "cluster": 7, "figures": 8}
 #: `cost` (model/GPU profiles, capacity units, the roofline cost model) is a
 #: library, not a stage: it depends on contracts only, and replay, mixed and
 #: savings use it, so it ranks with the first stage library.
@@ -265,11 +265,25 @@ def test_composing_the_config_imports_no_kernel():
     assert not registry_entries(loaded), registry_entries(loaded)
 
 
-def test_every_stage_has_one_entry_and_a_subcommand():
+def test_every_stage_has_one_entry_and_a_runner():
     from prefix_study.config.hashing import STAGES
-    from prefix_study.stages import build_parser
+    from prefix_study.stages import RUNNERS
 
     for stage in STAGES:
         assert callable(importlib.import_module(f"prefix_study.{stage}.stage").run), stage
-    sub = next(a for a in build_parser()._actions if a.dest == "stage")
-    assert list(sub.choices) == list(STAGES)
+    assert set(RUNNERS) == set(STAGES)
+
+
+def test_stage_rules_run_the_stage_script_and_no_shell():
+    """Issue 19.3/23.4: every stage rule hands its job to the stage as a Job
+    (`script:`), so no shell line is built from config values or paths."""
+    import re
+
+    from prefix_study.stages import RUNNERS
+
+    rules = Path(__file__).resolve().parents[1] / "workflow" / "rules"
+    for smk in rules.glob("*.smk"):
+        text = smk.read_text()
+        assert not re.search(r"^\s+shell:", text, re.M), smk.name
+        for stage in re.findall(r'stage="(\w+)"', text):
+            assert stage in RUNNERS, (smk.name, stage)

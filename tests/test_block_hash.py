@@ -82,10 +82,11 @@ def test_traces_stage_does_not_import_vllm_or_torch(tmp_path):
     cfg.write_text(OmegaConf.to_yaml(resolved))
     out = tmp_path / "b16.parquet"
     code = (
-        "import runpy, sys\n"
-        f"sys.argv = ['stages', 'traces', '--config', {str(cfg)!r}, '--workload', 'w', '--block-size', '16',"
-        f" '--engine-dir', {str(engine)!r}, '--out', {str(out)!r}, '--check', {str(tmp_path / 'c.json')!r}]\n"
-        "runpy.run_module('prefix_study.stages', run_name='__main__')\n"
+        "import sys\n"
+        "from prefix_study.stages import Job, run_job\n"
+        f"run_job(Job('traces', input={{'cfg': {str(cfg)!r}}}, output={{'trace': {str(out)!r}, "
+        f"'check': {str(tmp_path / 'c.json')!r}}}, params={{'run': 'w', 'block_size': 16, "
+        f"'engine_dir': {str(engine)!r}}}))\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('vllm', 'torch'))\n"
         "assert not heavy, heavy[:5]\n"
     )

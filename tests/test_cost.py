@@ -311,15 +311,26 @@ def _toy_trace() -> "pl.DataFrame":
     return with_block_ids(pl.DataFrame(rows, schema_overrides={"position": pl.Int32, "block_hash": pl.UInt64}))
 
 
-def test_savings_of_a_hand_made_trace():
+def test_savings_of_a_hand_made_trace(tmp_path):
     import numpy as np
     import polars as pl
 
-    from prefix_study.savings.requests import trace_savings_rows
+    from types import SimpleNamespace
+
+    from prefix_study.io import write_parquet
+    from prefix_study.replay.sweep import hit_rate_table, per_request_table
+    from prefix_study.savings.requests import priced_rows
 
     cm = _toy_cost_model()
     prompts = pl.DataFrame({"workload": ["w", "w"], "request_id": ["r0", "r1"], "prompt_tokens": [100, 100]})
-    big, none = trace_savings_rows(_toy_trace(), 32, ["lru"], [64, 0], prompts, cm)
+    # The replay stage's per-request hits, priced as the savings stage does.
+    per: list = []
+    sweep = SimpleNamespace(policies=["lru"], semantics=["block"], capacities=[64, 0], capacity_unit="blocks")
+    hit_rate_table({("w", 32): write_parquet(_toy_trace(), tmp_path / "b32.parquet")}, sweep, cost_model=cm,
+                   per_request=per)
+    none, big = priced_rows(per_request_table(per), prompts, cm, "replay",
+                            ("workload", "block_size", "policy", "capacity_blocks"))
+    assert (none["capacity_blocks"], big["capacity_blocks"]) == (0, 64)
     assert (big["cached_tokens"], big["prompt_tokens"], big["requests"]) == (64, 200, 2)
     assert big["token_hit_rate"] == 0.32
     full = 2 * cm.prefill_flops(100, 0)

@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 
 from prefix_study.config.schema import MixConfig
+from prefix_study.replay.engine_capacity import engine_vs_replay
 from prefix_study.figures import (
-    engine_vs_replay,
     plot_engine_vs_replay,
     plot_hit_rate_curves,
     plot_hit_rate_vs_capacity,
@@ -76,4 +76,4 @@ def test_engine_vs_replay(tmp_path):
     table = engine_vs_replay(engine, rep)
     assert table["engine_hit_rate"].to_list() == [96 / 400, 0.5]
     assert table["replay_hit_rate"].to_list() == [96 / 400, 0.5]
-    assert_written(plot_engine_vs_replay(engine, rep, tmp_path / "engine"))
+    assert_written(plot_engine_vs_replay(table, tmp_path / "engine"))

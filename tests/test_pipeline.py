@@ -1,9 +1,9 @@
 """The whole DAG through the `prefix-study` command, on a tiny configuration.
 
-One session-scoped run (`tiny`, conftest.py) builds every stage (real CPU vLLM
-engine included) into a temporary results directory; the other tests dry-run
-or extend it. Nothing here
-skips: without vLLM the engine jobs fail and so do these tests.
+One session-scoped run (`tiny_run` in conftest.py) builds every stage, real
+CPU vLLM engine and an engine capacity sweep included, into a temporary
+results directory; the other tests read it, dry-run against it or extend it.
+Nothing here skips: without vLLM the engine jobs fail and so do these tests.
 """
 
 from __future__ import annotations
@@ -16,15 +16,17 @@ import polars as pl
 import pytest
 import yaml
 
+from pipeline_run import ROOT, TINY, UPSTREAM_RULES, job_stats, prefix_study, run_dirs
+
 from prefix_study.cli import config_arg, expand_overrides, snakemake_command
 from prefix_study.config.compose import compose_config
 from prefix_study.config.hashing import STAGES, run_hash
 from prefix_study.config.overrides import overrides_from_snakemake
 from prefix_study.pipeline import PipelinePaths
 
-from conftest import CLI, ROOT, TINY, job_stats, prefix_study, run_dirs  # noqa: E402
-
-UPSTREAM_RULES = {"model_assets", "workload", "engine_run", "block_trace", "engine_block_trace"}
+#: Runs the `prefix-study` command (Snakemake); the tests on the shared run
+#: of the whole DAG (conftest.tiny_run) are also marked `engine` (it starts vLLM).
+pipeline = pytest.mark.pipeline
 
 
 # --- the command's pieces, without Snakemake ---------------------------------------
@@ -82,6 +84,7 @@ def test_snakemake_command(monkeypatch):
     assert snakemake_command([], 4, False, ["--executor", "slurm"], ROOT)[3:5] == ["--cores", "4"]
 
 
+@pipeline
 def test_show_config_and_print_run_dir(tmp_path):
     results = tmp_path / "results"
     overrides = [*TINY, f"results_dir={results}", "sweep.capacities=[64,1024]"]
@@ -97,6 +100,7 @@ def test_show_config_and_print_run_dir(tmp_path):
     assert not results.exists()
 
 
+@pipeline
 def test_project_found_from_any_directory(tmp_path):
     """Outside the checkout the command still finds its Snakefile; results_dir is relative to it."""
     proc = prefix_study("--print-run-dir", "sweep=tiny", cwd=tmp_path)
@@ -106,6 +110,7 @@ def test_project_found_from_any_directory(tmp_path):
     assert prefix_study("--directory", str(other), "--print-run-dir", cwd=tmp_path).returncode == 2
 
 
+@pipeline
 def test_sweep_without_multirun_is_refused(tmp_path):
     proc = prefix_study(*TINY, f"results_dir={tmp_path / 'results'}", "sweep.capacities=[64],[128]")
     assert proc.returncode == 2
@@ -113,6 +118,7 @@ def test_sweep_without_multirun_is_refused(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pipeline
 @pytest.mark.parametrize("override, key", [
     ("no_such_key=1", "no_such_key"),
     ("sweep.colour=red", "sweep.colour"),
@@ -131,6 +137,7 @@ def test_invalid_override_fails_before_any_job(tmp_path, override, key):
     assert not results.exists()
 
 
+@pipeline
 def test_invalid_combination_stops_the_whole_sweep(tmp_path):
     """All combinations are validated before any runs: a bad last one stops the first."""
     results = tmp_path / "results"
@@ -141,6 +148,7 @@ def test_invalid_combination_stops_the_whole_sweep(tmp_path):
     assert not results.exists()
 
 
+@pipeline
 @pytest.mark.parametrize("profile", ["local", "slurm"])
 def test_profile_dry_run_lists_every_job(tmp_path, profile):
     """Plans the full DAG through a profile; the SLURM one needs no sbatch for -n."""
@@ -153,7 +161,7 @@ def test_profile_dry_run_lists_every_job(tmp_path, profile):
     # One engine job per engine block size runs all four workloads.
     assert stats["engine_run"] == 1 and stats["workload"] == 4 and stats["engine_block_trace"] == 4
     assert "block_trace" not in stats and "engine_capacity_run" not in stats
-    assert stats["model_assets"] == stats["replay"] == stats["mixed"] == stats["figures"] == 1
+    assert stats["assets"] == stats["replay"] == stats["mixed"] == stats["figures"] == 1
     assert stats["run_index"] == stats["report_html"] == 1
     if profile == "slurm":
         assert "slurm_partition=" in proc.stderr + proc.stdout
@@ -163,6 +171,7 @@ def test_profile_dry_run_lists_every_job(tmp_path, profile):
     assert not results.exists()
 
 
+@pipeline
 def test_engine_capacity_sweep_plans_one_job_per_capacity_and_block_size(tmp_path):
     results = tmp_path / "results"
     proc = prefix_study("-n", *TINY, f"results_dir={results}", "engine.capacities=[65,129]",
@@ -170,15 +179,17 @@ def test_engine_capacity_sweep_plans_one_job_per_capacity_and_block_size(tmp_pat
     assert proc.returncode == 0, proc.stderr[-3000:]
     stats = job_stats(proc.stdout + proc.stderr)
     assert stats["engine_capacity_run"] == 4 and stats["engine_run"] == 2
-    assert "--capacity 129 --mixed" in proc.stdout + proc.stderr
+    assert "cap=129" in proc.stdout + proc.stderr
 
 
 # --- the full DAG ---------------------------------------------------------------------
 
 
-def test_full_run_outputs_and_nothing_left_to_do(tiny):
-    overrides, results, run = tiny
-    assert run.parent == results / "runs"
+@pytest.mark.pipeline
+@pytest.mark.engine
+def test_full_run_outputs_and_nothing_left_to_do(tiny_run):
+    overrides, results, run = tiny_run
+    assert run.parent == results / "runs" and " " in results.name  # a results_dir with a space works
     for name in ("index.md", "config.yaml", "stage_times.csv", "report.html"):
         assert (run / name).stat().st_size > 0
     assert yaml.safe_load((run / "config.yaml").read_text())["sweep"]["capacities"] == [64, 256]
@@ -188,22 +199,26 @@ def test_full_run_outputs_and_nothing_left_to_do(tiny):
     assert job_stats(proc.stdout + proc.stderr) == {}
 
 
-def test_capacity_change_reruns_only_replay_and_downstream(tiny):
+@pytest.mark.pipeline
+@pytest.mark.engine
+def test_capacity_change_reruns_only_replay_and_downstream(tiny_run):
     """A new sweep.capacities re-plans replay, figures, savings (it replays the
     sweep per request) and the run index only. The mixed stage reads
     mix.capacities, not sweep.capacities, so it is not re-run."""
-    overrides, _, _ = tiny
+    overrides, _, _ = tiny_run
     proc = prefix_study("-n", *overrides, "sweep.capacities=[64,512]")
     assert proc.returncode == 0
     stats = job_stats(proc.stdout + proc.stderr)
     assert stats == {"stage_config": 3, "replay": 1, "figures": 1, "savings": 1, "run_index": 1,
                      "report_html": 1, "all": 1}
     assert not UPSTREAM_RULES & set(stats)
-    assert "mixed" not in stats and "reuse_stats" not in stats
+    assert "mixed" not in stats and "stats" not in stats
 
 
-def test_multirun_sweep_shares_upstream_outputs(tiny):
-    overrides, results, first_run = tiny
+@pytest.mark.pipeline
+@pytest.mark.engine
+def test_multirun_sweep_shares_upstream_outputs(tiny_run):
+    overrides, results, first_run = tiny_run
     upstream = sorted(p for stage in ("assets", "workloads", "engine", "traces", "stats", "mixed")
                       for p in (results / stage).rglob("*") if p.is_file())
     before = {p: p.stat().st_mtime_ns for p in upstream}
@@ -231,14 +246,16 @@ def test_multirun_sweep_shares_upstream_outputs(tiny):
         assert sorted(table["capacity_blocks"].unique().to_list()) == caps
 
 
-def test_default_workloads_show_the_expected_reuse_ordering(tiny):
+@pytest.mark.pipeline
+@pytest.mark.engine
+def test_default_workloads_show_the_expected_reuse_ordering(tiny_run):
     """On the real engine run: chat_single barely reuses, chat_multi and qa do,
     and every engine trace passed the hash and accounting checks."""
     import json
 
     import polars as pl
 
-    _, results, _ = tiny
+    _, results, _ = tiny_run
     (engine,) = (results / "engine").iterdir()
     reuse = {w: pl.read_parquet(engine / w / "b32" / "requests.parquet")
              for w in ("chat_single", "chat_multi", "qa", "summarization")}
@@ -269,12 +286,14 @@ def with_mooncake(overrides: list[str], trace: Path, *more: str) -> list[str]:
     return [*overrides, "+workload@workloads.mc=mooncake", f"workloads.mc.trace_path={trace}", *more]
 
 
-def test_changed_trace_file_replans_traces_and_downstream_only(tiny, tmp_path):
+@pytest.mark.pipeline
+@pytest.mark.engine
+def test_changed_trace_file_replans_traces_and_downstream_only(tiny_run, tmp_path):
     """13.1: a trace file replaced at the same path is new input: the traces
     stage and everything after it are planned again (nothing upstream), and
     the new run reads the new content. 13.5: a killed writer's leftover next
     to the output is removed by the rerun."""
-    overrides, _, _ = tiny
+    overrides, _, _ = tiny_run
     trace = write_jsonl(tmp_path / "mc.jsonl", mooncake_records(3))
     ov = with_mooncake(overrides, trace)
     paths = PipelinePaths(compose_config(ov))
@@ -298,21 +317,23 @@ def test_changed_trace_file_replans_traces_and_downstream_only(tiny, tmp_path):
     stats = job_stats(proc.stdout + proc.stderr)
     # 4 derived traces at the engine's block size (rule engine_block_trace) + mc
     assert stats.get("block_trace", 0) + stats.get("engine_block_trace", 0) == 5
-    assert {"reuse_stats", "replay", "mixed", "figures", "run_index"} <= set(stats)
-    assert not {"model_assets", "workload", "engine_run"} & set(stats)
+    assert {"stats", "replay", "mixed", "figures", "run_index"} <= set(stats)
+    assert not {"assets", "workload", "engine_run"} & set(stats)
 
     targets = [str(new.trace("mc", 512)), str(new.trace_check("mc", 512))]
     assert prefix_study(*ov, "--", *targets).returncode == 0
     assert json.loads(new.trace_check("mc", 512).read_text())["requests"] == 5
 
 
-def test_changed_dataset_file_replans_workloads_and_downstream_only(tiny, tmp_path):
+@pytest.mark.pipeline
+@pytest.mark.engine
+def test_changed_dataset_file_replans_workloads_and_downstream_only(tiny_run, tmp_path):
     """13.1: the ShareGPT file's content is in the workloads stage hash."""
     import ijson
 
     from prefix_study.config.inputs import packaged_sharegpt_file
 
-    overrides, _, _ = tiny
+    overrides, _, _ = tiny_run
     with packaged_sharegpt_file().open("rb") as f:
         records = [r for _, r in zip(range(400), ijson.items(f, "item", use_float=True))]
     data = tmp_path / "sharegpt.json"
@@ -332,7 +353,7 @@ def test_changed_dataset_file_replans_workloads_and_downstream_only(tiny, tmp_pa
     assert new.stage("workloads") != before["workloads"] and new.stage("assets") == before["assets"]
     proc = prefix_study("-n", *ov)
     stats = job_stats(proc.stdout + proc.stderr)
-    assert stats["workload"] == 4 and stats["engine_run"] == 1 and "model_assets" not in stats
+    assert stats["workload"] == 4 and stats["engine_run"] == 1 and "assets" not in stats
     new_qa = new.stage("workloads") / "qa.parquet"
     assert prefix_study(*ov, "--", str(new_qa)).returncode == 0
     assert not pl.read_parquet(new_qa).equals(first)
@@ -344,9 +365,11 @@ def test_changed_dataset_file_replans_workloads_and_downstream_only(tiny, tmp_pa
     assert "file is empty" in (emptied.parent / "logs" / "qa.log").read_text()
 
 
-def test_infinite_timestamp_is_a_bad_line(tiny, tmp_path):
+@pytest.mark.pipeline
+@pytest.mark.engine
+def test_infinite_timestamp_is_a_bad_line(tiny_run, tmp_path):
     """13.8: JSON `Infinity` is not a timestamp; the error names file and line."""
-    overrides, _, _ = tiny
+    overrides, _, _ = tiny_run
     records = mooncake_records(3)
     records[1]["timestamp"] = float("inf")
     trace = write_jsonl(tmp_path / "inf.jsonl", records)
@@ -364,10 +387,12 @@ def test_infinite_timestamp_is_a_bad_line(tiny, tmp_path):
     assert report["requests"] == 2 and report["skipped_lines"] == 1
 
 
-def test_report_header_names_the_block_size_of_its_numbers(tiny):
+@pytest.mark.pipeline
+@pytest.mark.engine
+def test_report_header_names_the_block_size_of_its_numbers(tiny_run):
     """13.7: with no sweep block size equal to mix.block_size the findings are
     at the sweep's block size, and the header says so."""
-    overrides, _, _ = tiny
+    overrides, _, _ = tiny_run
     proc = prefix_study(*overrides, "sweep.block_sizes=[48]", "--cores", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = run_dirs(proc.stdout)
@@ -376,23 +401,17 @@ def test_report_header_names_the_block_size_of_its_numbers(tiny):
     assert "block size 32 tokens" not in index
 
 
-def test_engine_capacity_sweep_at_a_binding_capacity(tiny):
-    """11.2/11.3 through the command: adding engine.capacities reruns no
-    existing engine run, runs every workload and the mixed stream at the new
-    capacity with batching, checks their traces, and the replay stage's
-    engine table sets vLLM beside the batched replay (equal for every
-    request) and the sequential one; the report shows the engine_capacity
-    figure and the table."""
-    overrides, results, _ = tiny
-    sweep = [*overrides, "engine.capacities=[129]"]
-    proc = prefix_study("-n", *sweep)
-    assert proc.returncode == 0
-    stats = job_stats(proc.stdout + proc.stderr)
-    assert "engine_run" not in stats and "engine_block_trace" not in stats
-    assert stats["engine_capacity_run"] == 1 and stats["engine_capacity_trace"] == 5
-    proc = prefix_study(*sweep, "--cores", "2")
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    paths = PipelinePaths(compose_config(sweep))
+@pytest.mark.pipeline
+@pytest.mark.engine
+def test_engine_capacity_sweep_at_a_binding_capacity(tiny_run):
+    """11.2/11.3 through the command: the shared run has engine.capacities=[129];
+    it ran every workload and the mixed stream at that capacity with batching,
+    checked their traces, and the replay stage's engine table sets vLLM beside
+    the batched replay (equal for every request) and the sequential one; the
+    report shows the engine_capacity figure and the table. Adding a capacity
+    reruns no existing engine run."""
+    overrides, results, run = tiny_run
+    paths = PipelinePaths(compose_config(overrides))
     table = pl.read_parquet(paths.replay("engine_sweep.parquet"))
     assert set(table["capacity_blocks"]) == {129, 16384}
     at_129 = table.filter(pl.col("capacity_blocks") == 129)
@@ -403,5 +422,65 @@ def test_engine_capacity_sweep_at_a_binding_capacity(tiny):
     assert (table["batched_replay_hit_rate"] == table["engine_hit_rate"]).all()
     checks = [json.loads(p.read_text()) for p in (paths.stage("traces") / "capacity").glob("*/c129/*/b32.check.json")]
     assert len(checks) == 5 and all(c["ok"] for c in checks)
-    index = (paths.run / "index.md").read_text()
+    index = (run / "index.md").read_text()
     assert "engine_capacity.png" in index and "engine_sweep.md" in index
+
+    more = [o for o in overrides if not o.startswith("engine.capacities=")] + ["engine.capacities=[129,257]"]
+    proc = prefix_study("-n", *more)
+    assert proc.returncode == 0
+    stats = job_stats(proc.stdout + proc.stderr)
+    assert "engine_run" not in stats and "engine_block_trace" not in stats
+    assert stats["engine_capacity_run"] == 1 and stats["engine_capacity_trace"] == 5
+    assert "cap=257" in proc.stdout + proc.stderr and "cap=129" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.pipeline
+@pytest.mark.engine
+def test_straight_dag_each_stage_reads_what_earlier_ones_wrote(tiny_run):
+    """Issue 19.3 on the shared run: savings prices the replay and mixed
+    stages' per-request hits (its table agrees with the hit rates they
+    report), figures draws every figure (savings' and cluster's too) and
+    writes no table, the engine-vs-replay tables are the replay stage's, and
+    no stage rule runs a shell command."""
+    overrides, _, run = tiny_run
+    paths = PipelinePaths(compose_config(overrides))
+    per = pl.read_parquet(paths.replay("per_request.parquet"))
+    hits = pl.read_parquet(paths.replay("hit_rates.parquet")).filter(pl.col("semantics") == "prefix")
+    summed = per.group_by("workload", "block_size", "policy", "capacity_blocks").agg(
+        pl.col("lookup_blocks").sum().alias("accesses"), pl.col("hit_blocks").sum().alias("hits"))
+    joined = hits.join(summed, on=["workload", "block_size", "policy", "capacity_blocks"], how="full")
+    assert joined.height == hits.height and (joined["hits"] == joined["hits_right"]).all()
+    assert (joined["accesses"] == joined["accesses_right"]).all()
+    savings = pl.read_parquet(paths.savings("savings.parquet"))
+    replay_rows = savings.filter(pl.col("scope") == "replay")
+    assert replay_rows.height == hits.height
+    mixed_rows = savings.filter((pl.col("scope") == "mixed") & (pl.col("workload") == "all"))
+    assert mixed_rows.height == pl.read_parquet(paths.mixed("per_request.parquet")).select(
+        "policy", "capacity_blocks").unique().height > 0
+    figures = sorted(p.name for p in paths.stage("figures").iterdir() if p.is_file())
+    from prefix_study.report.captions import FIGURES
+
+    assert figures == sorted([f"{n}.png" for n in FIGURES] + [f"{n}.svg" for n in FIGURES] + ["config.yaml"])
+    for stage in ("savings", "cluster"):
+        assert not list(paths.stage(stage).glob("*.png")), stage
+    assert paths.replay("engine_vs_replay.parquet").exists() and paths.replay("engine_vs_replay.md").exists()
+    assert "shell" not in "".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk")).replace(
+        "shell line", "")
+
+
+@pytest.mark.parametrize("override", [
+    "results_dir='out$(touch PWNED)'", "results_dir='out`touch PWNED`'", "results_dir='out;touch PWNED'",
+    "results_dir='out\ntouch PWNED'", "results_dir='out{x}'", "results_dir=\"o'ut\"",
+])
+def test_unsafe_results_dir_is_refused_naming_the_key(capsys, monkeypatch, tmp_path, override):
+    """Issue 23.4 through the command's main: shell characters in results_dir
+    are refused before any job, the key named, and nothing they spell is
+    executed (a space works: the shared run's results_dir has one)."""
+    from prefix_study.cli import main as cli_main
+
+    monkeypatch.chdir(tmp_path)
+    assert cli_main([override, *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "results_dir=" in err and "is invalid" in err
+    assert not list(tmp_path.rglob("PWNED")) and not (ROOT / "PWNED").exists()
+    assert list(tmp_path.iterdir()) == []

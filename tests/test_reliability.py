@@ -5,7 +5,7 @@ named, nothing written); a run killed with SIGKILL must not block or litter
 the next one. The cases that need stage outputs (stale inputs, the report
 header, infinite timestamps, leftover temp files) are in test_pipeline.py,
 on its tiny DAG; issue 23's killed rerun, code versions and index links use
-the same run (`tiny`, conftest.py).
+the same run (`tiny_run`, conftest.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 from prefix_study.cli import main as cli_main
 from prefix_study.io import atomic_path, write_parquet
 
-from conftest import CLI, ROOT, job_stats, prefix_study  # noqa: E402
+from pipeline_run import CLI, ROOT, job_stats, prefix_study
 
 MOONCAKE_LINES = [
     {"timestamp": 0, "input_length": 1024, "output_length": 8, "hash_ids": [1, 2]},
@@ -144,6 +144,7 @@ def test_relative_dataset_path_names_the_directory_it_is_resolved_against(capsys
     assert "dataset.path" in err and "project directory" in err and str(ROOT / "mine.json") in err
 
 
+@pytest.mark.pipeline
 def test_wrong_shaped_dataset_says_no_record_was_usable(tmp_path):
     """Through the command, the workload job fails with the reason, not with
     advice to raise dataset.max_conversations."""
@@ -176,6 +177,7 @@ def _project_copy(tmp_path: Path) -> Path:
     return project
 
 
+@pytest.mark.pipeline
 def test_killed_run_leaves_a_lock_the_next_run_clears_and_no_litter(tmp_path):
     from prefix_study.config.compose import compose_config
     from prefix_study.pipeline import PipelinePaths
@@ -189,7 +191,7 @@ def test_killed_run_leaves_a_lock_the_next_run_clears_and_no_litter(tmp_path):
                            start_new_session=True)
     locks = project / ".snakemake" / "locks"
     deadline = time.monotonic() + 300
-    while not (model.parent / "logs" / "model_assets.log").exists():
+    while not (model.parent / "logs" / "assets.log").exists():
         assert run.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.2)
@@ -319,6 +321,7 @@ def test_unsupported_compression_is_refused_at_compose_time(capsys, tmp_path):
     assert "workloads.mc.trace_path" in err and "bzip2" in err and "gzip or zstd" in err
 
 
+@pytest.mark.pipeline
 def test_compressed_traces_import_and_bad_lines_name_file_and_line(tmp_path):
     """gzip and zstd files import like the plain file; a Latin-1 byte and a
     400-digit timestamp fail their traces job naming the file and the line."""
@@ -327,7 +330,7 @@ def test_compressed_traces_import_and_bad_lines_name_file_and_line(tmp_path):
     import polars as pl
     import zstandard
 
-    from prefix_study.config import compose_config
+    from prefix_study.config.compose import compose_config
     from prefix_study.pipeline import PipelinePaths
 
     text = "".join(json.dumps(r) + "\n" for r in MOONCAKE_LINES).encode()
@@ -379,7 +382,7 @@ def test_results_dir_that_cannot_be_a_directory_is_refused(capsys, tmp_path, val
 
 # --- 1, 10, 11. a killed rerun, the index's links, the report line ----------------------
 
-_CLUSTER_OUTPUTS = ("cluster.parquet", "cluster.md", "cluster_scaling.png", "cluster_scaling.svg")
+_CLUSTER_OUTPUTS = ("cluster.parquet", "cluster.md")
 
 
 def _index_links_resolve(index: Path) -> list[str]:
@@ -388,15 +391,16 @@ def _index_links_resolve(index: Path) -> list[str]:
     return broken_links(index.read_text(), index.parent, skip=())
 
 
-def test_killed_forcerun_is_rebuilt_and_the_index_links_only_files_that_exist(tiny):
+@pytest.mark.pipeline
+def test_killed_forcerun_is_rebuilt_and_the_index_links_only_files_that_exist(tiny_run):
     """1: `--forcerun cluster` deletes the cluster outputs; kill -9 the run while
     the job runs and the next plain run must rebuild them (and the index and
     report after them), not find nothing to do. 10 (absolute results_dir):
     every link in index.md resolves."""
-    from prefix_study.config import compose_config
+    from prefix_study.config.compose import compose_config
     from prefix_study.pipeline import PipelinePaths
 
-    overrides, _, run = tiny
+    overrides, _, run = tiny_run
     assert _index_links_resolve(run / "index.md") == []
     cluster = PipelinePaths(compose_config(overrides)).stage("cluster")
     argv = [str(CLI), *overrides, "--", "--forcerun", "cluster"]
@@ -421,10 +425,11 @@ def test_killed_forcerun_is_rebuilt_and_the_index_links_only_files_that_exist(ti
     assert "report: " in proc.stdout and "not built" not in proc.stdout
 
 
-def test_index_links_resolve_under_a_nested_relative_results_dir(tiny, tmp_path):
+@pytest.mark.pipeline
+def test_index_links_resolve_under_a_nested_relative_results_dir(tiny_run, tmp_path):
     """10: index.md written for results_dir=nested/dir/results (relative to
     the project directory) links files that exist."""
-    overrides, results, run = tiny
+    overrides, results, run = tiny_run
     project = _project_copy(tmp_path)
     (project / "nested" / "dir").mkdir(parents=True)
     (project / "nested" / "dir" / "results").symlink_to(results)
@@ -438,12 +443,13 @@ def test_index_links_resolve_under_a_nested_relative_results_dir(tiny, tmp_path)
     assert _index_links_resolve(index) == []
 
 
-def test_report_line_only_for_a_report_the_run_built(tiny):
+@pytest.mark.pipeline
+def test_report_line_only_for_a_report_the_run_built(tiny_run):
     """11: with explicit targets after `--` the command does not claim a report."""
-    from prefix_study.config import compose_config
+    from prefix_study.config.compose import compose_config
     from prefix_study.pipeline import PipelinePaths
 
-    overrides, _, _ = tiny
+    overrides, _, _ = tiny_run
     stats = PipelinePaths(compose_config(overrides)).stage("stats") / "reuse_summary.md"
     assert stats.exists()
     proc = prefix_study(*overrides, "--", str(stats))
@@ -462,11 +468,12 @@ def _source_copy(tmp_path: Path) -> Path:
     return project
 
 
-def test_code_edit_reruns_its_stage_and_downstream_without_a_version_bump(tiny, tmp_path):
+@pytest.mark.pipeline
+def test_code_edit_reruns_its_stage_and_downstream_without_a_version_bump(tiny_run, tmp_path):
     """A replay kernel edited (no version bump) replans replay, the stages that
     import the kernels (mixed, cluster) and everything after them; upstream
     stays. A comment or docstring edit replans nothing."""
-    overrides, _, _ = tiny
+    overrides, _, _ = tiny_run
     project = _source_copy(tmp_path)
     kernel = project / "src" / "prefix_study" / "replay" / "kernels" / "fifo.py"
     source = kernel.read_text()
@@ -484,4 +491,4 @@ def test_code_edit_reruns_its_stage_and_downstream_without_a_version_bump(tiny, 
     kernel.write_text(source + "\n_EDITED = 1\n")
     jobs = plan()
     assert {"replay", "mixed", "figures", "savings", "cluster", "run_index", "report_html"} <= set(jobs)
-    assert not {"model_assets", "workload", "engine_run", "engine_block_trace", "reuse_stats"} & set(jobs)
+    assert not {"assets", "workload", "engine_run", "engine_block_trace", "stats"} & set(jobs)

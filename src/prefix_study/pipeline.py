@@ -122,6 +122,10 @@ class PipelinePaths:
         """`requests.parquet`, `kv_events.parquet` or `run.json` of one engine run."""
         return self.engine_dir(workload, block_size) / name
 
+    def engine_no_cache_dir(self, workload: str, block_size: int | str) -> Path:
+        """An engine run with prefix caching off (the engine TTFT comparison's baseline)."""
+        return self.stage("engine") / "no_prefix_caching" / workload / f"b{block_size}"
+
     @property
     def engine_capacities(self) -> list[int]:
         """The engine capacity sweep (blocks), without the trace-source capacity."""
@@ -209,7 +213,5 @@ class PipelinePaths:
         return self.stage("cluster") / name
 
     def figure(self, name: str) -> Path:
+        """figures/<name>.png (its .svg beside it): every figure of the run."""
         return self.stage("figures") / f"{name}.png"
-
-    def figures_file(self, name: str) -> Path:
-        return self.stage("figures") / name

@@ -1,233 +1,195 @@
-"""The command line the Snakemake rules call: one sub-command per stage.
+"""The one entry the Snakemake rules call: a `Job` per rule, run by its stage.
 
-    python -m prefix_study.stages <stage> --config <stage dir>/config.yaml ...
+Every stage rule runs `workflow/scripts/stage.py` (Snakemake's `script:`
+directive), which hands the rule's named inputs, outputs, parameters and
+wildcards to `run_job` as one `Job`. No shell line is built from config
+values or paths, and no path is parsed back from a string: mappings such as
+{(workload, block size): trace} travel as Python objects in the rule's
+`params` (built from the same dicts that name the rule's inputs).
 
-Each sub-command reads the resolved config its rule wrote into the stage
-directory, takes the typed parts that stage needs, and calls the stage's one
-entry, `prefix_study.<stage>.stage.run`, with explicit arguments. Nothing
-below this module sees an argparse namespace.
+Each runner reads the resolved config its rule wrote into the stage
+directory (`input.cfg`), takes the typed parts the stage needs and calls the
+stage's one entry, `prefix_study.<stage>.stage.run`, with explicit
+arguments.
 """
 
 from __future__ import annotations
 
-import argparse
+import os
 import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Mapping
 
 
-def _cfg(path: str) -> Any:
-    from prefix_study.config.compose import load_config
+@dataclass(frozen=True)
+class Job:
+    """What one rule hands its stage: named inputs and outputs (paths),
+    parameters (Python objects) and wildcards."""
 
-    return load_config(path)
+    stage: str
+    input: Mapping[str, Any]
+    output: Mapping[str, Any]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    wildcards: Mapping[str, str] = field(default_factory=dict)
+    log: str | None = None
+
+    @classmethod
+    def from_snakemake(cls, smk: Any) -> "Job":
+        """From the `snakemake` object of a `script:` job (named items only)."""
+        named = lambda items: {k: v for k, v in items.items()}  # noqa: E731
+        params = named(smk.params)
+        return cls(stage=params.pop("stage"), input=named(smk.input), output=named(smk.output),
+                   params=params, wildcards=named(smk.wildcards), log=smk.log[0] if smk.log else None)
+
+    @property
+    def cfg(self) -> Any:
+        """The stage directory's resolved config (`input.cfg`)."""
+        from prefix_study.config.compose import load_config
+
+        return load_config(self.input["cfg"])
 
 
-def parse_pairs(values: Sequence[str]) -> dict[tuple[str, int], str]:
-    """`workload:bs=path` arguments -> {(workload, bs): path}."""
-    out = {}
-    for v in values:
-        key, path = v.split("=", 1)
-        workload, bs = key.rsplit(":", 1)
-        out[(workload, int(bs))] = path
-    return out
-
-
-def assets(args: argparse.Namespace) -> None:
+def assets(job: Job) -> None:
     from prefix_study.assets.stage import run
 
-    run(_cfg(args.config).engine.model, args.out)
+    run(job.cfg.engine.model, job.output["model"])
 
 
-def workloads(args: argparse.Namespace) -> None:
+def workloads(job: Job) -> None:
     from prefix_study.workloads.stage import run
 
-    run(_cfg(args.config), args.workload, args.out, args.summary)
+    run(job.cfg, job.wildcards["workload"], job.output["stream"], job.output["summary"])
 
 
-def engine(args: argparse.Namespace) -> None:
+def engine(job: Job) -> None:
+    """params: streams {run name: request stream}, block_size, out_root or
+    out_dirs {run name: directory}; optional capacity, mixed, prefix_caching."""
     from prefix_study.cost import CostModel
     from prefix_study.engine.stage import run
 
-    cfg = _cfg(args.config)
+    cfg, p = job.cfg, job.params
     cost = CostModel.from_config(cfg) if cfg.engine.clock == "cost_model" else None
     engine_cfg = cfg.engine
-    if args.no_prefix_caching:  # the savings stage's baseline runs
+    if not p.get("prefix_caching", True):  # the engine stage's TTFT baselines
         from omegaconf import OmegaConf
 
         engine_cfg = OmegaConf.merge(cfg.engine, {"prefix_caching": False})
-    files = dict(v.split("=", 1) for v in args.workload)
-    out_dirs = None
-    if args.workload_file:  # one workload into exactly --out
-        name = Path(args.workload_file).stem
-        files, out_dirs = {name: args.workload_file}, {name: args.out}
-    if not files or not (args.out or args.out_root):
-        sys.exit("engine: give --workload NAME=FILE ... --out-root DIR, or --workload-file FILE --out DIR")
-    run(engine_cfg, files, args.model, args.block_size, args.out_root or args.out,
-        capacity_blocks=args.capacity, mixed=args.mixed, progress=not args.no_progress, cost=cost,
-        out_dirs=out_dirs, mix_cfg=cfg.mix)
+    out_dirs = p.get("out_dirs")
+    run(engine_cfg, p["streams"], job.input["model"], int(p["block_size"]),
+        p.get("out_root") or next(iter(out_dirs.values())), capacity_blocks=p.get("capacity"),
+        mixed=bool(p.get("mixed", False)), progress=True, cost=cost, out_dirs=out_dirs, mix_cfg=cfg.mix)
 
 
-def traces(args: argparse.Namespace) -> None:
+def traces(job: Job) -> None:
+    """params: run (a workload, or the capacity sweep's mixed run), block_size, engine_dir or None."""
     from prefix_study.traces.stage import run
 
-    cfg = _cfg(args.config)
+    cfg, p = job.cfg, job.params
+    check = job.output["check"]
     # The engine capacity sweep's mixed run is no configured workload.
-    report = run(args.workload, cfg.workloads.get(args.workload), args.block_size, args.engine_dir or None,
-                 args.out, args.check, args.blocks)
+    report = run(p["run"], cfg.workloads.get(p["run"]), int(p["block_size"]), p.get("engine_dir"),
+                 job.output["trace"], check, job.output.get("blocks"))
     if not report.get("ok", True):
-        sys.exit(f"trace check failed for {args.workload} b{args.block_size}: see {args.check}")
+        sys.exit(f"trace check failed for {p['run']} b{p['block_size']}: see {check}")
 
 
-def stats(args: argparse.Namespace) -> None:
+def stats(job: Job) -> None:
     from prefix_study.stats.stage import run
 
-    run(parse_pairs(args.trace), args.out, args.md, args.cdfs)
+    run(job.params["traces"], job.output["summary"], job.output["md"], job.output["cdfs"])
 
 
-def replay(args: argparse.Namespace) -> None:
+def replay(job: Job) -> None:
+    """params: traces and engine_traces {(workload, bs): trace}, engine_requests
+    {(workload, bs): requests.parquet}, engine_runs [(run, bs, capacity,
+    engine run directory, its trace)]."""
     from prefix_study.cost import CostModel, ModelProfile
     from prefix_study.replay.engine_sweep import EngineRunFiles
-    from prefix_study.replay.stage import run
+    from prefix_study.replay.stage import ReplayOutputs, run
 
-    cfg = _cfg(args.config)
-    run(parse_pairs(args.trace), cfg.sweep, args.out, args.md, parse_pairs(args.engine_trace),
-        int(cfg.engine.capacity_blocks), args.engine_capacity, ModelProfile.from_config(cfg.model),
-        curves_out=args.curves, cost_model=CostModel.from_config(cfg),
-        engine_runs=[EngineRunFiles.parse(v) for v in args.engine_run],
-        engine_sweep_out=args.engine_sweep, engine_sweep_md=args.engine_sweep_md)
+    cfg, p, o = job.cfg, job.params, job.output
+    runs = [EngineRunFiles(r, int(b), int(c), Path(d), Path(t)) for r, b, c, d, t in p["engine_runs"]]
+    run(p["traces"], cfg.sweep, ReplayOutputs(**{k: o[k] for k in ReplayOutputs.__dataclass_fields__}),
+        p["engine_traces"], int(cfg.engine.capacity_blocks), ModelProfile.from_config(cfg.model),
+        cost_model=CostModel.from_config(cfg), engine_runs=runs, engine_requests_paths=p["engine_requests"])
 
 
-def mixed(args: argparse.Namespace) -> None:
+def mixed(job: Job) -> None:
+    """params: traces {workload: trace at mix.block_size}, in mixing order."""
     from prefix_study.cost import CostModel, ModelProfile
     from prefix_study.mixed.stage import run
 
-    cfg = _cfg(args.config)
-    traces = {w: p for (w, _), p in parse_pairs(args.trace).items()}
-    run(traces, cfg.mix, cfg.workloads, args.out, args.md, ModelProfile.from_config(cfg.model),
-        CostModel.from_config(cfg))
+    cfg = job.cfg
+    run(job.params["traces"], cfg.mix, cfg.workloads, job.output["table"], job.output["md"],
+        ModelProfile.from_config(cfg.model), CostModel.from_config(cfg), job.output["per_request"])
 
 
-def cluster(args: argparse.Namespace) -> None:
-    from prefix_study.cluster.stage import run
+def figures(job: Job) -> None:
+    from prefix_study.figures.stage import FigureInputs, run
 
-    run(_cfg(args.config), dict(v.split("=", 1) for v in args.trace),
-        dict(v.split("=", 1) for v in args.engine_requests), args.out_dir, progress=not args.no_progress)
-
-
-def figures(args: argparse.Namespace) -> None:
-    from prefix_study.figures.stage import run
-
-    run(args.reuse_cdfs, args.reuse_summary, args.hit_rates, args.mixed, args.engine_capacity,
-        parse_pairs(args.engine_requests), args.out_dir, curves=args.curves, engine_sweep=args.engine_sweep)
+    i = job.input
+    run(FigureInputs(**{k: i.get(k) for k in FigureInputs.__dataclass_fields__}), job.cfg,
+        Path(job.params["out_dir"]))
 
 
-def savings(args: argparse.Namespace) -> None:
+def savings(job: Job) -> None:
+    """params: streams {workload: request stream}; engine and engine_no_cache
+    {workload: engine run directory} (the TTFT comparison, may be empty)."""
     from prefix_study.savings.stage import run
 
-    by_workload = lambda values: {w: p for (w, _), p in parse_pairs(values).items()}  # noqa: E731
-    run(_cfg(args.config), parse_pairs(args.trace), by_workload(args.mixed_trace),
-        dict(v.split("=", 1) for v in args.workload), args.hit_rates, args.mixed, args.out_dir,
-        by_workload(args.engine), by_workload(args.engine_no_cache))
+    p, i = job.params, job.input
+    run(job.cfg, p["streams"], i["hit_rates"], i["per_request"], i["mixed_per_request"], Path(p["out_dir"]),
+        p["engine"], p["engine_no_cache"])
 
 
-def _add(sub: Any, name: str, fn: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
-    s = sub.add_parser(name, help=help)
-    s.add_argument("--config", required=True, help="the stage directory's config.yaml")
-    s.set_defaults(fn=fn)
-    return s
+def cluster(job: Job) -> None:
+    """params: traces {workload: trace}, engine_requests {workload: requests.parquet}."""
+    from prefix_study.cluster.stage import run
+
+    run(job.cfg, job.params["traces"], job.params["engine_requests"], job.output["table"], job.output["md"],
+        progress=False)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m prefix_study.stages", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="stage", required=True)
-    pairs = "workload:bs=path"
-
-    s = _add(sub, "assets", assets, "tokenizer + random-weight GPT-2 model directory")
-    s.add_argument("--out", required=True)
-
-    s = _add(sub, "workloads", workloads, "one workload's request stream")
-    s.add_argument("--workload", required=True)
-    s.add_argument("--out", required=True)
-    s.add_argument("--summary", required=True)
-
-    s = _add(sub, "engine", engine, "run workloads through one vLLM engine at one block size")
-    s.add_argument("--workload", action="append", default=[], help="name=request stream parquet")
-    s.add_argument("--out-root", default=None, help="writes <out-root>/<workload>/b<bs>/")
-    s.add_argument("--workload-file", default=None, help="one request stream (with --out)")
-    s.add_argument("--out", default=None, help="the one workload's run directory")
-    s.add_argument("--model", required=True)
-    s.add_argument("--block-size", type=int, required=True)
-    s.add_argument("--capacity", type=int, default=None, help="blocks (default engine.capacity_blocks)")
-    s.add_argument("--mixed", action="store_true", help="also run the mixed workload")
-    s.add_argument("--no-progress", action="store_true")
-    s.add_argument("--no-prefix-caching", action="store_true",
-                   help="prefix caching off (the savings stage's TTFT baseline)")
-
-    s = _add(sub, "traces", traces, "block trace of one workload at one block size")
-    s.add_argument("--workload", required=True)
-    s.add_argument("--block-size", type=int, required=True)
-    s.add_argument("--engine-dir", default=None)
-    s.add_argument("--out", required=True)
-    s.add_argument("--check", required=True)
-    s.add_argument("--blocks", default=None, help="per-block records (engine block sizes only)")
-
-    s = _add(sub, "stats", stats, "reuse statistics of every trace of the sweep")
-    s.add_argument("--trace", action="append", default=[], help=pairs)
-    s.add_argument("--out", required=True)
-    s.add_argument("--md", required=True)
-    s.add_argument("--cdfs", required=True)
-
-    s = _add(sub, "replay", replay, "policy x semantics x capacity replays, and at the engine's capacity")
-    s.add_argument("--trace", action="append", default=[], help=pairs)
-    s.add_argument("--engine-trace", action="append", default=[], help=pairs + " (engine block sizes)")
-    s.add_argument("--out", required=True)
-    s.add_argument("--md", required=True)
-    s.add_argument("--engine-capacity", required=True)
-    s.add_argument("--curves", default=None, help="also write the hit-rate curves (replay/curves.parquet)")
-    s.add_argument("--engine-run", action="append", default=[],
-                   help="RUN:BS:CAP=ENGINE_DIR,TRACE: an engine run and its block trace")
-    s.add_argument("--engine-sweep", default=None, help="engine vs batched vs sequential replay (parquet)")
-    s.add_argument("--engine-sweep-md", default=None, help="the same as a Markdown table")
-
-    s = _add(sub, "mixed", mixed, "interleaved workloads: baselines vs workload-aware LRU")
-    s.add_argument("--trace", action="append", default=[], help=pairs)
-    s.add_argument("--out", required=True)
-    s.add_argument("--md", required=True)
-
-    s = _add(sub, "figures", figures, "every plot and the engine-vs-replay table")
-    s.add_argument("--reuse-cdfs", required=True)
-    s.add_argument("--reuse-summary", required=True)
-    s.add_argument("--hit-rates", required=True)
-    s.add_argument("--mixed", required=True)
-    s.add_argument("--engine-capacity", required=True)
-    s.add_argument("--engine-sweep", default=None, help="replay/engine_sweep.parquet (engine_capacity figure)")
-    s.add_argument("--engine-requests", action="append", default=[], help="workload:bs=requests.parquet")
-    s.add_argument("--curves", default=None, help="replay/curves.parquet (hit_rate_curves figure)")
-    s.add_argument("--out-dir", required=True)
-
-    s = _add(sub, "savings", savings, "prefill FLOPs/TTFT saved per replay, equal memory, engine TTFT")
-    s.add_argument("--trace", action="append", default=[], help=pairs + " (sweep traces)")
-    s.add_argument("--mixed-trace", action="append", default=[], help=pairs + " (mix traces)")
-    s.add_argument("--workload", action="append", default=[], help="workload=request stream parquet")
-    s.add_argument("--hit-rates", required=True)
-    s.add_argument("--mixed", required=True)
-    s.add_argument("--engine", action="append", default=[], help="workload:bs=engine dir (prefix caching on)")
-    s.add_argument("--engine-no-cache", action="append", default=[], help="workload:bs=engine dir (off)")
-    s.add_argument("--out-dir", required=True)
-
-    s = _add(sub, "cluster", cluster, "routers x replica counts over every workload's trace")
-    s.add_argument("--trace", action="append", default=[], help="workload=trace path")
-    s.add_argument("--engine-requests", action="append", default=[], help="workload=requests.parquet")
-    s.add_argument("--out-dir", required=True)
-    s.add_argument("--no-progress", action="store_true")
-    return p
+#: Stage -> runner (every stage of config.hashing.STAGES has one).
+RUNNERS: dict[str, Callable[[Job], None]] = {
+    "assets": assets, "workloads": workloads, "engine": engine, "traces": traces, "stats": stats,
+    "replay": replay, "mixed": mixed, "figures": figures, "savings": savings, "cluster": cluster,
+}
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    args.fn(args)
+@contextmanager
+def logged_to(path: str | None) -> Iterator[None]:
+    """stdout and stderr (of this process and its children) into the job's log."""
+    if path is None:
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "w") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
-if __name__ == "__main__":
-    main()
+def run_job(job: Job) -> None:
+    """Run one job; its output (tracebacks included) goes to its log."""
+    with logged_to(job.log):
+        try:
+            RUNNERS[job.stage](job)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            raise

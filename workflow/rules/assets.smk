@@ -1,12 +1,15 @@
-rule model_assets:
-    """Real GPT-2 tokenizer + random-weight GPT-2-architecture model, offline."""
+rule assets:
+    """Real GPT-2 tokenizer + random-weight GPT-2-architecture model (config
+    `engine.model`: the model vLLM runs), offline."""
     input:
         cfg=P.stage_config("assets"),
     output:
-        directory(P.model_dir),
+        model=directory(P.model_dir),
+    params:
+        stage="assets",
     log:
-        P.log("assets", "model_assets"),
+        P.log("assets", "assets"),
     benchmark:
-        P.benchmark("assets", "model_assets")
-    shell:
-        "{STAGE} assets --config {input.cfg} --out {output} > {log} 2>&1"
+        P.benchmark("assets", "assets")
+    script:
+        STAGE_SCRIPT

@@ -18,20 +18,19 @@ def engine_run_outputs(root, runs):
             for run in runs for f in ENGINE_RUN_FILES}
 
 
-ENGINE_WORKLOAD_ARGS = " ".join(f"--workload {w}={P.workload_stream(w)}" for w in P.engine_workloads)
-
-
 rule engine_run:
     """Every workload through one vLLM engine (CPU, prefix caching, token simulator)
     at one block size, the prefix cache reset between workloads."""
     input:
         cfg=P.stage_config("engine"),
-        streams=[P.workload_stream(w) for w in P.engine_workloads],
+        streams=list(ENGINE_STREAMS.values()),
         model=P.model_dir,
     output:
         **engine_run_outputs(P.stage("engine"), P.engine_workloads),
     params:
-        workloads=ENGINE_WORKLOAD_ARGS,
+        stage="engine",
+        streams=ENGINE_STREAMS,
+        block_size=lambda w: int(w.bs),
         out_root=P.stage("engine"),
     threads: 1
     resources:
@@ -41,9 +40,8 @@ rule engine_run:
         P.log("engine", "b{bs}"),
     benchmark:
         P.benchmark("engine", "b{bs}")
-    shell:
-        "{STAGE} engine --config {input.cfg} {params.workloads} --model {input.model} "
-        "--block-size {wildcards.bs} --out-root {params.out_root} > {log}"
+    script:
+        STAGE_SCRIPT
 
 
 rule engine_capacity_run:
@@ -51,12 +49,16 @@ rule engine_capacity_run:
     engine of `cap` blocks (null block included) at one block size."""
     input:
         cfg=P.stage_config("engine"),
-        streams=[P.workload_stream(w) for w in P.engine_workloads],
+        streams=list(ENGINE_STREAMS.values()),
         model=P.model_dir,
     output:
         **engine_run_outputs(P.engine_capacity_root("{cap}"), P.engine_workloads + [MIXED_RUN]),
     params:
-        workloads=ENGINE_WORKLOAD_ARGS,
+        stage="engine",
+        streams=ENGINE_STREAMS,
+        block_size=lambda w: int(w.bs),
+        capacity=lambda w: int(w.cap),
+        mixed=True,
         out_root=lambda w: P.engine_capacity_root(w.cap),
     threads: 1
     resources:
@@ -66,6 +68,34 @@ rule engine_capacity_run:
         P.log("engine", "c{cap}_b{bs}"),
     benchmark:
         P.benchmark("engine", "c{cap}_b{bs}")
-    shell:
-        "{STAGE} engine --config {input.cfg} {params.workloads} --model {input.model} "
-        "--block-size {wildcards.bs} --capacity {wildcards.cap} --mixed --out-root {params.out_root} > {log}"
+    script:
+        STAGE_SCRIPT
+
+
+rule engine_no_prefix_caching:
+    """One workload through vLLM with prefix caching off: the baseline of the
+    savings stage's engine TTFT comparison (engine.clock=cost_model only)."""
+    input:
+        cfg=P.stage_config("engine"),
+        stream=P.workload_stream("{workload}"),
+        model=P.model_dir,
+    output:
+        requests=P.engine_no_cache_dir("{workload}", "{bs}") / "requests.parquet",
+        kv_events=P.engine_no_cache_dir("{workload}", "{bs}") / "kv_events.parquet",
+        meta=P.engine_no_cache_dir("{workload}", "{bs}") / "run.json",
+    params:
+        stage="engine",
+        streams=lambda w: {w.workload: P.workload_stream(w.workload)},
+        block_size=lambda w: int(w.bs),
+        out_dirs=lambda w: {w.workload: P.engine_no_cache_dir(w.workload, w.bs)},
+        prefix_caching=False,
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    log:
+        P.log("engine", "no_prefix_caching_{workload}_b{bs}"),
+    benchmark:
+        P.benchmark("engine", "no_prefix_caching_{workload}_b{bs}")
+    script:
+        STAGE_SCRIPT

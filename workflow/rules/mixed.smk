@@ -1,21 +1,25 @@
-MIX_PAIRS = [(w, int(CFG.mix.block_size)) for w in P.mixed_workloads()]
+#: {workload: trace at mix.block_size}, in the order the workloads take turns.
+MIX_TRACES = {w: P.trace(w, int(CFG.mix.block_size)) for w in P.mixed_workloads()}
 
 
 rule mixed:
-    """Interleaved trace of all workloads: baseline LRU/FIFO vs workload-aware LRU."""
+    """Interleaved trace of all workloads: baseline LRU/FIFO vs workload-aware LRU,
+    and the per-request hits of its prefix replays (priced by the savings stage)."""
     input:
         cfg=P.stage_config("mixed"),
-        traces=[P.trace(w, b) for w, b in MIX_PAIRS],
+        traces=list(MIX_TRACES.values()),
     output:
         table=P.mixed("hit_rates.parquet"),
         md=report(P.mixed("hit_rates.md"), caption=str(caption_path("mixed")), category="Tables"),
+        per_request=P.mixed("per_request.parquet"),
     params:
-        traces=pair_args("trace", MIX_PAIRS, P.trace),
+        stage="mixed",
+        traces=MIX_TRACES,
     resources:
         mem_mb=4000,
     log:
         P.log("mixed", "mixed"),
     benchmark:
         P.benchmark("mixed", "mixed")
-    shell:
-        "{STAGE} mixed --config {input.cfg} {params.traces} --out {output.table} --md {output.md} > {log} 2>&1"
+    script:
+        STAGE_SCRIPT

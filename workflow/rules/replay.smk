@@ -1,28 +1,42 @@
+#: (run, block size, capacity, engine run directory, its block trace) of every
+#: engine run, the capacity sweep's included (replay.engine_sweep.EngineRunFiles).
+ENGINE_RUNS = [(r, b, c, P.engine_run_dir(r, b, c), P.engine_run_trace(r, b, c)) for r, b, c in P.engine_runs()]
+
+
+def report_table(path, caption):
+    return report(path, caption=str(caption_path(caption)), category="Tables")
+
+
 rule replay:
-    """Cache replays: policy x semantics x capacity over every trace of the sweep,
-    hit-rate curves (one pass for LRU, a capacity grid for the rest), the
-    prefix LRU replay at the engine's own capacity, and every engine run (the
-    capacity sweep's included) beside its batched and sequential replays."""
+    """Cache replays: policy x semantics x capacity over every trace of the sweep
+    (hit rates, and per-request hits of the prefix replays for the savings stage),
+    hit-rate curves (one pass for LRU, a capacity grid for the rest), and every
+    engine-versus-replay check: the prefix LRU replay at the engine's own
+    capacity beside vLLM, and every engine run (the capacity sweep's included)
+    beside its batched and sequential replays."""
     input:
         cfg=P.stage_config("replay"),
-        traces=[P.trace(w, b) for w, b in P.sweep_pairs()],
-        engine_traces=[P.trace(w, b) for w, b in P.engine_pairs()],
-        engine_run_traces=[P.engine_run_trace(*r) for r in P.engine_runs()],
-        engine_runs=[P.engine_run_dir(*r) / f for r in P.engine_runs()
-                     for f in ("requests.parquet", "kv_events.parquet", "schedule.parquet", "run.json")],
+        traces=list(SWEEP_TRACES.values()),
+        engine_traces=list(ENGINE_TRACES.values()),
+        engine_requests=list(ENGINE_REQUESTS.values()),
+        engine_runs=[Path(d) / f for _, _, _, d, _ in ENGINE_RUNS for f in ENGINE_RUN_FILES],
+        engine_run_traces=[t for *_, t in ENGINE_RUNS],
     output:
         table=P.replay("hit_rates.parquet"),
-        md=report(P.replay("hit_rates.md"), caption=str(caption_path("hit_rates")), category="Tables"),
-        engine_capacity=P.replay("engine_capacity.parquet"),
+        md=report_table(P.replay("hit_rates.md"), "hit_rates"),
+        per_request=P.replay("per_request.parquet"),
         curves=P.replay("curves.parquet"),
+        engine_capacity=P.replay("engine_capacity.parquet"),
+        engine_vs_replay=P.replay("engine_vs_replay.parquet"),
+        engine_vs_replay_md=report_table(P.replay("engine_vs_replay.md"), "engine_vs_replay_table"),
         engine_sweep=P.replay("engine_sweep.parquet"),
-        engine_sweep_md=report(P.replay("engine_sweep.md"), caption=str(caption_path("engine_sweep")),
-                               category="Tables"),
+        engine_sweep_md=report_table(P.replay("engine_sweep.md"), "engine_sweep"),
     params:
-        traces=pair_args("trace", P.sweep_pairs(), P.trace),
-        engine_traces=pair_args("engine-trace", P.engine_pairs(), P.trace),
-        engine_runs=" ".join(f"--engine-run {r}:{b}:{c}={P.engine_run_dir(r, b, c)},{P.engine_run_trace(r, b, c)}"
-                             for r, b, c in P.engine_runs()),
+        stage="replay",
+        traces=SWEEP_TRACES,
+        engine_traces=ENGINE_TRACES,
+        engine_requests=ENGINE_REQUESTS,
+        engine_runs=ENGINE_RUNS,
     resources:
         mem_mb=4000,
         runtime=60,
@@ -30,7 +44,5 @@ rule replay:
         P.log("replay", "replay"),
     benchmark:
         P.benchmark("replay", "replay")
-    shell:
-        "{STAGE} replay --config {input.cfg} {params.traces} {params.engine_traces} --out {output.table} "
-        "--md {output.md} --engine-capacity {output.engine_capacity} --curves {output.curves} "
-        "{params.engine_runs} --engine-sweep {output.engine_sweep} --engine-sweep-md {output.engine_sweep_md} > {log} 2>&1"
+    script:
+        STAGE_SCRIPT

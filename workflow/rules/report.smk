@@ -1,10 +1,8 @@
 rule run_index:
     """results/runs/<experiment>-<hash>/: resolved config, index.md, stage times."""
     input:
-        figures=[P.figure(n) for n in FIGURES],
+        figures=[P.figure(n) for n in RUN_FIGURES],
         tables=[P.stage(stage) / name for stage, name in TABLES],
-        savings_figures=[P.savings(f"{n}.png") for n in SAVINGS_FIGURES],
-        savings_engine_figures=[P.savings(f"{n}.png") for n in SAVINGS_ENGINE_FIGURES] if SAVINGS_COMPARE else [],
         workloads=[P.workload_summary(w) for w in P.engine_workloads],
         checks=[P.trace_check(w, b) for w, b in P.trace_pairs()],
         blocks=[P.trace_blocks(w, b) for w, b in P.engine_pairs()],

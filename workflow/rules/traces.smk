@@ -14,8 +14,11 @@ def trace_inputs(w):
                (("requests", "requests.parquet"), ("kv_events", "kv_events.parquet"), ("meta", "run.json"))}}
 
 
-def engine_dir_arg(w):
-    return "" if w.workload in P.external_workloads else P.engine_dir(w.workload, P.engine_source_block_size(int(w.bs)))
+def engine_dir_param(w):
+    """The engine run a trace derives from (None: imported from its file)."""
+    if w.workload in P.external_workloads:
+        return None
+    return P.engine_dir(w.workload, P.engine_source_block_size(int(w.bs)))
 
 
 # A trace at an engine block size also writes that engine run's per-block
@@ -32,18 +35,18 @@ rule block_trace:
         trace=P.trace("{workload}", "{bs}"),
         check=P.trace_check("{workload}", "{bs}"),
     params:
-        engine_dir=engine_dir_arg,
-        blocks=lambda w, output: f"--blocks {output.blocks}" if "blocks" in output.keys() else "",
+        stage="traces",
+        run=lambda w: w.workload,
+        block_size=lambda w: int(w.bs),
+        engine_dir=engine_dir_param,
     resources:
         mem_mb=4000,
     log:
         P.log("traces", "{workload}_b{bs}"),
     benchmark:
         P.benchmark("traces", "{workload}_b{bs}")
-    shell:
-        "{STAGE} traces --config {input.cfg} --workload {wildcards.workload} --block-size {wildcards.bs} "
-        "--engine-dir '{params.engine_dir}' --out {output.trace} --check {output.check} {params.blocks} "
-        "> {log} 2>&1"
+    script:
+        STAGE_SCRIPT
 
 
 use rule block_trace as engine_block_trace with:
@@ -68,6 +71,9 @@ rule engine_capacity_trace:
         trace=P.engine_capacity_trace("{run}", "{bs}", "{cap}"),
         check=P.engine_capacity_trace("{run}", "{bs}", "{cap}").with_suffix(".check.json"),
     params:
+        stage="traces",
+        run=lambda w: w.run,
+        block_size=lambda w: int(w.bs),
         engine_dir=lambda w: P.engine_capacity_dir(w.run, w.bs, w.cap),
     wildcard_constraints:
         run="[A-Za-z0-9_]+",
@@ -77,6 +83,5 @@ rule engine_capacity_trace:
         P.log("traces", "c{cap}_{run}_b{bs}"),
     benchmark:
         P.benchmark("traces", "c{cap}_{run}_b{bs}")
-    shell:
-        "{STAGE} traces --config {input.cfg} --workload {wildcards.run} --block-size {wildcards.bs} "
-        "--engine-dir '{params.engine_dir}' --out {output.trace} --check {output.check} > {log} 2>&1"
+    script:
+        STAGE_SCRIPT

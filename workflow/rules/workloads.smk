@@ -8,10 +8,11 @@ rule workload:
     output:
         stream=P.workload_stream("{workload}"),
         summary=P.workload_summary("{workload}"),
+    params:
+        stage="workloads",
     log:
         P.log("workloads", "{workload}"),
     benchmark:
         P.benchmark("workloads", "{workload}")
-    shell:
-        "{STAGE} workloads --config {input.cfg} --workload {wildcards.workload} "
-        "--out {output.stream} --summary {output.summary} > {log} 2>&1"
+    script:
+        STAGE_SCRIPT

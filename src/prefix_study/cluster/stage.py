@@ -1,8 +1,8 @@
 """The cluster stage: every router x replica count x workload, one table.
 
 Entry point `run(...)`, called by workflow/rules/cluster.smk through
-`python -m prefix_study.stages cluster`. Writes `cluster/cluster.parquet`
-(+ `.md`) and the figure `cluster/cluster_scaling.{png,svg}`.
+`prefix_study.stages.run_job`. Writes `cluster/cluster.parquet` (+ `.md`);
+the figures stage draws `cluster_scaling` from it.
 """
 
 from __future__ import annotations
@@ -125,18 +125,16 @@ def cluster_markdown(table: pl.DataFrame) -> str:
 
 
 def run(cfg: Any, traces: Mapping[str, Path | str], engine_requests: Mapping[str, Path | str],
-        out_dir: Path | str, progress: bool = True) -> pl.DataFrame:
-    """Stage entry: cluster.parquet, cluster.md and the scaling figure in out_dir.
+        table_out: Path | str, md_out: Path | str, progress: bool = True) -> pl.DataFrame:
+    """Stage entry: cluster.parquet and cluster.md (the figures stage draws
+    the scaling figure from the table).
 
     traces: {workload: trace parquet}; engine_requests: {workload: the engine
     run's requests.parquet} for ShareGPT workloads (token counts, conversations).
     """
-    from prefix_study.figures.cluster import plot_cluster_scaling
-
-    out_dir = Path(out_dir)
     requests = load_requests(cfg, traces, engine_requests)
     table = cluster_table(cfg, requests, progress)
-    write_parquet(table, out_dir / "cluster.parquet")
+    write_parquet(table, table_out)
     c = cfg.cluster
     write_text(
         "# Cluster: replicas behind a router\n\n"
@@ -146,6 +144,5 @@ def run(cfg: Any, traces: Mapping[str, Path | str], engine_requests: Mapping[str
         "model; affinity_override_rate: share of requests a prefix-aware router sent away from its "
         "best prefix match; off_best_prefix_rate: share sent where the exact caches held a shorter "
         "prefix than some other replica.\n\n" + cluster_markdown(table),
-        out_dir / "cluster.md")
-    plot_cluster_scaling(table, out_dir / "cluster_scaling")
+        md_out)
     return table

@@ -38,10 +38,11 @@ STAGE_DEPENDENCIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # model/hardware/cost: cost_lru's recompute costs (replay/simulate.py).
     "replay": (("traces",), ("sweep", "model", "hardware", "cost", "engine.capacities", "engine:capacity_sweep")),
     "mixed": (("traces",), ("mix", "workloads", "model", "hardware", "cost")),
-    "figures": (("stats", "replay", "mixed"), ()),
     "savings": (("workloads", "replay", "mixed"), ("model", "hardware", "cost")),
     # model/hardware/cost: the cost model that times the replicas.
     "cluster": (("traces",), ("cluster", "model", "hardware", "cost")),
+    # Draws every figure from the tables of the stages before it.
+    "figures": (("stats", "replay", "mixed", "savings", "cluster"), ()),
 }
 STAGES = tuple(STAGE_DEPENDENCIES)
 

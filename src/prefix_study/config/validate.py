@@ -36,6 +36,12 @@ WORKLOAD_NAME = re.compile(WORKLOAD_NAME_PATTERN)
 MAX_CAPACITY_BLOCKS = 2**31 - 1
 #: Compressed trace files the importer cannot read (gzip and zstd it can).
 UNSUPPORTED_COMPRESSION = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"PK\x03\x04": "zip"}
+#: results_dir: letters (any script), digits, space and `_ . / - + , = @ % : ~`.
+#: No job builds a shell line from it, but a cluster executor re-issues the
+#: overrides in each job's shell command, and Snakemake reads `{...}` in a
+#: path as a wildcard: quotes, `$`, backticks, `;`, braces, backslashes and
+#: control characters (a newline) are refused.
+SAFE_PATH = re.compile(r"[\w ./+,=@%:~-]+")
 
 
 class ConfigError(ValueError):
@@ -221,14 +227,15 @@ def validate_top(cfg: Any) -> None:
 
 def validate_results_dir(cfg: Any) -> None:
     """`results_dir` must be a directory (or not exist yet) below which every
-    part is a directory, and hold no newline or NUL (no file system or job
-    command line can carry those)."""
+    part is a directory, spelt with characters no shell, job command line or
+    Snakemake wildcard reads specially (SAFE_PATH)."""
     from prefix_study.config.inputs import project_path
 
     value = cfg.results_dir
     _require(isinstance(value, str) and value.strip() != "", "results_dir", value, "a directory path")
-    for bad, what in (("\n", "a newline"), ("\r", "a carriage return"), ("\0", "a NUL byte")):
-        _require(bad not in value, "results_dir", value, f"a path without {what}")
+    _require(SAFE_PATH.fullmatch(value) is not None, "results_dir", value,
+             "a path of letters, digits, spaces and '_./-+,=@%:~' (no quotes, '$', '`', ';', '{}', "
+             "backslashes or control characters such as a newline, a carriage return or a NUL byte)")
     path = project_path(value)
     where = "" if str(path) == value else f" (relative paths are resolved against the project directory: {path})"
     for part in (path, *path.parents):

@@ -1,6 +1,6 @@
 """Engine-measured prefix hit rate beside the `prefix` replay at the engine's
-capacity, both in tokens: the engine's num_cached_tokens / prompt tokens, and
-the replay's hit blocks x block size / the same prompt tokens."""
+capacity, both in tokens (the replay stage's engine_vs_replay and
+engine_sweep tables): plots only."""
 
 from __future__ import annotations
 
@@ -12,35 +12,9 @@ import polars as pl
 from prefix_study.figures.style import new_figure, policy_color, save_figure
 
 
-def engine_vs_replay(engine_requests: pl.DataFrame, replay: pl.DataFrame) -> pl.DataFrame:
-    """Per workload x block size: engine_hit_rate, replay_hit_rate (tokens).
-
-    engine_requests: engine per-request records (workload, block_size,
-    num_prompt_tokens, num_cached_tokens); replay: prefix-replay rows
-    (workload, block_size, hits), e.g. from `hit_rate_table` at the engine
-    capacity (minus vLLM's null block).
-    """
-    eng = engine_requests.group_by("workload", "block_size").agg(
-        pl.col("num_prompt_tokens").sum().alias("prompt_tokens"),
-        pl.col("num_cached_tokens").sum().alias("engine_cached_tokens"),
-        pl.col("reuse_fraction").mean().alias("engine_mean_reuse_fraction")
-        if "reuse_fraction" in engine_requests.columns else pl.lit(None, dtype=pl.Float64).alias("engine_mean_reuse_fraction"),
-    )
-    rep = replay.select("workload", "block_size", "hits")
-    return (
-        eng.join(rep, on=["workload", "block_size"], how="inner")
-        .with_columns(
-            (pl.col("engine_cached_tokens") / pl.col("prompt_tokens")).alias("engine_hit_rate"),
-            (pl.col("hits") * pl.col("block_size") / pl.col("prompt_tokens")).alias("replay_hit_rate"),
-        )
-        .sort("workload", "block_size")
-    )
-
-
-def plot_engine_vs_replay(engine_requests: pl.DataFrame, replay: pl.DataFrame,
-                          out_stem: Path | str) -> list[Path]:
-    """Grouped bars per workload, one panel per block size."""
-    table = engine_vs_replay(engine_requests, replay)
+def plot_engine_vs_replay(table: pl.DataFrame, out_stem: Path | str) -> list[Path]:
+    """Grouped bars per workload, one panel per block size (table:
+    replay/engine_vs_replay.parquet, `replay.engine_capacity.engine_vs_replay`)."""
     sizes = sorted(table["block_size"].unique().to_list())
     workloads = sorted(table["workload"].unique().to_list())
     fig, axes = new_figure(1, max(len(sizes), 1), panel_w=max(3.2, 0.9 * len(workloads) + 1.2), panel_h=3.0)

@@ -28,7 +28,9 @@ from prefix_study.cost.model import CostModel
 from prefix_study.cost.profiles import ModelProfile
 from prefix_study.io import markdown_table, write_parquet, write_text
 from prefix_study.mixed.interleave import interleave_traces
+from prefix_study.replay.per_request import labelled_per_request
 from prefix_study.replay.simulate import SEMANTICS, replay, replay_hit_mask
+from prefix_study.replay.sweep import PER_REQUEST_SEMANTICS, per_request_table
 from prefix_study.replay.kernels._common import BYPASS, REQUEST_START
 from prefix_study.replay.trace import REPLAY_COLUMNS, BlockTrace, encode_trace, read_trace
 
@@ -113,18 +115,22 @@ def mixed_hit_rate_table(
     mix_cfg: Any,
     workload_cfgs: Mapping[str, Any] | None = None,
     cost_model: CostModel | None = None,
+    per_request: list[pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
     """Replay the interleaved workloads with each baseline and WA-LRU.
 
     frames: {workload: trace frame at mix.block_size}, in mixing order;
     cost_model: recompute costs of cost-aware baselines (cost_lru;
     replay/simulate.py's recompute_cost), else the position-linear stand-in.
+    per_request: a list to which the per-request hits of every `prefix`
+    replay are appended (replay.sweep.PER_REQUEST_SCHEMA, interleaved order).
     """
     semantics = [str(s) for s in getattr(mix_cfg, "semantics", SEMANTICS)]
     for s in semantics:
         if s not in SEMANTICS:
             raise ValueError(f"mix.semantics: {s!r} not in {list(SEMANTICS)}")
-    mixed = encode_trace(interleave_traces(frames, str(mix_cfg.pattern), int(mix_cfg.burst)))
+    mixed_frame = interleave_traces(frames, str(mix_cfg.pattern), int(mix_cfg.burst))
+    mixed = encode_trace(mixed_frame)
     names = list(mixed.workload_names)
     block_size = int(mix_cfg.block_size)
     singles = {w: encode_trace(frames[w].with_columns(pl.lit(w).alias("workload"))) for w in names}
@@ -149,15 +155,21 @@ def mixed_hit_rate_table(
             "cache_friendly": None, "single_hit_rate": None, "friendly_workloads": label,
         })
 
+    def keep(sem: str, policy: str, cap: int, hits: np.ndarray) -> np.ndarray:
+        if per_request is not None and sem == PER_REQUEST_SEMANTICS:
+            per_request.append(labelled_per_request(mixed_frame, mixed, hits, block_size, policy, sem, cap))
+        return hits
+
     for sem in semantics:
         for cap in sorted(int(c) for c in mix_cfg.capacities):
             single = {w: replay(singles[w], "lru", cap, sem).hit_rate for w in names}
             friendly = choose_cache_friendly(single, list(mix_cfg.cache_friendly), flags,
                                              float(mix_cfg.friendly_threshold))
             for policy in mix_cfg.baselines:
-                acc, hit = _per_workload(mixed, replay_hit_mask(mixed, policy, cap, sem, cost_model, block_size))
+                hits = keep(sem, policy, cap, replay_hit_mask(mixed, policy, cap, sem, cost_model, block_size))
+                acc, hit = _per_workload(mixed, hits)
                 emit(sem, policy, cap, acc, hit, friendly, single)
-            acc, hit = _per_workload(mixed, wa_lru_hit_mask(mixed, friendly, cap, sem))
+            acc, hit = _per_workload(mixed, keep(sem, WA_POLICY, cap, wa_lru_hit_mask(mixed, friendly, cap, sem)))
             emit(sem, WA_POLICY, cap, acc, hit, friendly, single)
     return pl.DataFrame(rows, schema=MIXED_SCHEMA)
 
@@ -186,8 +198,10 @@ def write_mixed_hit_rates(
     out_md: Path | str,
     model: ModelProfile | None = None,
     cost_model: CostModel | None = None,
+    per_request_out: Path | str | None = None,
 ) -> pl.DataFrame:
-    """Stage entry point: `mixed/hit_rates.parquet` + `.md`.
+    """Stage entry point: `mixed/hit_rates.parquet` + `.md` (and with
+    per_request_out `mixed/per_request.parquet`, the savings stage's input).
 
     trace_paths: {workload: traces/{workload}/b{mix.block_size}.parquet}, in
     the order workloads take turns; mix_cfg: MixConfig; workload_cfgs:
@@ -197,9 +211,12 @@ def write_mixed_hit_rates(
     """
     frames = {w: read_trace(p, (*REPLAY_COLUMNS, "time_s"))
               for w, p in trace_paths.items()}
-    table = mixed_hit_rate_table(frames, mix_cfg, workload_cfgs, cost_model)
+    per_request: list[pl.DataFrame] | None = [] if per_request_out is not None else None
+    table = mixed_hit_rate_table(frames, mix_cfg, workload_cfgs, cost_model, per_request)
     if model is not None:
         table = with_capacity_columns(table, model)
     write_parquet(table, out_parquet)
     write_text("# Mixed workload hit rates\n\n" + mixed_markdown(table), out_md)
+    if per_request is not None:
+        write_parquet(per_request_table(per_request), per_request_out)
     return table

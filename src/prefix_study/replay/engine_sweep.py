@@ -62,19 +62,6 @@ class EngineRunFiles:
     engine_dir: Path
     trace: Path
 
-    @classmethod
-    def parse(cls, spec: str) -> "EngineRunFiles":
-        """`RUN:BS:CAP=ENGINE_DIR,TRACE` (the replay stage's `--engine-run`)."""
-        key, _, paths = spec.partition("=")
-        run, bs, cap = key.rsplit(":", 2)
-        engine_dir, _, trace = paths.partition(",")
-        if not (run and engine_dir and trace):
-            raise ValueError(f"--engine-run {spec!r}: expected RUN:BS:CAP=ENGINE_DIR,TRACE")
-        return cls(run, int(bs), int(cap), Path(engine_dir), Path(trace))
-
-    def arg(self) -> str:
-        return f"{self.run}:{self.block_size}:{self.capacity_blocks}={self.engine_dir},{self.trace}"
-
 
 def per_request_comparison(files: EngineRunFiles) -> pl.DataFrame:
     """Per request of one run: vLLM's cached tokens, and both replays'."""

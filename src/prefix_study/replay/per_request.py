@@ -37,3 +37,13 @@ def per_request_from_mask(frame: pl.DataFrame, trace: BlockTrace, hits: np.ndarr
             "hit_blocks": np.bincount(request, weights=hits & looked, minlength=n).astype(np.int64),
         }
     )
+
+
+def labelled_per_request(frame: pl.DataFrame, trace: BlockTrace, hits: np.ndarray, block_size: int,
+                         policy: str, semantics: str, capacity: int) -> pl.DataFrame:
+    """`per_request_from_mask` with the replay it comes from, in the column
+    order of `replay/per_request.parquet` (replay.sweep.PER_REQUEST_SCHEMA)."""
+    return per_request_from_mask(frame, trace, hits).select(
+        "workload", pl.lit(int(block_size)).alias("block_size"), pl.lit(policy).alias("policy"),
+        pl.lit(semantics).alias("semantics"), pl.lit(int(capacity)).alias("capacity_blocks"),
+        "request_id", "lookup_blocks", "hit_blocks")

@@ -12,7 +12,8 @@ from pathlib import Path
 #: workflow/report/ of the checkout (the Snakefile's report captions).
 CAPTIONS_DIR = Path(__file__).resolve().parents[3] / "workflow" / "report"
 
-#: Figure name (figures/<name>.png/.svg) -> caption file stem.
+#: Figure name (figures/<name>.png/.svg, all drawn by the figures stage) ->
+#: caption file stem.
 FIGURES = {
     "reuse_cdfs": "reuse_cdfs",
     "hit_rate_vs_capacity": "hit_rate_vs_capacity",
@@ -20,22 +21,19 @@ FIGURES = {
     "mixed_comparison": "mixed_comparison",
     "engine_vs_replay": "engine_vs_replay",
     "engine_capacity": "engine_capacity",
-}
-
-#: Figures of the savings stage (savings/<name>.png/.svg) -> caption file
-#: stem; SAVINGS_ENGINE_FIGURES only under engine.clock=cost_model.
-SAVINGS_FIGURES = {
     "hit_rate_vs_memory": "hit_rate_vs_memory",
     "cost_savings": "cost_savings",
+    "cluster_scaling": "cluster_scaling",
 }
-SAVINGS_ENGINE_FIGURES = {"ttft_prefix_caching": "ttft_prefix_caching"}
+#: Figures drawn only under engine.clock=cost_model (the engine TTFT comparison).
+ENGINE_TTFT_FIGURES = {"ttft_prefix_caching": "ttft_prefix_caching"}
 
 #: (stage, Markdown table file) -> caption file stem.
 TABLES = {
     ("stats", "reuse_summary.md"): "reuse_summary",
     ("replay", "hit_rates.md"): "hit_rates",
     ("mixed", "hit_rates.md"): "mixed",
-    ("figures", "engine_vs_replay.md"): "engine_vs_replay_table",
+    ("replay", "engine_vs_replay.md"): "engine_vs_replay_table",
     ("replay", "engine_sweep.md"): "engine_sweep",
     ("savings", "equal_memory.md"): "equal_memory",
     ("savings", "savings.md"): "savings",

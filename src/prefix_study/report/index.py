@@ -100,9 +100,6 @@ def write_run_index(cfg: Any, paths: PipelinePaths, benchmark_files: list[Path])
     from prefix_study.report.savings import savings_index_lines
 
     lines += savings_index_lines(paths, rel)
-    scaling = paths.cluster("cluster_scaling.png")
-    lines += [f"- [cluster_scaling]({rel(scaling)}) ([svg]({rel(scaling.with_suffix('.svg'))})): "
-              f"{caption('cluster_scaling')}", "", f"  ![cluster_scaling]({rel(scaling)})", ""]
     lines += ["## Tables", ""]
     for (stage, name), stem in TABLES.items():
         lines.append(f"- [{stage}/{name}]({rel(paths.stage(stage) / name)}): {caption(stem)}")

@@ -14,7 +14,7 @@ from prefix_study.io import markdown_table
 
 def savings_index_lines(paths: Any, rel: Callable[[Path], str]) -> list[str]:
     """Markdown lines for `index.md` (paths: PipelinePaths; rel: link maker)."""
-    from prefix_study.report.captions import SAVINGS_ENGINE_FIGURES, SAVINGS_FIGURES, caption
+    from prefix_study.report.captions import ENGINE_TTFT_FIGURES, caption
     from prefix_study.savings.stage import comparison_block_size
 
     cfg = paths.cfg
@@ -40,9 +40,8 @@ def savings_index_lines(paths: Any, rel: Callable[[Path], str]) -> list[str]:
         lines += ["Engine TTFT with vs without prefix caching (engine.clock=cost_model; "
                   f"[table]({rel(paths.savings('engine_ttft.md'))})):", "",
                   markdown_table(pl.read_parquet(ttft)), ""]
-    figures = {**SAVINGS_FIGURES, **(SAVINGS_ENGINE_FIGURES if ttft.exists() else {})}
-    for name, stem in figures.items():
-        png = paths.savings(f"{name}.png")
+    for name, stem in (ENGINE_TTFT_FIGURES if ttft.exists() else {}).items():
+        png = paths.figure(name)
         lines += [f"- [{name}]({rel(png)}) ([svg]({rel(png.with_suffix('.svg'))})): {caption(stem)}", "",
                   f"  ![{name}]({rel(png)})", ""]
     return lines

@@ -2,8 +2,9 @@
 
 For each replay (workload x block size x policy x capacity, `prefix`
 semantics: vLLM's rule, only the longest cached prefix is served) the
-per-access hit flags are grouped by request: a request's cached tokens are
-its hit blocks x block size. With P prompt tokens and C cached, the cost
+replay and mixed stages write each request's hit blocks
+(`per_request.parquet`); a request's cached tokens are its hit blocks x
+block size. With P prompt tokens and C cached, the cost
 model gives the prefill FLOPs and the TTFT of the request alone (no
 queueing): `CostModel.ttft_s(P, C)` against `ttft_s(P, 0)` without a cache.
 """
@@ -11,15 +12,13 @@ queueing): `CostModel.ttft_s(P, C)` against `ttft_s(P, 0)` without a cache.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import polars as pl
 
 from prefix_study.cost.capacity import with_capacity_columns
 from prefix_study.cost.model import CostModel
-from prefix_study.replay.simulate import replay_hit_mask
-from prefix_study.replay.trace import REPLAY_COLUMNS, REQUEST_START, BlockTrace, encode_trace, read_trace
 
 #: Only vLLM's rule turns hits into skipped prefill.
 SEMANTICS = "prefix"
@@ -44,19 +43,6 @@ SAVINGS_SCHEMA = {
     "ttft_mean_cache_s": pl.Float64,
     "ttft_mean_saved_s": pl.Float64,
 }
-
-
-def request_hit_blocks(trace: BlockTrace, hits: np.ndarray) -> np.ndarray:
-    """Looked-up hits per request, in trace order (one entry per request)."""
-    request = np.cumsum((trace.flags & REQUEST_START) != 0) - 1
-    counted = hits & trace.looked_up
-    return np.bincount(request, weights=counted, minlength=trace.num_requests).astype(np.int64)
-
-
-def request_ids(frame: pl.DataFrame, trace: BlockTrace) -> pl.DataFrame:
-    """(workload, request_id) of every request, in trace order."""
-    first = np.flatnonzero(trace.flags & REQUEST_START)
-    return frame.select("workload", "request_id")[first]
 
 
 def summarize(prompt: np.ndarray, cached: np.ndarray, cost: CostModel) -> dict[str, Any]:
@@ -93,33 +79,28 @@ def prompt_lengths(requests: pl.DataFrame, prompt_tokens: pl.DataFrame, block_si
     return np.where(joined.is_null().to_numpy(), fallback, joined.fill_null(0).to_numpy()).astype(np.int64)
 
 
-def trace_savings_rows(frame: pl.DataFrame, block_size: int, policies: Iterable[str],
-                       capacities: Iterable[int], prompts: pl.DataFrame, cost: CostModel,
-                       scope: str = "replay",
-                       hit_mask: Callable[[BlockTrace, str, int], np.ndarray] | None = None,
-                       ) -> list[dict[str, Any]]:
-    """Rows of SAVINGS_SCHEMA for one trace: per policy x capacity, per
-    workload in the trace (and `all` when it holds several). `hit_mask`
-    (trace, policy, capacity) -> per-access hits; default: the policy's
-    prefix-semantics replay."""
-    trace = encode_trace(frame)
-    ids = request_ids(frame, trace)
-    lookups = request_hit_blocks(trace, np.ones(trace.accesses, dtype=np.bool_))
-    prompt = prompt_lengths(ids, prompts, block_size, lookups)
-    workloads = ids["workload"].to_numpy()
-    names = list(dict.fromkeys(ids["workload"].to_list()))
-    groups = [(w, workloads == w) for w in names]
-    if len(names) > 1:
-        groups.append(("all", np.ones(len(workloads), dtype=np.bool_)))
+def priced_rows(per_request: pl.DataFrame, prompts: pl.DataFrame, cost: CostModel, scope: str,
+                by: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Rows of SAVINGS_SCHEMA from per-request replay hits (the replay or
+    mixed stage's `per_request.parquet`, one trace's requests in trace order
+    per replay). `by`: the columns naming one replay of one trace; within it,
+    one row per workload (in order of first request) and `all` when it holds
+    several."""
     rows = []
-    for policy in policies:
-        for cap in capacities:
-            hits = hit_mask(trace, policy, int(cap)) if hit_mask is not None else \
-                replay_hit_mask(trace, policy, int(cap), SEMANTICS, cost, int(block_size))
-            cached = request_hit_blocks(trace, hits) * int(block_size)
-            for name, sel in groups:
-                rows.append({"scope": scope, "workload": name, "block_size": int(block_size), "policy": policy,
-                             "capacity_blocks": int(cap), **summarize(prompt[sel], cached[sel], cost)})
+    for key, part in per_request.partition_by(list(by), maintain_order=True, as_dict=True).items():
+        block_size = int(part["block_size"][0])
+        lookups = part["lookup_blocks"].to_numpy()
+        prompt = prompt_lengths(part.select("workload", "request_id"), prompts, block_size, lookups)
+        cached = part["hit_blocks"].to_numpy() * block_size
+        workloads = part["workload"].to_numpy()
+        names = list(dict.fromkeys(part["workload"].to_list()))
+        groups = [(w, workloads == w) for w in names]
+        if len(names) > 1:
+            groups.append(("all", np.ones(len(workloads), dtype=np.bool_)))
+        for name, sel in groups:
+            rows.append({"scope": scope, "workload": name, "block_size": block_size,
+                         "policy": str(part["policy"][0]), "capacity_blocks": int(part["capacity_blocks"][0]),
+                         **summarize(prompt[sel], cached[sel], cost)})
     return rows
 
 
@@ -137,8 +118,3 @@ def workload_prompt_tokens(paths: Mapping[str, Path | str]) -> pl.DataFrame:
     if not frames:
         return pl.DataFrame(schema={"workload": pl.String, "request_id": pl.String, "prompt_tokens": pl.Int64})
     return pl.concat(frames)
-
-
-def load_trace_frame(path: Path | str, workload: str | None = None) -> pl.DataFrame:
-    frame = read_trace(path, (*REPLAY_COLUMNS, "time_s"))
-    return frame if workload is None else frame.with_columns(pl.lit(workload).alias("workload"))

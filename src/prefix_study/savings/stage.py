@@ -1,26 +1,20 @@
-"""Savings stage (rules `savings`, `savings_engine`): block sizes at equal memory,
-what each hit buys, and (under `engine.clock=cost_model`) engine TTFT with
-vs without prefix caching."""
+"""Savings stage (rule `savings`): block sizes at equal memory, what each hit
+buys, and (under `engine.clock=cost_model`) engine TTFT with vs without
+prefix caching. It prices what earlier stages wrote: the per-request replay
+hits of the replay and mixed stages, and the engine stage's runs with and
+without prefix caching (rule `engine_no_prefix_caching`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import polars as pl
-from tqdm import tqdm
 
 from prefix_study.cost.model import CostModel
 from prefix_study.io import markdown_table, write_parquet, write_text
 from prefix_study.savings.equal_memory import equal_memory_markdown, equal_memory_table
-from prefix_study.savings.requests import (
-    SEMANTICS,
-    load_trace_frame,
-    savings_table,
-    trace_savings_rows,
-    workload_prompt_tokens,
-)
+from prefix_study.savings.requests import priced_rows, savings_table, workload_prompt_tokens
 
 
 def comparison_block_size(cfg: Any) -> int:
@@ -30,46 +24,9 @@ def comparison_block_size(cfg: Any) -> int:
 
 
 def compare_workloads(cfg: Any, engine_workloads: Sequence[str]) -> list[str]:
-    """Workloads run again without prefix caching (cost.compare_workloads that exist)."""
+    """Workloads the engine stage runs again without prefix caching
+    (cost.compare_workloads that exist)."""
     return [w for w in cfg.cost.compare_workloads if w in engine_workloads]
-
-
-def replay_savings(trace_paths: Mapping[tuple[str, int], str], sweep_cfg: Any, prompts: pl.DataFrame,
-                   cost: CostModel) -> list[dict[str, Any]]:
-    from prefix_study.replay.sweep import sweep_capacity_blocks
-
-    rows = []
-    for (workload, bs) in tqdm(sorted(trace_paths), desc="savings: replays", unit="trace", mininterval=0.5):
-        frame = load_trace_frame(trace_paths[(workload, bs)])
-        rows += trace_savings_rows(frame, bs, list(sweep_cfg.policies),
-                                   sweep_capacity_blocks(sweep_cfg, bs, cost.model), prompts, cost)
-    return rows
-
-
-def mixed_savings(trace_paths: Mapping[str, str], mix_cfg: Any, mixed_table: pl.DataFrame,
-                  prompts: pl.DataFrame, cost: CostModel) -> list[dict[str, Any]]:
-    """The interleaved mix under each baseline and WA-LRU (its cache-friendly
-    set per capacity as chosen by the mixed stage)."""
-    from prefix_study.mixed.interleave import interleave_traces
-    from prefix_study.mixed.workload_aware import WA_POLICY, wa_lru_hit_mask
-    from prefix_study.replay.simulate import replay_hit_mask
-
-    if not trace_paths or mixed_table.height == 0 or SEMANTICS not in set(mixed_table["semantics"].to_list()):
-        return []
-    frames = {w: load_trace_frame(p, w) for w, p in trace_paths.items()}
-    frame = interleave_traces(frames, str(mix_cfg.pattern), int(mix_cfg.burst))
-    sel = mixed_table.filter(pl.col("semantics") == SEMANTICS)
-    friendly = {int(c): [w for w in f.split(",") if w]
-                for c, f in sel.select("capacity_blocks", "friendly_workloads").unique().iter_rows()}
-
-    def hit_mask(trace, policy: str, cap: int) -> np.ndarray:
-        if policy == WA_POLICY:
-            return wa_lru_hit_mask(trace, friendly[cap], cap, SEMANTICS)
-        return replay_hit_mask(trace, policy, cap, SEMANTICS, cost, int(mix_cfg.block_size))
-
-    policies = [*mix_cfg.baselines, WA_POLICY]
-    return trace_savings_rows(frame, int(mix_cfg.block_size), policies, sorted(friendly), prompts, cost,
-                              scope="mixed", hit_mask=hit_mask)
 
 
 def savings_markdown(table: pl.DataFrame, cost: CostModel) -> str:
@@ -104,29 +61,29 @@ def engine_ttft_table(cached: Mapping[str, str], uncached: Mapping[str, str]) ->
         pl.DataFrame()
 
 
-def run(cfg: Any, traces: Mapping[tuple[str, int], str], mixed_traces: Mapping[str, str],
-        workloads: Mapping[str, str], hit_rates: str, mixed: str, out_dir: str,
-        engine: Mapping[str, str] | None = None, engine_no_cache: Mapping[str, str] | None = None) -> None:
-    """Write savings.{parquet,md}, equal_memory.{parquet,md}, the figures and,
-    with engine runs given, engine_ttft.{parquet,md} and its figure."""
-    from prefix_study.figures.savings import plot_cost_savings, plot_hit_rate_vs_memory, plot_ttft_prefix_caching
-
+def run(cfg: Any, streams: Mapping[str, str | Path], hit_rates: str | Path, per_request: str | Path,
+        mixed_per_request: str | Path, out_dir: str | Path, engine: Mapping[str, str | Path] | None = None,
+        engine_no_cache: Mapping[str, str | Path] | None = None) -> pl.DataFrame:
+    """Write savings.{parquet,md}, equal_memory.{parquet,md} and, with engine
+    runs given, engine_ttft.{parquet,md}. It replays nothing: it prices the
+    per-request hits the replay and mixed stages wrote (per_request,
+    mixed_per_request), with the prompt lengths of the workload streams.
+    engine/engine_no_cache: {workload: engine run directory} with prefix
+    caching on and off (the engine stage's runs)."""
     out = Path(out_dir)
     cost = CostModel.from_config(cfg)
-    prompts = workload_prompt_tokens(workloads)
-    rows = replay_savings(traces, cfg.sweep, prompts, cost)
-    rows += mixed_savings(mixed_traces, cfg.mix, pl.read_parquet(mixed), prompts, cost)
+    prompts = workload_prompt_tokens(streams)
+    rows = priced_rows(pl.read_parquet(per_request), prompts, cost, "replay",
+                       ("workload", "block_size", "policy", "capacity_blocks"))
+    rows += priced_rows(pl.read_parquet(mixed_per_request), prompts, cost, "mixed",
+                        ("block_size", "policy", "capacity_blocks"))
     table = savings_table(rows, cost)
     write_parquet(table, out / "savings.parquet")
     write_text(savings_markdown(table, cost), out / "savings.md")
 
-    hits = pl.read_parquet(hit_rates)
-    equal = equal_memory_table(hits)
+    equal = equal_memory_table(pl.read_parquet(hit_rates))
     write_parquet(equal, out / "equal_memory.parquet")
     write_text(equal_memory_markdown(equal, cost.model.name), out / "equal_memory.md")
-
-    plot_hit_rate_vs_memory(hits, out / "hit_rate_vs_memory", cost.model.name)
-    plot_cost_savings(table, out / "cost_savings", comparison_block_size(cfg), cost.model.name, cost.hardware.name)
     if engine and engine_no_cache:
         ttft = engine_ttft_table(engine, engine_no_cache)
         write_parquet(ttft, out / "engine_ttft.parquet")
@@ -134,5 +91,4 @@ def run(cfg: Any, traces: Mapping[tuple[str, int], str], mixed_traces: Mapping[s
                    f"prefill, preemption) with each step timed by the cost model: {cost.model.name} on "
                    f"{cost.num_gpus} x {cost.hardware.name} ({cost.precision}). TTFT includes queueing.\n\n"
                    + markdown_table(ttft), out / "engine_ttft.md")
-        plot_ttft_prefix_caching(ttft, out / "ttft_prefix_caching", cost.model.name, cost.hardware.name)
-
+    return table
