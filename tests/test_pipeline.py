@@ -73,9 +73,9 @@ def run_dirs(stdout: str) -> list[Path]:
             for line in stdout.splitlines() if "run directory:" in line]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """The full DAG on TINY, once for the module: (overrides, results dir, run dir)."""
+def run_tiny(tmp_path_factory) -> tuple[list[str], Path, Path]:
+    """The full DAG on TINY (conftest's session fixture `tiny`, shared with
+    test_slurm): (overrides, results dir, run dir)."""
     results = tmp_path_factory.mktemp("pipeline") / "results"
     overrides = [*TINY, f"results_dir={results}"]
     proc = prefix_study(*overrides, "--cores", "2")

@@ -64,7 +64,7 @@ def engine(args: argparse.Namespace) -> None:
         sys.exit("engine: give --workload NAME=FILE ... --out-root DIR, or --workload-file FILE --out DIR")
     run(engine_cfg, files, args.model, args.block_size, args.out_root or args.out,
         capacity_blocks=args.capacity, mixed=args.mixed, progress=not args.no_progress, cost=cost,
-        out_dirs=out_dirs, mix_cfg=cfg.mix)
+        out_dirs=out_dirs, mix_cfg=cfg.mix, only=args.only or None)
 
 
 def traces(args: argparse.Namespace) -> None:
@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--block-size", type=int, required=True)
     s.add_argument("--capacity", type=int, default=None, help="blocks (default engine.capacity_blocks)")
     s.add_argument("--mixed", action="store_true", help="also run the mixed workload")
+    s.add_argument("--only", action="append", default=[],
+                   help="run only this of the runs (repeatable; engine.fan_out=workload)")
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--no-prefix-caching", action="store_true",
                    help="prefix caching off (the savings stage's TTFT baseline)")
