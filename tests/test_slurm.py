@@ -127,18 +127,22 @@ def rule_of(job: dict[str, str]) -> str:
     return job.get("Comment", "").removeprefix("rule_").split("_wildcards_", 1)[0]
 
 
-class CancelFirstEngineJob:
-    """scancel the first engine job once it runs on the node (a node failure)."""
+class CancelEngineJobMidRun:
+    """scancel the first engine job whose stage has started on the node (its log
+    exists): what a lost node or a preemption does to a running job."""
 
-    def __init__(self):
+    def __init__(self, paths: PipelinePaths):
+        self.paths = paths
         self.cancelled: str | None = None
 
     def __call__(self, cluster):
         if self.cancelled:
             return
         for job in cluster.jobs():
-            if rule_of(job).startswith("engine") and job["JobState"] == "RUNNING":
-                time.sleep(3)  # mid-run: the job's Snakemake has started the stage
+            if rule_of(job) != "engine_workload_run" or job["JobState"] != "RUNNING":
+                continue
+            run, bs = job["Comment"].split("_wildcards_", 1)[1].rsplit("_", 1)
+            if self.paths.log("engine", f"{run}_b{bs}").exists():
                 cluster.run("scancel", job["JobId"])
                 self.cancelled = job["JobId"]
                 return
@@ -150,7 +154,7 @@ def test_tiny_dag_through_slurm_equals_local_run(slurm, tiny, tmp_path):
     overrides = [*TINY, f"results_dir={results}", "engine.fan_out=workload"]
     paths = PipelinePaths(compose_config(overrides))
     target = paths.stats("reuse_summary.parquet")
-    cancel = CancelFirstEngineJob()
+    cancel = CancelEngineJobMidRun(paths)
     code, out = run_through_slurm(slurm, overrides, [target], on_job=cancel)
     assert code == 0, out[-5000:]
     planned = job_stats(out)
