@@ -16,7 +16,7 @@ import statistics
 import sys
 from dataclasses import dataclass
 
-from prefix_study.config import compose_config
+from prefix_study.config.compose import compose_config
 from prefix_study.cost import CostModel
 
 #: TensorRT-LLM "Performance of TensorRT-LLM", Low Latency tables (data from

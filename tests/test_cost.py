@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from prefix_study.config import ConfigError, compose_config
+from prefix_study.config.compose import compose_config
+from prefix_study.config.validate import ConfigError
 from prefix_study.cost import (
     GIB,
     CostModel,
@@ -184,7 +185,9 @@ def _toy_trace() -> "pl.DataFrame":
         for pos, h in enumerate(hashes):
             rows.append({"request_id": rid, "workload": "w", "time_s": 0.0, "position": pos,
                          "block_hash": h, "lookup": True, "partial_tail": True})
-    return pl.DataFrame(rows, schema_overrides={"position": pl.Int32, "block_hash": pl.UInt64})
+    from prefix_study.traces.block_ids import with_block_ids
+
+    return with_block_ids(pl.DataFrame(rows, schema_overrides={"position": pl.Int32, "block_hash": pl.UInt64}))
 
 
 def test_savings_of_a_hand_made_trace():

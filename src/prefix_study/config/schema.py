@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Optional
 
-from omegaconf import MISSING
+from prefix_study.registry import TRACE_FORMAT_REGISTRY
 
-from prefix_study.traces.formats import trace_format_names
+#: OmegaConf's mark of a value that must be set (`omegaconf.MISSING`), spelled
+#: out so that stage code importing the schema does not import OmegaConf.
+MISSING = "???"
 
 #: Block sizes the vLLM CPU attention backend can run (multiples of 32).
 ENGINE_BLOCK_SIZE_MULTIPLE = 32
@@ -109,7 +111,7 @@ class Precision(StrEnum):
 SHAREGPT_KINDS = ("chat_single", "chat_multi", "qa", "summarization")
 #: Workload kinds that are block-hash trace files entering at the traces stage:
 #: one per registered format (traces/formats/).
-EXTERNAL_TRACE_KINDS = trace_format_names()
+EXTERNAL_TRACE_KINDS = tuple(TRACE_FORMAT_REGISTRY.names())
 WorkloadKind = StrEnum("WorkloadKind", [(k, k) for k in (*SHAREGPT_KINDS, *EXTERNAL_TRACE_KINDS)])
 WorkloadKind.__doc__ = "Which builder (ShareGPT kinds) or trace format (external kinds) a workload uses."
 

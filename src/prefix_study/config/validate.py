@@ -227,7 +227,7 @@ def validate_engine(cfg: Any) -> None:
 
 def validate_sweep(cfg: Any) -> None:
     from prefix_study.config.schema import SEMANTICS
-    from prefix_study.replay.policies import policy_names
+    from prefix_study.registry import POLICY_REGISTRY
 
     _positive_list(cfg, "sweep.block_sizes")
     if cfg.sweep.capacity_unit == "gib":  # the unit itself is typed (CapacityUnit)
@@ -238,19 +238,19 @@ def validate_sweep(cfg: Any) -> None:
         _no_duplicates("sweep.capacities", caps)
     else:
         _positive_list(cfg, "sweep.capacities")
-    _name_list(cfg, "sweep.policies", list(policy_names()))
+    _name_list(cfg, "sweep.policies", sorted(POLICY_REGISTRY.names()))
     _name_list(cfg, "sweep.semantics", list(SEMANTICS))
-    _name_list(cfg, "sweep.curve_policies", list(policy_names()), empty_ok=True)
+    _name_list(cfg, "sweep.curve_policies", sorted(POLICY_REGISTRY.names()), empty_ok=True)
 
 
 def validate_mix(cfg: Any) -> None:
     from prefix_study.config.schema import SEMANTICS
-    from prefix_study.replay.policies import policy_names
+    from prefix_study.registry import POLICY_REGISTRY
 
     _positive_int(cfg, "mix.burst")
     _positive_int(cfg, "mix.block_size")
     _positive_list(cfg, "mix.capacities")
-    _name_list(cfg, "mix.baselines", list(policy_names()))
+    _name_list(cfg, "mix.baselines", sorted(POLICY_REGISTRY.names()))
     _name_list(cfg, "mix.semantics", list(SEMANTICS))
     _name_list(cfg, "mix.cache_friendly", list(cfg.workloads), empty_ok=True)
     t = cfg.mix.friendly_threshold

@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 import polars as pl
 
 from prefix_study.traces.block_hash import chained_block_hashes
+from prefix_study.traces.block_ids import trace_frame
 from prefix_study.traces.schema import PREFIX_HASH_ALGO, TRACE_SCHEMA, reported_lookup_index
 
 
@@ -40,7 +41,7 @@ def derive_block_trace(requests: pl.DataFrame, block_size: int, none_hash_seed: 
     engine's `num_cached_tokens`.
     """
     measured = engine_block_size == block_size
-    cols: dict[str, list] = {k: [] for k in (*TRACE_SCHEMA, "partial_tail")}
+    cols: dict[str, list] = {k: [] for k in (*TRACE_SCHEMA, "partial_tail") if k != "block_id"}
     ordered = requests.sort(["scheduled_s", "scheduled_step", "request_id"], nulls_last=True)
     for r in ordered.iter_rows(named=True):
         prompt, output = r["prompt_token_ids"], r["output_token_ids"]
@@ -58,7 +59,7 @@ def derive_block_trace(requests: pl.DataFrame, block_size: int, none_hash_seed: 
             cols["lookup"].append(pos < n_lookup)
             cols["engine_hit"].append((pos < n_hit) if measured else None)
             cols["partial_tail"].append(partial)
-    return pl.DataFrame(cols, schema={**TRACE_SCHEMA, "partial_tail": pl.Boolean})
+    return trace_frame(cols, {"partial_tail": pl.Boolean})
 
 
 def cached_set_before(kv_events: pl.DataFrame) -> Callable[[int], set[int]]:

@@ -7,8 +7,8 @@ parser from one JSON object (one line of a JSONL file) to an
 (`defaults: [<name>_schema]`); the schema's workload kinds, the importer and
 the pipeline's block sizes all read this registry.
 
-Only the standard library is imported here: the config schema reads the
-registry's names.
+Only the standard library is imported here. The config schema lists the
+names from the format files without importing them (`prefix_study.registry`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from prefix_study.registry import import_entries
+from prefix_study.registry import TRACE_FORMAT_REGISTRY
 
 __all__ = [
     "ExternalRequest", "TraceFormat", "get_trace_format", "hash_ids_field", "int_field",
@@ -64,25 +64,24 @@ def register_trace_format(name: str, block_tokens: int, description: str = "") -
     return wrap
 
 
-def _load_formats() -> None:
-    import_entries(__name__)
-
-
 def trace_formats() -> dict[str, TraceFormat]:
-    _load_formats()
-    return dict(_FORMATS)
+    """Every format, in file order (imports every format module)."""
+    TRACE_FORMAT_REGISTRY.load_all()
+    return {name: _FORMATS[name] for name in TRACE_FORMAT_REGISTRY.names()}
 
 
 def trace_format_names() -> tuple[str, ...]:
-    """Registered format names, in file order."""
-    return tuple(trace_formats())
+    """Format names, in file order, read from the format files without importing them."""
+    return tuple(TRACE_FORMAT_REGISTRY.names())
 
 
 def get_trace_format(name: str) -> TraceFormat:
-    formats = trace_formats()
-    if name not in formats:
-        raise ValueError(f"kind={name!r} is not an external trace format: allowed {list(formats)}")
-    return formats[name]
+    """The format `name`, importing its module on first use."""
+    if name not in trace_format_names():
+        raise ValueError(f"kind={name!r} is not an external trace format: allowed {list(trace_format_names())}")
+    if name not in _FORMATS:
+        TRACE_FORMAT_REGISTRY.load(name)
+    return _FORMATS[name]
 
 
 # --- field checks shared by the parsers --------------------------------------------
