@@ -40,6 +40,15 @@ def prefix_trace():
 
 
 @pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """The full DAG on test_pipeline.TINY, once per session (test_pipeline
+    extends it, test_slurm compares the SLURM run with it byte for byte)."""
+    from test_pipeline import run_tiny
+
+    return run_tiny(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
 def model_dir(tmp_path_factory):
     from prefix_study.assets.model import build_model_dir
 

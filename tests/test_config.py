@@ -24,6 +24,7 @@ def test_default_config_composes():
     ("engine.capacities=[513,64]", "engine.capacities"),  # 64 blocks cannot hold 4096 tokens
     ("engine.simulator=parrot", "engine.simulator"),
     ("engine.clock=sundial", "engine.clock"),
+    ("engine.fan_out=node", "engine.fan_out"),
     ("engine.max_model_len=99999", "engine.max_model_len"),
     ("sweep.block_sizes=[0]", "sweep.block_sizes"),
     ("sweep.capacities=[64,0]", "sweep.capacities"),
@@ -65,6 +66,16 @@ def test_stage_hashes_depend_only_on_their_config():
     assert stage_hash(base, "workloads") != stage_hash(size, "workloads")
     assert stage_hash(base, "engine") != stage_hash(size, "engine")
     assert stage_hash(base, "assets") == stage_hash(size, "assets")
+
+
+def test_engine_fan_out_is_scheduling_only():
+    """One job per workload writes the same files: no stage hash changes."""
+    from prefix_study.config.hashing import STAGES
+
+    base = compose_config(["engine.capacities=[65]", "engine.max_model_len=2048"])
+    fanned = compose_config(["engine.capacities=[65]", "engine.max_model_len=2048", "engine.fan_out=workload"])
+    assert fanned.engine.fan_out == "workload" and base.engine.fan_out == "block_size"
+    assert all(stage_hash(base, s) == stage_hash(fanned, s) for s in STAGES)
 
 
 def test_each_workload_kind_has_its_own_typed_config():

@@ -150,8 +150,11 @@ def test_invalid_combination_stops_the_whole_sweep(tmp_path):
 
 @pipeline
 @pytest.mark.parametrize("profile", ["local", "slurm"])
-def test_profile_dry_run_lists_every_job(tmp_path, profile):
-    """Plans the full DAG through a profile; the SLURM one needs no sbatch for -n."""
+def test_profile_dry_run_lists_every_job(tmp_path, profile, monkeypatch):
+    """Plans the full DAG through a profile; the SLURM one needs no sbatch for -n,
+    and takes the partition from SLURM_PARTITION."""
+    monkeypatch.setenv("SLURM_PARTITION", "short")
+    monkeypatch.delenv("SLURM_ACCOUNT", raising=False)
     results = tmp_path / "results"
     proc = prefix_study("-n", *TINY, f"results_dir={results}", "--",
                         "--profile", f"workflow/profiles/{profile}")
@@ -164,7 +167,8 @@ def test_profile_dry_run_lists_every_job(tmp_path, profile):
     assert stats["assets"] == stats["replay"] == stats["mixed"] == stats["figures"] == 1
     assert stats["run_index"] == stats["report_html"] == 1
     if profile == "slurm":
-        assert "slurm_partition=" in proc.stderr + proc.stdout
+        assert "slurm_partition=short" in proc.stderr + proc.stdout
+        assert "slurm_account" not in proc.stderr + proc.stdout  # SLURM_ACCOUNT unset: none
         # The engine's own resources beat the profile's defaults.
         engine_block = (proc.stdout + proc.stderr).split("rule engine_run:", 1)[1].split("\n\n", 1)[0]
         assert "mem_mb=8000" in engine_block and "runtime=120" in engine_block
@@ -180,6 +184,20 @@ def test_engine_capacity_sweep_plans_one_job_per_capacity_and_block_size(tmp_pat
     stats = job_stats(proc.stdout + proc.stderr)
     assert stats["engine_capacity_run"] == 4 and stats["engine_run"] == 2
     assert "cap=129" in proc.stdout + proc.stderr
+
+
+@pipeline
+def test_engine_fan_out_plans_one_job_per_workload(tmp_path):
+    """engine.fan_out=workload: one engine job per workload x block size (x capacity,
+    and the capacity sweep's mixed run), for a cluster to spread."""
+    results = tmp_path / "results"
+    proc = prefix_study("-n", *TINY, f"results_dir={results}", "engine.capacities=[65,129]",
+                        "engine.max_model_len=2048", "engine.block_sizes=[32,64]", "engine.fan_out=workload")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = job_stats(proc.stdout + proc.stderr)
+    assert stats["engine_workload_run"] == 4 * 2 and stats["engine_capacity_workload_run"] == 2 * 2 * 5
+    assert "engine_run" not in stats and "engine_capacity_run" not in stats
+    assert "cap=129" in proc.stdout + proc.stderr and "run=mixed" in proc.stdout + proc.stderr
 
 
 # --- the full DAG ---------------------------------------------------------------------

@@ -65,7 +65,8 @@ def workloads(job: Job) -> None:
 
 def engine(job: Job) -> None:
     """params: streams {run name: request stream}, block_size, out_root or
-    out_dirs {run name: directory}; optional capacity, mixed, prefix_caching."""
+    out_dirs {run name: directory}; optional capacity, mixed, prefix_caching,
+    only (the one run of the capacity sweep to make, engine.fan_out=workload)."""
     from prefix_study.cost import CostModel
     from prefix_study.engine.stage import run
 
@@ -79,7 +80,8 @@ def engine(job: Job) -> None:
     out_dirs = p.get("out_dirs")
     run(engine_cfg, p["streams"], job.input["model"], int(p["block_size"]),
         p.get("out_root") or next(iter(out_dirs.values())), capacity_blocks=p.get("capacity"),
-        mixed=bool(p.get("mixed", False)), progress=True, cost=cost, out_dirs=out_dirs, mix_cfg=cfg.mix)
+        mixed=bool(p.get("mixed", False)), progress=True, cost=cost, out_dirs=out_dirs, mix_cfg=cfg.mix,
+        only=p.get("only"))
 
 
 def traces(job: Job) -> None:

@@ -60,7 +60,7 @@ def _select(cfg: Any, key: str) -> Any:
         return {k: _select(cfg, k) for k in ("model", "hardware", "cost")}
     if key == "engine:runs":
         engine = OmegaConf.to_container(cfg.engine, resolve=True, enum_to_str=True)
-        for k in CAPACITY_SWEEP_KEYS:
+        for k in CAPACITY_SWEEP_KEYS + SCHEDULING_KEYS:
             engine.pop(k)
         return engine
     if key == "engine:capacity_sweep":
@@ -86,6 +86,8 @@ def _select(cfg: Any, key: str) -> Any:
 
 #: engine.* keys that shape only the capacity sweep's runs.
 CAPACITY_SWEEP_KEYS = ("capacities", "capacity_conversations")
+#: engine.* keys that decide how runs are cut into jobs, not what they write.
+SCHEDULING_KEYS = ("fan_out",)
 
 
 def capacity_sweep_key(cfg: Any) -> dict[str, Any]:

@@ -53,6 +53,18 @@ class EngineEviction(StrEnum):
     sieve = "sieve"    # SIEVE over the free queue
 
 
+class EngineFanOut(StrEnum):
+    """How the engine stage is cut into jobs (workflow/rules/engine.smk). The
+    outputs are the same files, byte for byte, either way."""
+
+    # One job per block size (and capacity): every workload runs through one
+    # engine, reset in between; vLLM's start-up is paid once (one machine).
+    block_size = "block_size"
+    # One job per workload x block size (x capacity; the capacity sweep's mixed
+    # run is one more): independent jobs a cluster can spread.
+    workload = "workload"
+
+
 class ModelShape(StrEnum):
     """Random-weight GPT-2-architecture shapes (assets/model.py)."""
 
@@ -197,6 +209,9 @@ class EngineConfig:
     seed: int = 0
     # Eviction policy inside vLLM's block pool (engine/eviction.py).
     eviction: EngineEviction = EngineEviction.lru
+    # Jobs per engine run: amortised (block_size) or one per workload (on a
+    # cluster). Scheduling only: not in any stage hash.
+    fan_out: EngineFanOut = EngineFanOut.block_size
     model: ModelConfig = field(default_factory=ModelConfig)
 
 

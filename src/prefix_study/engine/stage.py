@@ -12,7 +12,7 @@ each request tagged by workload.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import polars as pl
 
@@ -79,13 +79,15 @@ def run(engine_cfg: EngineConfig, workload_files: Mapping[str, str | Path], mode
         block_size: int, out_root: str | Path, capacity_blocks: int | None = None,
         mixed: bool = False, progress: bool = True, cost: Any = None,
         out_dirs: Mapping[str, str | Path] | None = None,
-        mix_cfg: MixConfig | None = None) -> dict[str, dict[str, Any]]:
+        mix_cfg: MixConfig | None = None,
+        only: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """Every workload (and with `mixed` the mixed stream) through one engine,
     into `<out_root>/<name>/b<block_size>/` (or `out_dirs[name]`);
     `capacity_blocks` overrides `engine.capacity_blocks` (a capacity-sweep job,
     which runs each workload's first `engine.capacity_conversations`).
     mix_cfg: the mixed stream's `pattern` and `burst`, and the cache-friendly
-    workloads of `engine.eviction=wa_lru`."""
+    workloads of `engine.eviction=wa_lru`. only: run just these of the runs
+    (engine.fan_out=workload: the mixed run alone still reads every stream)."""
     mix_cfg = mix_cfg if mix_cfg is not None else MixConfig()
     spec = EngineSpec.from_config(engine_cfg, model_dir, block_size, list(mix_cfg.cache_friendly))
     if capacity_blocks is not None:
@@ -98,6 +100,11 @@ def run(engine_cfg: EngineConfig, workload_files: Mapping[str, str | Path], mode
         if MIXED_RUN in streams:
             raise ValueError(f"a workload is named {MIXED_RUN!r}, the mixed run's name")
         runs[MIXED_RUN] = mixed_request_stream(streams, str(mix_cfg.pattern), int(mix_cfg.burst))
+    if only is not None:
+        unknown = sorted(set(only) - set(runs))
+        if unknown:
+            raise ValueError(f"only={unknown}: not among the runs {sorted(runs)}")
+        runs = {name: stream for name, stream in runs.items() if name in only}
     dirs = {name: Path(out_root) / name / f"b{block_size}" for name in runs}
     dirs.update(out_dirs or {})
     return run_workloads(build_engine(spec), engine_cfg, runs, dirs, progress, cost)

@@ -1,0 +1,214 @@
+"""The DAG through a real one-node SLURM cluster (slurmctld + slurmd + munge),
+started and stopped by these tests (scripts/slurm/local_cluster.py).
+
+The packages come from scripts/slurm/install.sh (apt-get, root). On a machine
+without root or apt-get the tests skip and say why; anything else that fails
+(install, daemons, jobs) fails the test.
+
+What the run proves (the tiny config, `engine.fan_out=workload`, up to the
+stats stage: model assets, workloads, one engine job per workload, traces,
+reuse statistics):
+- every rule of that DAG ran as a SLURM job (the controller's job records);
+- its outputs equal the local, amortised run of the same config byte for byte
+  (conftest's session fixture `tiny_run`), so both SLURM and engine fan-out leave
+  the results unchanged;
+- an engine job cancelled on the node (`scancel` mid-run) is resubmitted by the
+  profile's `retries` and the DAG completes.
+A second run shows a job that fails for a real reason (a corrupt dataset file)
+failing the DAG after the profile's one retry, with the rule's log shown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from prefix_study.config.compose import compose_config
+from prefix_study.pipeline import PipelinePaths
+
+from pipeline_run import CLI, ROOT, TINY, job_stats
+
+sys.path.insert(0, str(ROOT / "scripts" / "slurm"))
+from local_cluster import INSTALL_SCRIPT, ClusterUnavailable, LocalSlurm  # noqa: E402
+
+pytestmark = pytest.mark.slurm
+
+PROFILE = ["--profile", "workflow/profiles/slurm",
+           # Poll every few seconds (the profile's 20 s suits a real queue).
+           "--slurm-init-seconds-before-status-checks", "2"]
+SLURM_TIMEOUT = 1200
+COMPARED = (".parquet", ".json", ".md")
+#: run.json's wall-clock measurements (the engine's own speed), which no two
+#: runs share; everything else in it is compared.
+WALL_CLOCK_KEYS = ("wall_s", "tokens_per_s")
+
+
+def local_rules() -> set[str]:
+    """Rules marked `localrule: True` in workflow/rules/*.smk (they run on the submitting host)."""
+    names = set()
+    for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
+        for block in re.split(r"^\s*rule ", smk.read_text(), flags=re.M)[1:]:
+            if re.search(r"^\s*localrule:\s*True", block, flags=re.M):
+                names.add(block.split(":", 1)[0].strip())
+    return names | {"all"}
+
+
+def comparable(path: Path, results: Path) -> bytes:
+    """A result file's bytes; JSON and Markdown with the results directory's own
+    path written as <results> and run.json without its wall-clock figures."""
+    data = path.read_bytes()
+    if path.suffix == ".parquet":
+        return data
+    text = data.decode().replace(str(results), "<results>")
+    if path.name == "run.json":
+        meta = json.loads(text)
+        for key in WALL_CLOCK_KEYS:
+            meta.get("stats", {}).pop(key, None)
+        text = json.dumps(meta, sort_keys=True)
+    return text.encode()
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """Install (once per machine), start the cluster, stop it afterwards, failures included."""
+    install = subprocess.run(["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=900)
+    if install.returncode == 2:  # no root / no apt-get: the script says which
+        pytest.skip(f"cannot install SLURM here: {install.stderr.strip()}")
+    assert install.returncode == 0, install.stdout + install.stderr
+    print(install.stdout.strip())
+    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.start()
+    except ClusterUnavailable as e:
+        pytest.skip(str(e))
+    assert set(cluster.daemon_pids()) == {"munged", "slurmctld", "slurmd"}
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+    assert cluster.daemon_pids() == {} and cluster.job_processes() == []
+
+
+def run_through_slurm(cluster, overrides, targets, on_job=None):
+    """`prefix-study OVERRIDES -- --profile workflow/profiles/slurm TARGETS` against
+    the cluster; `on_job(cluster)` is polled while it runs."""
+    cmd = [str(CLI), *overrides, "--", *PROFILE, *map(str, targets)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=cluster.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + SLURM_TIMEOUT
+    try:
+        while proc.poll() is None:
+            assert time.monotonic() < deadline, "".join(out)[-5000:]
+            if on_job is not None:
+                on_job(cluster)
+            time.sleep(0.5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        reader.join(timeout=10)
+    text = "".join(out)
+    print(f"$ {' '.join(cmd)}\n[exit {proc.returncode}]\n{text[-20000:]}")
+    return proc.returncode, text
+
+
+def rule_of(job: dict[str, str]) -> str:
+    """The executor plugin's comment `rule_<name>[_wildcards_...]` -> <name>."""
+    return job.get("Comment", "").removeprefix("rule_").split("_wildcards_", 1)[0]
+
+
+class CancelEngineJobMidRun:
+    """scancel the first engine job whose stage has started on the node (its log
+    exists): what a lost node or a preemption does to a running job."""
+
+    def __init__(self, paths: PipelinePaths):
+        self.paths = paths
+        self.cancelled: str | None = None
+
+    def __call__(self, cluster):
+        if self.cancelled:
+            return
+        for job in cluster.jobs():
+            if rule_of(job) != "engine_workload_run" or job["JobState"] != "RUNNING":
+                continue
+            run, bs = job["Comment"].split("_wildcards_", 1)[1].rsplit("_", 1)
+            if self.paths.log("engine", f"{run}_b{bs}").exists():
+                cluster.run("scancel", job["JobId"])
+                self.cancelled = job["JobId"]
+                return
+
+
+def test_tiny_dag_through_slurm_equals_local_run(slurm, tiny_run, tmp_path):
+    _, local_results, _ = tiny_run
+    results = tmp_path / "results"
+    overrides = [*TINY, f"results_dir={results}", "engine.fan_out=workload"]
+    paths = PipelinePaths(compose_config(overrides))
+    target = paths.stats("reuse_summary.parquet")
+    cancel = CancelEngineJobMidRun(paths)
+    code, out = run_through_slurm(slurm, overrides, [target], on_job=cancel)
+    assert code == 0, out[-5000:]
+    planned = job_stats(out)
+    local = local_rules()
+    assert "stage_config" in local
+    assert set(planned) >= {"assets", "workload", "engine_workload_run", "stats"}
+    assert planned["engine_workload_run"] == 4  # one job per workload
+
+    # The controller's records: every non-local job of the DAG ran as a SLURM job.
+    jobs = slurm.jobs()
+    done = [j for j in jobs if j["JobState"] == "COMPLETED"]
+    ran = {}
+    for j in done:
+        ran[rule_of(j)] = ran.get(rule_of(j), 0) + 1
+    expected = {rule: n for rule, n in planned.items() if rule not in local}
+    assert ran == expected, (ran, expected)
+    completions = {r["JobId"]: r["JobState"] for r in slurm.completed_jobs()}
+    assert all(completions.get(j["JobId"]) == "COMPLETED" for j in done)
+
+    # The cancelled engine job was retried (the profile's `retries: 1`).
+    assert cancel.cancelled, "no engine job was seen running"
+    (killed,) = [j for j in jobs if j["JobId"] == cancel.cancelled]
+    assert killed["JobState"] == "CANCELLED" and completions[cancel.cancelled] == "CANCELLED"
+    retried = [j for j in done if j["Comment"] == killed["Comment"]]
+    assert len(retried) == 1 and int(retried[0]["JobId"]) > int(killed["JobId"]), retried
+
+    # Byte for byte what the local, amortised run wrote.
+    files = sorted(p for p in results.rglob("*") if p.is_file() and p.suffix in COMPARED
+                   and "logs" not in p.parts and "benchmarks" not in p.parts)
+    assert len(files) >= 20, files
+    engine_files = [f for f in files if f.relative_to(results).parts[0] == "engine"]
+    assert len(engine_files) == 4 * 4, engine_files  # 4 workloads x (3 parquet + run.json)
+    differ = [str(f.relative_to(results)) for f in files
+              if comparable(f, results) != comparable(local_results / f.relative_to(results), local_results)]
+    assert not differ, differ
+    assert sum(f.suffix == ".parquet" for f in files) >= 16
+
+
+def test_failing_job_fails_the_dag_with_its_log_after_one_retry(slurm, tmp_path):
+    """A corrupt dataset passes planning (it exists) and fails the workloads job:
+    the DAG stops after the profile's one retry and shows the rule's log."""
+    bad = tmp_path / "sharegpt.json"
+    bad.write_text('[{"id": "x", "conversations": [')  # cut off before any complete record
+    results = tmp_path / "results"
+    overrides = [*TINY, f"results_dir={results}", f"dataset.path={bad}"]
+    paths = PipelinePaths(compose_config(overrides))
+    before = {j["JobId"] for j in slurm.jobs()}
+    code, out = run_through_slurm(slurm, overrides, [paths.workload_stream("qa")])
+    assert code != 0
+    new = [j for j in slurm.jobs() if j["JobId"] not in before]
+    assert [rule_of(j) for j in new] == ["workload", "workload"], new  # first attempt + one retry
+    assert all(j["JobState"] == "FAILED" for j in new)
+    assert "Error in rule workload" in out
+    log = paths.stage("workloads") / "logs" / "qa.log"
+    assert log.exists() and log.read_text().strip()
+    assert f"Logfile {log}:" in out
+    assert log.read_text().strip().splitlines()[-1] in out
