@@ -27,7 +27,8 @@ def main() -> None:
     from prefix_study.cost import CostModel, HardwareProfile, ModelProfile
     from prefix_study.replay import encode_trace, replay_hit_mask
     from prefix_study.replay.policies import online_policy_names
-    from prefix_study.tiers import hierarchy, tier_replay
+    from prefix_study.tiers.replay import tier_replay
+    from prefix_study.tiers.spec import hierarchy
     from prefix_study.traces.importers import import_trace
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

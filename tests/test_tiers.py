@@ -19,7 +19,9 @@ from prefix_study.cost import CostModel, HardwareProfile, ModelProfile
 from prefix_study.replay import encode_trace, replay_hit_mask
 from prefix_study.replay.simulate import infinite_hit_mask
 from prefix_study.replay.synthetic import trace_from_requests
-from prefix_study.tiers import Hierarchy, TierSpec, break_even_bytes_s, hierarchy, recompute_s, tier_replay
+from prefix_study.tiers.break_even import break_even_bytes_s, recompute_s
+from prefix_study.tiers.replay import tier_replay
+from prefix_study.tiers.spec import Hierarchy, TierSpec, hierarchy
 
 BS = 16
 

@@ -112,3 +112,20 @@ def _entries(package: str, register: str) -> dict[str, tuple[str, frozenset[str]
 POLICY_REGISTRY = Registry("prefix_study.replay.kernels", "register_policy", "policy")
 ROUTER_REGISTRY = Registry("prefix_study.cluster.routers", "register_router", "router")
 TRACE_FORMAT_REGISTRY = Registry("prefix_study.traces.formats", "register_trace_format", "trace format")
+
+
+def online_policy_names() -> list[str]:
+    """Policies with a per-request state machine, which a cluster replica or a
+    KV tier can run: every policy but those registered with a whole-trace
+    `kernel=` (read from the sources, so config validation loads no numba)."""
+    offline = set(POLICY_REGISTRY.with_keyword("kernel"))
+    return sorted(n for n in POLICY_REGISTRY.names() if n not in offline)
+
+
+def unsupported_reason(policy: str) -> str | None:
+    """Why a registered policy cannot run on a cluster replica or a KV tier
+    (None if it can, or is not a registered policy)."""
+    if policy not in POLICY_REGISTRY.names() or policy in online_policy_names():
+        return None
+    return (f"{policy} is offline: it evicts by each block's next use, but a replica's future "
+            "accesses depend on routing decisions not yet made")

@@ -411,7 +411,7 @@ def validate_tiers(cfg: Any) -> None:
 
 
 def validate_cluster(cfg: Any) -> None:
-    from prefix_study.replay.policies import online_policy_names, unsupported_reason
+    from prefix_study.registry import online_policy_names, unsupported_reason
     from prefix_study.cluster.capacity import capacity_error, selected_workloads
     from prefix_study.cluster.routers import router_names
 

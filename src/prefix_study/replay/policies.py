@@ -59,12 +59,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from prefix_study.registry import POLICY_REGISTRY
+from prefix_study.registry import POLICY_REGISTRY, online_policy_names, unsupported_reason
 
 if TYPE_CHECKING:
     from prefix_study.replay.kernels._serve import StateMachine
 
 Kernel = Callable[..., object]
+
+__all__ = ["POLICIES", "Policy", "get_policy", "online_policy_names", "policy_names", "register_policy",
+           "unsupported_reason"]
 
 
 @dataclass(frozen=True)
@@ -128,20 +131,3 @@ def get_policy(name: str) -> Policy:
 def policy_names() -> list[str]:
     """Names of all policies, read from the kernel files without importing them."""
     return sorted(POLICY_REGISTRY.names())
-
-
-def online_policy_names() -> list[str]:
-    """Policies with a per-request state machine (what a cluster replica can
-    run): every policy but those registered with a whole-trace `kernel=`,
-    read from the sources without importing them."""
-    offline = set(POLICY_REGISTRY.with_keyword("kernel"))
-    return [n for n in policy_names() if n not in offline]
-
-
-def unsupported_reason(policy: str) -> str | None:
-    """Why a registered policy cannot run on a cluster replica (None if it
-    can, or is not a registered policy)."""
-    if policy not in policy_names() or policy in online_policy_names():
-        return None
-    return (f"{policy} is offline: it evicts by each block's next use, but a replica's future "
-            "accesses depend on routing decisions not yet made")

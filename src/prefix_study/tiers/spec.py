@@ -90,7 +90,7 @@ def _bandwidth(key: str, override: Any, links: list[str], which: int, hardware: 
 
 def hierarchy(cfg: Any, hardware: HardwareProfile, model: ModelProfile, block_size: int) -> Hierarchy:
     """The `tiers` config node resolved at `block_size` tokens per block."""
-    from prefix_study.replay.policies import online_policy_names
+    from prefix_study.registry import online_policy_names
 
     block_size = int(block_size)
     load_policy = str(cfg.load_policy)
