@@ -20,9 +20,13 @@ from typing import Any, Callable
 from prefix_study.registry import import_entries
 
 __all__ = [
-    "ExternalRequest", "TraceFormat", "get_trace_format", "hash_ids_field", "int_field",
-    "number_field", "register_trace_format", "trace_format_names", "trace_formats",
+    "ExternalRequest", "TraceFormat", "TraceFormatError", "external_block_tokens", "get_trace_format", "hash_ids_field", "int_field",
+    "number_field", "register_trace_format", "register_trace_reader", "trace_format_names", "trace_formats",
 ]
+
+
+class TraceFormatError(ValueError):
+    """A line of an external trace does not match its format, or the file holds no request."""
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,20 @@ class ExternalRequest:
 Parser = Callable[[dict, int, str], ExternalRequest]
 
 
+#: read(path, workload, max_requests, skip_bad_lines, block_tokens) -> (trace
+#: frame with the contract's columns, report): a format whose input is not one
+#: request per JSON line (a KV-event capture) builds the trace itself;
+#: block_tokens: the configured block size (None: the format's), to check.
+Reader = Callable[[Any, str, Any, bool, Any], tuple[Any, dict]]
+
+
 @dataclass(frozen=True)
 class TraceFormat:
     name: str
     block_tokens: int
-    parse: Parser
+    parse: Parser | None
     description: str = ""
+    read: Reader | None = None
 
 
 _FORMATS: dict[str, TraceFormat] = {}
@@ -60,6 +72,18 @@ def register_trace_format(name: str, block_tokens: int, description: str = "") -
             raise ValueError(f"trace format {name!r}: block_tokens must be positive")
         _FORMATS[name] = TraceFormat(name, int(block_tokens), parse, description)
         return parse
+
+    return wrap
+
+
+def register_trace_reader(name: str, block_tokens: int, description: str = "") -> Callable[[Reader], Reader]:
+    """Decorator: register `read` as the whole-input reader of format `name`."""
+
+    def wrap(read: Reader) -> Reader:
+        if name in _FORMATS:
+            raise ValueError(f"trace format {name!r} registered twice")
+        _FORMATS[name] = TraceFormat(name, int(block_tokens), None, description, read)
+        return read
 
     return wrap
 
@@ -83,6 +107,13 @@ def get_trace_format(name: str) -> TraceFormat:
     if name not in formats:
         raise ValueError(f"kind={name!r} is not an external trace format: allowed {list(formats)}")
     return formats[name]
+
+
+def external_block_tokens(workload_cfg: Any) -> int:
+    """Tokens per block of an external trace workload: its `block_tokens`
+    when set, else its format's."""
+    own = getattr(workload_cfg, "block_tokens", None)
+    return int(own) if own is not None else get_trace_format(str(workload_cfg.kind)).block_tokens
 
 
 # --- field checks shared by the parsers --------------------------------------------
