@@ -126,6 +126,8 @@ class KVEventSubscriber:
         self._rows: list[dict[str, Any]] = []
         self._writer: Any = None
         self.last_message_s: float | None = None
+        #: Highest sequence number that arrived (kept or not).
+        self.highest_seen = -1
         self._lock = threading.Lock()
 
     # --- receiving ---------------------------------------------------------------
@@ -146,6 +148,7 @@ class KVEventSubscriber:
         _, seq_bytes, payload = frames
         seq = int.from_bytes(seq_bytes, "big", signed=True)
         self.last_message_s = time.time()
+        self.highest_seen = max(self.highest_seen, seq)
         if not replayed and seq in self._drop:
             self._drop.discard(seq)
             self.report.dropped_for_test.append(seq)
@@ -208,7 +211,11 @@ class KVEventSubscriber:
             if self.report.from_seq is None:
                 return 0
             self.expected = self.report.from_seq
-        return self.replay(self.expected)
+        kept = self.replay(self.expected)
+        if self.expected <= self.highest_seen:  # arrived, not kept, not replayed
+            self.report.gaps.append([self.expected, self.highest_seen])
+            self.expected = self.highest_seen + 1
+        return kept
 
     def _keep(self, seq: int, batch: Any, replayed: bool) -> None:
         from vllm.distributed.kv_events import AllBlocksCleared, BlockRemoved, BlockStored

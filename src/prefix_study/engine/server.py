@@ -353,10 +353,17 @@ assert set(_POLARS_TYPES) == set(KV_EVENT_SCHEMA)
 
 
 def run_workloads(engine_cfg: Any, spec: EngineSpec, runs: Mapping[str, pl.DataFrame],
-                  out_dirs: Mapping[str, str | Path], progress: bool = True) -> dict[str, dict[str, Any]]:
-    """Each request stream in turn through one `vllm serve`, the prefix cache
-    reset before each; writes the engine contract per run (and its capture
-    under `<run dir>/capture/`)."""
+                  out_dirs: Mapping[str, str | Path], progress: bool = True,
+                  server: VLLMServer | None = None, max_in_flight: int | None = None) -> dict[str, dict[str, Any]]:
+    """Each request stream in turn through one `vllm serve` (started here,
+    or `server`, started for `spec`), the prefix cache reset before each;
+    writes the engine contract per run (and its capture under
+    `<run dir>/capture/`). At most `max_in_flight` (default
+    `engine.max_num_seqs`) requests are outstanding."""
+    if server is None:
+        first = Path(next(iter(out_dirs.values())))
+        with vllm_server(spec, first.parent.parent / f"server-b{spec.block_size}.log") as started:
+            return run_workloads(engine_cfg, spec, runs, out_dirs, progress, started, max_in_flight)
     import torch
     import vllm
     from vllm.utils.hashing import sha256
@@ -365,43 +372,42 @@ def run_workloads(engine_cfg: Any, spec: EngineSpec, runs: Mapping[str, pl.DataF
     from prefix_study.engine.requests import check_request_stream
 
     mode = str(engine_cfg.simulator)
+    in_flight = int(max_in_flight or spec.max_num_seqs)
     checked = {name: check_request_stream(stream, spec.max_model_len, mode, bool(engine_cfg.skip_too_long))
                for name, stream in runs.items()}
-    first = Path(next(iter(out_dirs.values())))
     metas = {}
-    with vllm_server(spec, first.parent / f"server-b{spec.block_size}.log") as server:
-        for name, check in checked.items():
-            out = Path(out_dirs[name])
-            out.mkdir(parents=True, exist_ok=True)
-            wall = time.perf_counter()
-            res = run_on_server(server, check.frame, mode, spec.max_num_seqs,
-                                float(engine_cfg.server_time_scale), out / "capture", progress=progress,
-                                desc=f"server {name} b{spec.block_size} c{spec.capacity_blocks}")
-            wall = time.perf_counter() - wall
-            requests = server_requests(res["records"], res["t0"])
-            write_parquet(with_latency_columns(requests), out / "requests.parquet")
-            write_parquet(server_kv_events(res["events"], res["t0"]), out / "kv_events.parquet")
-            write_parquet(pl.DataFrame(schema=SCHEDULE_SCHEMA), out / "schedule.parquet")
-            prompt = int(requests["num_prompt_tokens"].sum())
-            cached = int(requests["num_cached_tokens"].sum())
-            meta = {
-                "workload": name, "block_size": spec.block_size, "mode": mode, "engine_mode": "server",
-                "engine": {k: getattr(spec, k) for k in spec.__dataclass_fields__ if k != "model_dir"},
-                "prefix_hash_algo": PREFIX_HASH_ALGO,
-                "none_hash_seed": resolve_none_hash_seed(sha256),
-                "skipped": check.skipped, "unschedulable": [],
-                "server": {"command": server.command[1:], "max_in_flight": spec.max_num_seqs,
-                           "time_scale": float(engine_cfg.server_time_scale),
-                           "capture": {"batches": res["report"].batches, "gaps": res["report"].gaps,
-                                       "replayed_batches": res["report"].replayed_batches},
-                           "unknown": ["scheduled_s", "scheduled_step", "lookup_event_index",
-                                       "num_preemptions", "num_lookups", "lookups", "queue_s",
-                                       "kv_events.step", "schedule.parquet"]},
-                "stats": {"requests": requests.height, "wall_s": wall, "prompt_tokens": prompt,
-                          "cached_tokens": cached, "hit_rate": cached / max(prompt, 1),
-                          "unschedulable": []},
-                "versions": {"vllm": vllm.__version__, "torch": torch.__version__},
-            }
-            write_json(meta, out / "run.json")
-            metas[name] = meta
+    for name, check in checked.items():
+        out = Path(out_dirs[name])
+        out.mkdir(parents=True, exist_ok=True)
+        wall = time.perf_counter()
+        res = run_on_server(server, check.frame, mode, in_flight,
+                            float(engine_cfg.server_time_scale), out / "capture", progress=progress,
+                            desc=f"server {name} b{spec.block_size} c{spec.capacity_blocks}")
+        wall = time.perf_counter() - wall
+        requests = server_requests(res["records"], res["t0"])
+        write_parquet(with_latency_columns(requests), out / "requests.parquet")
+        write_parquet(server_kv_events(res["events"], res["t0"]), out / "kv_events.parquet")
+        write_parquet(pl.DataFrame(schema=SCHEDULE_SCHEMA), out / "schedule.parquet")
+        prompt = int(requests["num_prompt_tokens"].sum())
+        cached = int(requests["num_cached_tokens"].sum())
+        meta = {
+            "workload": name, "block_size": spec.block_size, "mode": mode, "engine_mode": "server",
+            "engine": {k: getattr(spec, k) for k in spec.__dataclass_fields__ if k != "model_dir"},
+            "prefix_hash_algo": PREFIX_HASH_ALGO,
+            "none_hash_seed": resolve_none_hash_seed(sha256),
+            "skipped": check.skipped, "unschedulable": [],
+            "server": {"command": server.command[1:], "max_in_flight": in_flight,
+                       "time_scale": float(engine_cfg.server_time_scale),
+                       "capture": {"batches": res["report"].batches, "gaps": res["report"].gaps,
+                                   "replayed_batches": res["report"].replayed_batches},
+                       "unknown": ["scheduled_s", "scheduled_step", "lookup_event_index",
+                                   "num_preemptions", "num_lookups", "lookups", "queue_s",
+                                   "kv_events.step", "schedule.parquet"]},
+            "stats": {"requests": requests.height, "wall_s": wall, "prompt_tokens": prompt,
+                      "cached_tokens": cached, "hit_rate": cached / max(prompt, 1),
+                      "unschedulable": []},
+            "versions": {"vllm": vllm.__version__, "torch": torch.__version__},
+        }
+        write_json(meta, out / "run.json")
+        metas[name] = meta
     return metas
