@@ -34,6 +34,8 @@ WORKLOAD_OVERRIDES = [
     "workloads.chat_multi.think_time.mean_s=20",
     "workloads.qa.num_conversations=4", "workloads.qa.context_tokens=160", "workloads.qa.num_contexts=2",
     "workloads.qa.max_question_tokens=32", "workloads.qa.max_reply_tokens=8", "workloads.qa.arrival_rate=0.5",
+    "workloads.summarization.num_conversations=4", "workloads.summarization.min_document_tokens=200",
+    "workloads.summarization.max_prompt_tokens=400", "workloads.summarization.max_reply_tokens=8",
 ]
 
 
@@ -44,13 +46,15 @@ def engine_cfg(mode: str) -> EngineConfig:
 
 @pytest.fixture(scope="module")
 def streams(tmp_path_factory):
-    """chat_multi and qa from the project's builders (ShareGPT), tiny."""
+    """chat_multi, qa (and summarization for the concurrent run) from the
+    project's builders (ShareGPT), tiny."""
     from prefix_study.config import compose_config
     from prefix_study.workloads.request_stream import build_workload_file
 
     cfg = compose_config(WORKLOAD_OVERRIDES)
     root = tmp_path_factory.mktemp("streams")
-    return {w: pl.read_parquet(build_workload_file(cfg, w, root / f"{w}.parquet")) for w in ("chat_multi", "qa")}
+    return {w: pl.read_parquet(build_workload_file(cfg, w, root / f"{w}.parquet"))
+            for w in ("chat_multi", "qa", "summarization")}
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +76,11 @@ def server_runs(server, streams, tmp_path_factory):
     from prefix_study.engine import server as server_mode
 
     root = tmp_path_factory.mktemp("engine")
-    seq = {w: root / w / f"b{BLOCK}" for w in streams}
-    metas = server_mode.run_workloads(engine_cfg("server"), server["spec"], streams, seq, progress=False,
+    one_by_one = {w: streams[w] for w in ("chat_multi", "qa")}
+    seq = {w: root / w / f"b{BLOCK}" for w in one_by_one}
+    metas = server_mode.run_workloads(engine_cfg("server"), server["spec"], one_by_one, seq, progress=False,
                                       server=server["server"], max_in_flight=1)
-    both = {"both": pl.concat([streams["chat_multi"], streams["qa"]], how="diagonal_relaxed")}
+    both = {"both": pl.concat(list(streams.values()), how="diagonal_relaxed")}
     concurrent = {"both": root / "both" / f"b{BLOCK}"}
     metas.update(server_mode.run_workloads(engine_cfg("server"), server["spec"], both, concurrent,
                                            progress=False, server=server["server"], max_in_flight=16))
