@@ -153,7 +153,7 @@ def server_env() -> dict[str, str]:
 
 def stop_server(process: subprocess.Popen, port: int) -> None:
     """SIGTERM the server's process group, SIGKILL it after a grace period,
-    and check that the port is closed."""
+    and wait until the group has no process and the port is closed."""
     try:
         pgid = os.getpgid(process.pid)
     except ProcessLookupError:
@@ -173,10 +173,22 @@ def stop_server(process: subprocess.Popen, port: int) -> None:
             pass
     process.wait(timeout=STOP_TIMEOUT_S)
     deadline = time.monotonic() + STOP_TIMEOUT_S
+    while pgid is not None and _group_alive(pgid):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"vLLM server's process group {pgid} still has processes after SIGKILL")
+        time.sleep(0.2)
     while port_open(port):
         if time.monotonic() > deadline:
             raise RuntimeError(f"vLLM server stopped but 127.0.0.1:{port} still accepts connections")
         time.sleep(0.2)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def wait_healthy(server: VLLMServer, timeout_s: float) -> None:
