@@ -130,6 +130,14 @@ def test_concurrent_server_run_passes_the_trace_check(server_runs):
           f"| {requests.height} requests, {events.filter(pl.col('event') == 'removed').height} evictions")
     assert pl.read_parquet(dirs["both"] / "schedule.parquet").height == 0
     assert meta["engine_mode"] == "server" and "schedule.parquet" in meta["server"]["unknown"]
+    # The traces stage derives and checks it (with the server check) as it would any engine run.
+    from prefix_study.traces import stage as traces_stage
+
+    out = dirs["both"].parent / "traces"
+    staged = traces_stage.run("both", None, BLOCK, dirs["both"], out / "b32.parquet", out / "b32.check.json",
+                              out / "b32.blocks.parquet")
+    assert staged["ok"] and staged["check"].startswith("server")
+    assert pl.read_parquet(out / "b32.parquet").equals(trace)
 
 
 def test_capture_import_gives_the_derived_traces_hit_rates(server_runs):
@@ -150,6 +158,15 @@ def test_capture_import_gives_the_derived_traces_hit_rates(server_runs):
         assert rates[0] == rates[1] and rates[0] > 0
     cols = ["request_id", "position", "block_hash", "lookup", "engine_hit", "partial_tail"]
     assert captured.select(cols).equals(derived.select(cols))
+    # Through the traces stage, as `+workload@workloads.both=vllm_kv_events` runs it.
+    from prefix_study.config.schema import ExternalTraceConfig
+    from prefix_study.traces import stage as traces_stage
+
+    out = dirs["both"].parent / "imported"
+    wl = ExternalTraceConfig(kind="vllm_kv_events", trace_path=str(dirs["both"] / "capture" / "capture.json"),
+                             block_tokens=BLOCK)
+    staged = traces_stage.run("both", wl, BLOCK, None, out / "b32.parquet", out / "b32.check.json")
+    assert staged["ok"] and pl.read_parquet(out / "b32.parquet").select(cols).equals(derived.select(cols))
     with pytest.raises(ValueError, match="block_tokens=32"):
         import_trace("vllm_kv_events", dirs["both"] / "capture" / "capture.json", "both", block_tokens=16)
 
