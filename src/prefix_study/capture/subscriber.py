@@ -24,7 +24,6 @@ interrupted capture leaves no file that looks complete.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import threading
 import time
@@ -35,7 +34,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from prefix_study.io import atomic_path, write_json
+from prefix_study.io import atomic_path, sha256_file, write_json
 from prefix_study.traces.schema import as_uint64
 
 #: The publisher's end-of-replay marker (ZmqEventPublisher.END_SEQ).
@@ -270,14 +269,6 @@ class KVEventSubscriber:
         self._ctx.term()
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def capture(sub: KVEventSubscriber, out_dir: str | Path, stop: threading.Event,
             duration_s: float | None = None, idle_stop_s: float | None = None,
             client_log: str | Path | None = None, flush_rows: int = 65536) -> CaptureReport:
@@ -316,13 +307,13 @@ def capture(sub: KVEventSubscriber, out_dir: str | Path, stop: threading.Event,
 def finish_capture(sub: KVEventSubscriber, out: Path, client_log: str | Path | None) -> CaptureReport:
     """Copy the client log in (atomically) and write the manifest."""
     sub.report.stopped_s = time.time()
-    files = {"events": {"path": EVENTS_FILE, "sha256": file_sha256(out / EVENTS_FILE)}}
+    files = {"events": {"path": EVENTS_FILE, "sha256": sha256_file(out / EVENTS_FILE)}}
     if client_log is not None and Path(client_log).is_file():
         target = out / CLIENT_LOG_FILE
         if Path(client_log).resolve() != target.resolve():
             with atomic_path(target) as tmp:
                 shutil.copyfile(client_log, tmp)
-        files["client_log"] = {"path": CLIENT_LOG_FILE, "sha256": file_sha256(target)}
+        files["client_log"] = {"path": CLIENT_LOG_FILE, "sha256": sha256_file(target)}
     manifest = {"version": CAPTURE_VERSION, **asdict(sub.report), "complete": sub.report.complete,
                 "files": files, "client_log_given": None if client_log is None else str(client_log)}
     write_json(manifest, out / MANIFEST_FILE)

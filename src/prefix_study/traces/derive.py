@@ -88,6 +88,13 @@ def cached_set_before(kv_events: pl.DataFrame) -> Callable[[int], set[int]]:
     return before
 
 
+def hash_sets(derived: set[int], stored: set[int]) -> dict:
+    """The derivation's proof: the derived hashes against those the engine stored."""
+    return {"derived_hashes": len(derived), "engine_stored_hashes": len(stored),
+            "derived_equals_engine": derived == stored, "derived_not_stored": len(derived - stored),
+            "stored_not_derived": len(stored - derived)}
+
+
 def _request_lookups(requests: pl.DataFrame) -> list[tuple[str, dict]]:
     """(request id, lookup) for every prefix lookup the engine made.
 
@@ -165,11 +172,7 @@ def check_engine_consistency(requests: pl.DataFrame, kv_events: pl.DataFrame,
         "lookups_checked": len(lookups),
         "requests_looked_up_again_after_failed_allocation": retried,
         "requests_preempted": preempted,
-        "derived_hashes": len(derived),
-        "engine_stored_hashes": len(stored),
-        "derived_equals_engine": derived == stored,
-        "derived_not_stored": len(derived - stored),
-        "stored_not_derived": len(stored - derived),
+        **hash_sets(derived, stored),
         "lookup_mismatches": lookup_mismatches[:20],
         "num_lookup_mismatches": len(lookup_mismatches),
         "consistency_mismatches": mismatches[:20],
@@ -245,11 +248,7 @@ def check_server_consistency(requests: pl.DataFrame, kv_events: pl.DataFrame,
         "block_size": block_size,
         "check": "server: client times against the events' times",
         "requests_checked": requests.height,
-        "derived_hashes": len(derived),
-        "engine_stored_hashes": len(stored),
-        "derived_equals_engine": derived == stored,
-        "derived_not_stored": len(derived - stored),
-        "stored_not_derived": len(stored - derived),
+        **hash_sets(derived, stored),
         "consistency_mismatches": mismatches[:20],
         "num_consistency_mismatches": len(mismatches),
         "ok": derived == stored and not mismatches,

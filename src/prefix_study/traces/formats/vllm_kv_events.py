@@ -31,25 +31,17 @@ Refused, never guessed:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+from prefix_study.io import sha256_file
 from prefix_study.traces.formats import TraceFormatError, register_trace_reader
 from prefix_study.traces.schema import TRACE_SCHEMA
 
 #: vLLM's default block size on GPUs; a CPU server runs 32 or more (set
 #: `workloads.<name>.block_tokens`).
 DEFAULT_BLOCK_TOKENS = 16
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def events_summary(events: Any) -> dict[str, Any]:
@@ -88,7 +80,7 @@ def load_capture(manifest_path: Path) -> tuple[dict[str, Any], Any]:
     where = manifest_path.parent
     for role, entry in (manifest.get("files") or {}).items():
         path = where / entry["path"]
-        if not path.is_file() or _sha256(path) != entry["sha256"]:
+        if not path.is_file() or sha256_file(path) != entry["sha256"]:
             raise TraceFormatError(f"{manifest_path}: {role} file {path} is missing or changed since the capture")
     if "events" not in (manifest.get("files") or {}):
         raise TraceFormatError(f"{manifest_path}: the manifest names no events file")
