@@ -168,11 +168,13 @@ def engine_sweep_markdown(table: pl.DataFrame) -> str:
 
     if table.is_empty():
         return "(no engine runs)\n"
+    # n/a where a replay does not apply (pl.format would null the whole cell).
     cell = pl.format("{} / {} / {} ({}, {} of {}; {})",
-                     *[pl.col(c).round(3) for c in ("engine_hit_rate", "batched_replay_hit_rate",
-                                                    "sequential_replay_hit_rate")],
-                     "requests_differ_batched", "requests_differ_sequential", "requests",
-                     "preempted_requests")
+                     *[pl.col(c).round(3).cast(pl.String).fill_null("n/a")
+                       for c in ("engine_hit_rate", "batched_replay_hit_rate", "sequential_replay_hit_rate")],
+                     *[pl.col(c).cast(pl.String).fill_null("n/a")
+                       for c in ("requests_differ_batched", "requests_differ_sequential", "requests",
+                                 "preempted_requests")])
     wide = (table.with_columns(cell.alias("cell"),
                                pl.format("C={}", "capacity_blocks").alias("capacity"))
             .sort("capacity_blocks")
