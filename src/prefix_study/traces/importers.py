@@ -85,7 +85,9 @@ def read_external_requests(
     """
     fmt = get_trace_format(kind)
     if fmt.parse is None:
-        raise ValueError(f"trace format {kind!r} is not one request per line; use import_trace")
+        if fmt.requests is None:
+            raise ValueError(f"trace format {kind!r} is not one request per line; use import_trace")
+        return fmt.requests(Path(path), workload, max_requests, skip_bad_lines)
     if max_requests is not None and max_requests <= 0:
         raise ValueError(f"max_requests={max_requests}: must be a positive integer (or None: all)")
     parse = fmt.parse

@@ -57,6 +57,9 @@ class TraceFormat:
     parse: Parser | None
     description: str = ""
     read: Reader | None = None
+    #: requests(path, workload, max_requests, skip_bad_lines) -> (requests, report):
+    #: a reader format's requests with their token counts (the cluster stage's queue).
+    requests: Callable[[Any, str, Any, bool], tuple[list[ExternalRequest], dict]] | None = None
 
 
 _FORMATS: dict[str, TraceFormat] = {}
@@ -76,13 +79,15 @@ def register_trace_format(name: str, block_tokens: int, description: str = "") -
     return wrap
 
 
-def register_trace_reader(name: str, block_tokens: int, description: str = "") -> Callable[[Reader], Reader]:
-    """Decorator: register `read` as the whole-input reader of format `name`."""
+def register_trace_reader(name: str, block_tokens: int, description: str = "",
+                          requests: Any = None) -> Callable[[Reader], Reader]:
+    """Decorator: register `read` as the whole-input reader of format `name`
+    (`requests`: its requests with token counts, see TraceFormat)."""
 
     def wrap(read: Reader) -> Reader:
         if name in _FORMATS:
             raise ValueError(f"trace format {name!r} registered twice")
-        _FORMATS[name] = TraceFormat(name, int(block_tokens), None, description, read)
+        _FORMATS[name] = TraceFormat(name, int(block_tokens), None, description, read, requests)
         return read
 
     return wrap

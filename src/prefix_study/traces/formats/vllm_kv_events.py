@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from prefix_study.io import sha256_file
-from prefix_study.traces.formats import TraceFormatError, register_trace_reader
+from prefix_study.traces.formats import ExternalRequest, TraceFormatError, register_trace_reader
 from prefix_study.traces.schema import TRACE_SCHEMA
 
 #: vLLM's default block size on GPUs; a CPU server runs 32 or more (set
@@ -124,8 +124,24 @@ def _client_records(path: Path, max_requests: int | None, skip_bad_lines: bool) 
     return records, {"lines_read": lines, "skipped_lines": len(bad), "skipped": bad[:20]}
 
 
+def capture_requests(path: Path, workload: str, max_requests: int | None = None,
+                     skip_bad_lines: bool = False) -> tuple[list[ExternalRequest], dict[str, Any]]:
+    """The client log's requests with their token counts (no block ids: the
+    trace comes from `read_capture`), in send order."""
+    manifest, _ = load_capture(path)
+    entry = (manifest.get("files") or {}).get("client_log")
+    if entry is None:
+        raise TraceFormatError(f"{path}: the capture has no client log, so no requests")
+    records, report = _client_records(Path(path).parent / entry["path"], max_requests, skip_bad_lines)
+    t0 = min((float(r["sent_s"]) for r in records), default=0.0)
+    return [ExternalRequest(request_id=str(r["request_id"]), time_s=float(r["sent_s"]) - t0,
+                            input_length=len(r["prompt_token_ids"]), output_length=len(r["output_token_ids"]),
+                            hash_ids=[]) for r in records], report
+
+
 @register_trace_reader("vllm_kv_events", block_tokens=DEFAULT_BLOCK_TOKENS,
-                       description="a vLLM server's KV-event capture plus its client log (prefix-study-capture)")
+                       description="a vLLM server's KV-event capture plus its client log (prefix-study-capture)",
+                       requests=capture_requests)
 def read_capture(path: Path, workload: str, max_requests: int | None = None, skip_bad_lines: bool = False,
                  block_tokens: int | None = None) -> tuple[Any, dict[str, Any]]:
     import polars as pl
