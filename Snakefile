@@ -16,7 +16,7 @@ from prefix_study import env
 
 env.apply()  # jobs inherit it
 
-from prefix_study.config import compose_config
+from prefix_study.config.compose import compose_config
 from prefix_study.config.overrides import overrides_from_snakemake
 from prefix_study.pipeline import PipelinePaths
 from prefix_study.report.captions import FIGURES, TABLES, caption_path

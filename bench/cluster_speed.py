@@ -24,7 +24,7 @@ from prefix_study.cluster.requests import requests_from_trace
 from prefix_study.cluster.routers import router_labels, router_names
 from prefix_study.cluster.simulate import run_metrics, simulate
 from prefix_study.cluster.stage import external_lengths
-from prefix_study.config import compose_config
+from prefix_study.config.compose import compose_config
 from prefix_study.replay import encode_trace, replay_hit_mask
 from prefix_study.traces.importers import import_trace
 

@@ -44,7 +44,7 @@ os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 import polars as pl
 
 from prefix_study.assets.model import build_model_dir
-from prefix_study.config import compose_config
+from prefix_study.config.compose import compose_config
 from prefix_study.engine.driver import drive
 from prefix_study.engine.requests import check_request_stream
 from prefix_study.config.schema import EngineConfig

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from prefix_study.config import compose_config  # noqa: E402
+from prefix_study.config.compose import compose_config  # noqa: E402
 from prefix_study.pipeline import PipelinePaths, config_arg  # noqa: E402
 
 

@@ -1,12 +1,21 @@
 """The package's import graph: no circle, and no import from a lower layer to a
 higher one (the layers are stated in docs/architecture.md). Also: every stage
 has one entry, `prefix_study.<stage>.stage.run`, and a CLI sub-command of its
-name."""
+name.
+
+The graph counts what Python executes: importing `a.b.c` runs `a/__init__.py`
+and `a/b/__init__.py` first, so a module that imports `a.b.c` also imports the
+packages `a` and `a.b` (an edge to each `__init__`). A package whose subtree
+holds a contract is therefore itself a contract (layer 0): its `__init__` runs
+whenever the contract is imported, so it may import only contracts."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,19 +43,36 @@ SEALED_STAGES = {"engine"}
 UPPER = [("config", 2), ("pipeline", 3), ("report", 4), ("stages", 5), ("cli", 5), ("capture_cli", 5)]
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
+def module_name(path: Path, src: Path = SRC) -> str:
+    parts = list(path.relative_to(src).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-MODULES = {module_name(p): p for p in sorted((SRC / PACKAGE).rglob("*.py"))}
+def find_modules(src: Path) -> dict[str, Path]:
+    return {module_name(p, src): p for p in sorted((src / PACKAGE).rglob("*.py"))}
+
+
+MODULES = find_modules(SRC)
+
+
+def ancestors(module: str) -> list[str]:
+    """The packages whose `__init__` runs before `module` (outermost first)."""
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def is_contract(module: str) -> bool:
+    if module in CONTRACTS or module.startswith(CONTRACT_PACKAGES):
+        return True
+    # A package on the way to a contract: its __init__ runs with the contract.
+    return any(module in ancestors(c) for c in (*CONTRACTS, *CONTRACT_PACKAGES))
 
 
 def layer(module: str) -> tuple[int, int]:
     """(layer, rank within layer 1) of a module."""
-    if module in CONTRACTS or module.startswith(CONTRACT_PACKAGES):
+    if is_contract(module):
         return 0, 0
     parts = module.split(".")
     if parts[-1] == "__main__":
@@ -61,21 +87,24 @@ def layer(module: str) -> tuple[int, int]:
                          "and docs/architecture.md")
 
 
-def resolve(name: str) -> str | None:
+def resolve(name: str, modules: dict[str, Path]) -> str | None:
     """The package module an import names (`a.b.c` -> the longest existing module)."""
     parts = name.split(".")
     while parts:
         candidate = ".".join(parts)
-        if candidate in MODULES:
+        if candidate in modules:
             return candidate
         parts.pop()
     return None
 
 
-def imports_of(module: str) -> set[str]:
-    """Package modules `module` imports anywhere in its body (functions included)."""
-    tree = ast.parse(MODULES[module].read_text())
-    is_package = MODULES[module].name == "__init__.py"
+def imports_of(module: str, modules: dict[str, Path]) -> set[str]:
+    """Package modules `module` imports anywhere in its body (functions
+    included), with the package `__init__`s those imports run."""
+    tree = ast.parse(modules[module].read_text())
+    is_package = modules[module].name == "__init__.py"
+    # Packages already running when `module` runs (its own ancestors) are not re-run.
+    running = {module, *ancestors(module)}
     out = set()
     for node in ast.walk(tree):
         names = []
@@ -90,12 +119,30 @@ def imports_of(module: str) -> set[str]:
                 base = ".".join(anchor + ([base] if base else []))
             names = [f"{base}.{a.name}" for a in node.names] or [base]
         for n in names:
-            if n.split(".")[0] == PACKAGE and (target := resolve(n)) and target != module:
-                out.add(target)
+            if n.split(".")[0] == PACKAGE and (target := resolve(n, modules)):
+                out |= {m for m in (*ancestors(target), target) if m in modules} - running
     return out
 
 
-GRAPH = {m: imports_of(m) for m in MODULES}
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    return {m: imports_of(m, modules) for m in modules}
+
+
+GRAPH = import_graph(MODULES)
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Edges from a lower layer to a higher one (or into a sealed stage)."""
+    bad = []
+    for m, targets in graph.items():
+        (lm, rm), top = layer(m), m.split(".")[1] if "." in m else ""
+        for t in targets:
+            (lt, rt), ttop = layer(t), t.split(".")[1] if "." in t else ""
+            if lt > lm or (lt == lm == 1 and ttop != top and rt >= rm):
+                bad.append(f"{m} (layer {lm}) imports {t} (layer {lt})")
+            elif ttop in SEALED_STAGES and ttop != top and lm < 5:
+                bad.append(f"{m} imports {t}: only the entry points may import the {ttop} stage")
+    return sorted(bad)
 
 
 def test_every_module_has_a_layer():
@@ -126,23 +173,93 @@ def test_no_import_circle():
 
 
 def test_no_import_from_a_lower_layer_to_a_higher_one():
-    bad = []
-    for m, targets in GRAPH.items():
-        (lm, rm), top = layer(m), m.split(".")[1] if "." in m else ""
-        for t in targets:
-            (lt, rt), ttop = layer(t), t.split(".")[1] if "." in t else ""
-            if lt > lm or (lt == lm == 1 and ttop != top and rt >= rm):
-                bad.append(f"{m} (layer {lm}) imports {t} (layer {lt})")
-            elif ttop in SEALED_STAGES and ttop != top and lm < 5:
-                bad.append(f"{m} imports {t}: only the entry points may import the {ttop} stage")
-    assert not bad, "\n".join(sorted(bad))
+    bad = layer_violations(GRAPH)
+    assert not bad, "\n".join(bad)
 
 
 def test_the_graph_sees_imports():
     """The checks above can fail: the graph holds known edges."""
     assert "prefix_study.traces.schema" in GRAPH["prefix_study.engine.runtime"]
-    assert "prefix_study.replay.policies" in GRAPH["prefix_study.config.validate"]  # in a function
+    assert "prefix_study.traces" in GRAPH["prefix_study.engine.runtime"]  # through traces/__init__.py
     assert "prefix_study.figures.stage" in GRAPH["prefix_study.stages"]
+    assert "prefix_study.config.schema" in GRAPH["prefix_study.replay.simulate"]
+    assert "prefix_study.config" in GRAPH["prefix_study.replay.simulate"]  # through config/__init__.py
+    # A module does not re-run the packages it lives in.
+    assert "prefix_study.replay" not in GRAPH["prefix_study.replay.simulate"]
+
+
+def write_tree(root: Path, files: dict[str, str]) -> dict[str, Path]:
+    for rel, text in files.items():
+        path = root / PACKAGE / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return find_modules(root)
+
+
+#: A stage library that imports only the config schema, in a package whose
+#: `__init__` imports the Hydra-composing module.
+SYNTHETIC = {
+    "__init__.py": "",
+    "config/__init__.py": "from prefix_study.config.compose import compose_config\n",
+    "config/schema.py": "X = 1\n",
+    "config/compose.py": "import hydra\nfrom prefix_study.config.schema import X\n",
+    "replay/__init__.py": "",
+    "replay/kernels.py": "from prefix_study.config.schema import X\n",
+}
+
+
+def test_an_import_through_a_package_init_is_counted(tmp_path):
+    """The failing case: `replay.kernels` imports only `config.schema`, but
+    that runs `config/__init__.py`, which imports `config.compose` (Hydra)."""
+    graph = import_graph(write_tree(tmp_path, SYNTHETIC))
+    assert graph["prefix_study.replay.kernels"] == {"prefix_study.config", "prefix_study.config.schema"}
+    assert layer_violations(graph) == [
+        "prefix_study.config (layer 0) imports prefix_study.config.compose (layer 2)"]
+    # A direct import of the composing module is caught as before.
+    graph = import_graph(write_tree(tmp_path / "b", {
+        **SYNTHETIC, "config/__init__.py": "",
+        "replay/kernels.py": "from prefix_study.config.compose import compose_config\n"}))
+    assert layer_violations(graph) == [
+        "prefix_study.replay.kernels (layer 1) imports prefix_study.config.compose (layer 2)"]
+    # With a docstring-only config/__init__.py the schema import is clean.
+    graph = import_graph(write_tree(tmp_path / "c", {**SYNTHETIC, "config/__init__.py": '"""Config."""\n'}))
+    assert layer_violations(graph) == []
+
+
+def modules_loaded_by(code: str) -> list[str]:
+    """Every module in sys.modules after running `code` in a fresh interpreter."""
+    probe = code + "\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))\n"
+    env = {**__import__("os").environ, "PYTHONPATH": str(SRC)}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def registry_entries(modules: list[str]) -> list[str]:
+    """Entry modules of the one-module-per-entry registries among `modules`."""
+    packages = ("prefix_study.replay.kernels.", "prefix_study.cluster.routers.",
+                "prefix_study.cluster.caches.", "prefix_study.traces.formats.")
+    return [m for m in modules if m.startswith(packages) and not m.rsplit(".", 1)[1].startswith("_")]
+
+
+def test_stage_libraries_import_without_hydra():
+    """Every stage library (but the engine, which starts vLLM) imports without
+    Hydra; the config schema alone also without numba or any registry entry."""
+    schema = modules_loaded_by("import prefix_study.config.schema")
+    heavy = [m for m in schema if m.split(".")[0] in ("hydra", "numba")]
+    assert not heavy and not registry_entries(schema), heavy + registry_entries(schema)
+    libraries = sorted(m for m in MODULES if layer(m)[0] == 1 and m.split(".")[1] not in SEALED_STAGES
+                       and not m.endswith("__main__"))
+    loaded = modules_loaded_by("\n".join(f"import {m}" for m in libraries))
+    assert not [m for m in loaded if m.split(".")[0] == "hydra"]
+
+
+def test_composing_the_config_imports_no_kernel():
+    """Validation checks policy, router and trace format names without
+    importing their modules (numba, every kernel, every router)."""
+    loaded = modules_loaded_by("from prefix_study.config.compose import compose_config\ncompose_config([])")
+    assert "numba" not in loaded
+    assert not registry_entries(loaded), registry_entries(loaded)
 
 
 def test_every_stage_has_one_entry_and_a_subcommand():

@@ -74,7 +74,7 @@ def test_traces_stage_does_not_import_vllm_or_torch(tmp_path):
     # A resolved run config (as the rules write it) with one workload `w`.
     from omegaconf import OmegaConf
 
-    from prefix_study.config import compose_config
+    from prefix_study.config.compose import compose_config
 
     resolved = OmegaConf.to_container(compose_config([]), resolve=True, enum_to_str=True)
     resolved["workloads"] = {"w": resolved["workloads"]["chat_multi"]}

@@ -16,7 +16,8 @@ from prefix_study.cluster.queue import ReplicaQueue
 from prefix_study.cluster.requests import requests_from_trace
 from prefix_study.cluster.routers import router_labels, router_names
 from prefix_study.cluster.simulate import run_metrics, simulate
-from prefix_study.config import ConfigError, compose_config
+from prefix_study.config.compose import compose_config
+from prefix_study.config.validate import ConfigError
 from prefix_study.replay import encode_trace, infinite_cache_hits, replay_hit_mask
 from prefix_study.replay.per_request import per_request_from_mask, per_request_hits
 from prefix_study.replay.synthetic import SyntheticTraceConfig, synthetic_trace, trace_from_requests

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from prefix_study.cluster.caches import CacheContext, cache_names, make_cache, unsupported_reason
 from prefix_study.cluster.costs import cost_model
 from prefix_study.cluster.requests import requests_from_trace
-from prefix_study.config import ConfigError, compose_config
+from prefix_study.config.compose import compose_config
+from prefix_study.config.validate import ConfigError
 from prefix_study.replay import encode_trace, replay_hit_mask
 from prefix_study.replay.per_request import per_request_from_mask
 from prefix_study.replay.policies import get_policy, policy_names

@@ -25,7 +25,7 @@ MAX_LEN = 640
 @pytest.mark.parametrize("policy", ["lru", "fifo"])  # the cluster policies vLLM's pool runs (engine.eviction)
 @pytest.mark.parametrize(("router", "variant"), [("dynamo_kv", "precise")])
 def test_two_replicas_cached_tokens_equal_the_engine(engine_factory, router, variant, policy):
-    from prefix_study.config import compose_config
+    from prefix_study.config.compose import compose_config
     from omegaconf import OmegaConf
 
     stream = check_request_stream(synthetic_stream(seed=11, conversations=8, turns=3), MAX_LEN, "script").frame

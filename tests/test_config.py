@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from prefix_study.config import ConfigError, compose_config, stage_hash
+from prefix_study.config.compose import compose_config
+from prefix_study.config.hashing import stage_hash
+from prefix_study.config.validate import ConfigError
 
 
 def test_default_config_composes():
@@ -95,7 +97,7 @@ def test_defaults_live_in_the_schema_only():
     import yaml
     from omegaconf import OmegaConf
 
-    from prefix_study.config import CONF_DIR
+    from prefix_study.config.inputs import CONF_DIR
     from prefix_study.config.schema import EngineConfig, MixConfig, SweepConfig
 
     schemas = {"engine": EngineConfig, "sweep": SweepConfig, "mix": MixConfig}
@@ -122,7 +124,7 @@ def test_load_config_types_workloads_from_a_written_config(tmp_path):
     """A run's config.yaml (plain YAML) is typed per kind again when loaded."""
     from omegaconf import OmegaConf
 
-    from prefix_study.config import load_config
+    from prefix_study.config.compose import load_config
     from prefix_study.config.schema import SummarizationConfig
 
     path = tmp_path / "config.yaml"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from prefix_study.config import ConfigError, compose_config
+from prefix_study.config.compose import compose_config
+from prefix_study.config.validate import ConfigError
 from prefix_study.cost import (
     GIB,
     CostModel,
@@ -32,6 +33,8 @@ HAND_KV_BYTES_PER_TOKEN = {
     "deepseek_v3": 61 * (512 + 64) * 2,       # 70,272
     "llama2_7b": 2 * 32 * 32 * 128 * 2,       # 524,288
     "llama2_70b": 2 * 80 * 8 * 128 * 2,       # 327,680
+    "llama2_13b": 2 * 40 * 40 * 128 * 2,      # 819,200
+    "mixtral_8x7b": 2 * 32 * 8 * 128 * 2,     # 131,072
 }
 
 
@@ -58,7 +61,7 @@ def test_llama3_8b_is_the_issue_example():
 
 
 @pytest.mark.parametrize("name", ["llama3_8b", "llama3_70b", "qwen2_5_7b", "qwen3_8b", "qwen3_32b",
-                                  "mistral_7b", "llama2_7b", "llama2_70b"])
+                                  "mistral_7b", "llama2_7b", "llama2_70b", "llama2_13b"])
 def test_parameter_counts_match_the_architecture(name):
     """The published parameter count agrees with the config's shape (norms and
     biases are left out of the shape count: < 0.2%)."""
@@ -124,34 +127,125 @@ def test_capacity_unit_is_validated():
     assert list(cfg.sweep.capacities) == [0.5, 2]
 
 
-def _toy_cost_model() -> CostModel:
-    model = ModelProfile(name="toy", num_layers=2, hidden_size=32, num_attention_heads=4, num_kv_heads=2,
-                         head_dim=8, num_params=10**9, kv_dtype_bytes=2, source="test")
-    hw = HardwareProfile(name="toy", peak_bf16_flops=1e12, mem_bandwidth_bytes_s=1e11, memory_bytes=1e10,
-                         host_link_bytes_s=1e10, source="test")
-    return CostModel(model, hw, precision="bf16", num_gpus=1, compute_efficiency=0.5,
-                     memory_efficiency=0.5, step_overhead_s=0.001)
+def _toy_model(**moe) -> ModelProfile:
+    return ModelProfile(name="toy", num_layers=2, hidden_size=32, num_attention_heads=4, num_kv_heads=2,
+                        head_dim=8, num_params=10**9, kv_dtype_bytes=2, vocab_size=1000, source="test", **moe)
+
+
+def _toy_hardware() -> HardwareProfile:
+    return HardwareProfile(name="toy", peak_bf16_flops=1e12, mem_bandwidth_bytes_s=1e11, memory_bytes=1e10,
+                           host_link_bytes_s=1e10, source="test", interconnect_bytes_s=1e10,
+                           allreduce_latency_s=1e-5)
+
+
+def _toy_cost_model(num_gpus: int = 1, prefill_overhead_s: float = 0.0, gemm_half_tokens: float = 0.0,
+                    **moe) -> CostModel:
+    """Flat roofline (no prefill overhead, no GEMM ramp) unless asked."""
+    return CostModel(_toy_model(**moe), _toy_hardware(), precision="bf16", num_gpus=num_gpus,
+                     compute_efficiency=0.5, memory_efficiency=0.5, step_overhead_s=0.001,
+                     prefill_overhead_s=prefill_overhead_s, gemm_half_tokens=gemm_half_tokens)
+
+
+#: The toy's parameters: 1e9 in all; the embedding table (1000 x 32) is a
+#: lookup; the untied LM head (1000 x 32) runs once per prefill chunk / decode
+#: token; the decoder layers (body) hold the rest.
+TOY_HEAD = 1000 * 32
+TOY_BODY = 10**9 - 2 * TOY_HEAD
 
 
 def test_cost_model_hand_computed_example():
+    """The memory work's example; changed only by the stated terms: linear
+    FLOPs count the decoder layers for every token and the LM head for the
+    last one (was 2 x num_params per token), and the embedding table is not
+    read (weights 2 x (num_params - 32,000) bytes, was 2 x num_params)."""
     cm = _toy_cost_model()
-    assert cm.model.kv_bytes_per_token() == 2 * 2 * 2 * 8 * 2  # 128
+    assert cm.model.kv_bytes_per_token() == 2 * 2 * 2 * 8 * 2  # 128, unchanged
     # Prefill 100 tokens, 40 cached: 60 new tokens at positions 40..99.
-    # linear 2e9 * 60 = 1.2e11; attention 4*2*4*8 * (100*101 - 40*41)/2 = 256 * 4230.
-    flops = 1.2e11 + 256 * 4230
+    # linear 2 * body * 60 + 2 * head (was 2e9 * 60 = 1.2e11: -7,616,000);
+    # attention 2*L*H*(d_qk + d_v) = 2*2*4*16 = 256 per pair, x (100*101 - 40*41)/2 = 4230 pairs (unchanged).
+    linear = 2 * TOY_BODY * 60 + 2 * TOY_HEAD
+    assert linear == 1.2e11 - 7_616_000
+    flops = linear + 256 * 4230
     assert cm.prefill_flops(100, 40) == flops
-    # compute-bound: flops / (1e12 * 0.5) > bytes (2e9 weights + 100*128 KV) / (1e11 * 0.5)
+    weights = 2 * (TOY_BODY + TOY_HEAD)
+    assert cm.weight_bytes() == 2e9 - 64_000
+    # compute-bound: flops / (1e12 * 0.5) > bytes (weights + 100*128 KV) / (1e11 * 0.5)
     assert cm.prefill_time_s(100, 40) == pytest.approx(flops / 5e11, rel=1e-12)
     assert cm.ttft_s(100, 40) == pytest.approx(0.001 + flops / 5e11, rel=1e-12)
     # Decode 4 requests over 1000 context tokens: memory-bound.
-    # flops 2e9*4 + 256*1000 -> 0.0160005 s; bytes 2e9 + 1000*128 -> 0.04000256 s
-    assert cm.decode_step_time_s(4, 1000) == pytest.approx((2e9 + 128_000) / 5e10, rel=1e-12)
+    assert cm.decode_step_time_s(4, 1000) == pytest.approx((weights + 128_000) / 5e10, rel=1e-12)
     # One step with both: weights read once.
-    step_flops = 1.2e11 + 256 * 4230 + 8e9 + 256 * 1000
-    step_bytes = 2e9 + 100 * 128 + 1000 * 128
+    step_flops = flops + 4 * (2 * TOY_BODY + 2 * TOY_HEAD) + 256 * 1000
+    step_bytes = weights + 100 * 128 + 1000 * 128
     expected = 0.001 + max(step_flops / 5e11, step_bytes / 5e10)
     assert cm.step_time_s([(60, 40)], [250, 250, 250, 250]) == pytest.approx(expected, rel=1e-12)
     assert cm.step_time_s([], []) == 0.001
+    # TPOT at batch 4, 250 context each = that decode step plus the step overhead.
+    assert cm.tpot_s(250, 4) == pytest.approx(0.001 + (weights + 128_000) / 5e10, rel=1e-12)
+
+
+def test_tensor_parallel_4_by_hand():
+    """TP4: FLOP/s and bandwidth x4, plus two all-reduces per layer of T x 32
+    bf16 activations: ring 2 (N-1)/N x bytes / 1e10 B/s + 10 us latency each."""
+    cm = _toy_cost_model(num_gpus=4)
+    # Prefill 60 new tokens after 40: 2 layers x 2 all-reduces of 60 x 32 x 2 bytes.
+    per_reduce = 1e-5 + 2 * 3 / 4 * 60 * 32 * 2 / 1e10
+    assert per_reduce == pytest.approx(1.0576e-5, rel=1e-12)
+    assert cm.comm_time_s(60) == pytest.approx(4 * per_reduce, rel=1e-12)
+    flops = 2 * TOY_BODY * 60 + 2 * TOY_HEAD + 256 * 4230
+    weights = 2 * (TOY_BODY + TOY_HEAD)
+    compute = flops / (1e12 * 4 * 0.5)                  # 0.06 s
+    memory = (weights + 100 * 128) / (1e11 * 4 * 0.5)   # 0.01 s
+    assert compute > memory
+    assert cm.ttft_s(100, 40) == pytest.approx(0.001 + compute + 4 * per_reduce, rel=1e-12)
+    # Decode of 4 requests: memory-bound, all-reduces of 4 tokens.
+    comm4 = 4 * (1e-5 + 2 * 3 / 4 * 4 * 32 * 2 / 1e10)
+    assert cm.tpot_s(250, 4) == pytest.approx(0.001 + (weights + 1000 * 128) / 2e11 + comm4, rel=1e-12)
+    # TP speeds the forward pass up by less than 4x: the all-reduces do not shrink.
+    one = _toy_cost_model()
+    assert one.prefill_time_s(100, 40) / cm.prefill_time_s(100, 40) < 4
+
+
+def test_prefill_overhead_and_gemm_ramp_by_hand():
+    """A prefill step pays prefill_overhead_s; T tokens reach T / (T + T_half)
+    of the compute efficiency (60 new tokens, T_half = 60: half)."""
+    cm = _toy_cost_model(prefill_overhead_s=0.002, gemm_half_tokens=60.0)
+    flops = 2 * TOY_BODY * 60 + 2 * TOY_HEAD + 256 * 4230
+    assert cm.ttft_s(100, 40) == pytest.approx(0.001 + 0.002 + flops / (5e11 * 0.5), rel=1e-12)
+    # One decode token runs at 1/61 of the FLOP rate: 0.24 s, above the weight read (0.04 s).
+    one = 2 * TOY_BODY + 2 * TOY_HEAD + 256 * 1000
+    weights = 2 * (TOY_BODY + TOY_HEAD)
+    assert cm.tpot_s(1000) == pytest.approx(0.001 + max(one / (5e11 / 61), (weights + 128_000) / 5e10), rel=1e-12)
+    assert cm.compute_time_s(flops) == pytest.approx(flops / 5e11)  # marginal cost: no ramp
+
+
+def test_moe_weights_follow_the_experts_touched():
+    """8 experts, top 2, 1e8 parameters per expert: T tokens touch
+    8 (1 - (6/8)^T) experts in expectation; FLOPs stay the activated ones."""
+    moe = dict(moe_num_experts=8, moe_top_k=2, moe_expert_params=10**8)
+    cm = _toy_cost_model(**moe)
+    shared = TOY_BODY - 2 * 10**8
+    assert cm.model.expected_experts(1) == pytest.approx(2.0)
+    assert cm.model.expected_experts(4) == pytest.approx(8 * (1 - 0.75**4))   # 5.46875
+    assert cm.weight_bytes(1) == pytest.approx(2 * (TOY_BODY + TOY_HEAD))      # only the activated
+    assert cm.weight_bytes(4) == pytest.approx(2 * (shared + 5.46875e8 + TOY_HEAD))
+    assert cm.weight_bytes(10_000) == pytest.approx(2 * (shared + 8e8 + TOY_HEAD))  # every expert
+    # Decode of 4 requests over 1000 context tokens: memory-bound on the touched experts.
+    assert cm.decode_step_time_s(4, 1000) == pytest.approx((2 * (shared + 5.46875e8 + TOY_HEAD) + 128_000)
+                                                           / 5e10, rel=1e-12)
+    dense = _toy_cost_model()
+    assert cm.prefill_flops(100, 40) == dense.prefill_flops(100, 40)
+
+
+def test_mla_pv_uses_v_head_dim():
+    ds = CostModel.from_config(compose_config(["model=deepseek_v3"]))
+    assert ds.model.head_dim == 192 and ds.model.pv_head_dim == 128
+    assert ds.attention_flops(1, 0) == 2 * 61 * 128 * (192 + 128)
+    # Llama-3.1-8B: the embedding lookup and a once-per-prefill LM head, not 2 x 8.03e9 per token.
+    ll = CostModel.from_config(compose_config(["model=llama3_8b"]))
+    body = 8_030_261_248 - 2 * 128256 * 4096
+    assert ll.linear_flops(2048) == 2 * body * 2048 + 2 * 128256 * 4096
+    assert 2 * 8_030_261_248 * 2048 / ll.linear_flops(2048) > 1.14  # the old count: ~15% more
 
 
 def test_cached_tokens_cut_prefill_time_and_flops():
@@ -164,12 +258,40 @@ def test_fp8_needs_fp8_hardware():
     with pytest.raises(ConfigError, match="cost.precision"):
         compose_config(["hardware=a100_80gb", "cost.precision=fp8"])
     cfg = compose_config(["hardware=h100_sxm", "cost.precision=fp8"])
-    assert CostModel.from_config(cfg).weight_bytes() == cfg.model.num_params
+    # one byte per weight; the embedding table (vocab x hidden) is looked up, not read
+    assert CostModel.from_config(cfg).weight_bytes() == cfg.model.num_params - 128256 * 4096
 
 
 def test_ttft_is_one_prefill_step():
     cm = _toy_cost_model()
     assert cm.ttft_s(100, 40) == pytest.approx(cm.step_time_s([(60, 40)], []), rel=1e-12)
+    # The config's model too (prefill overhead, GEMM ramp, TP): TTFT and TPOT are steps.
+    for tp in (1, 4):
+        cfg = CostModel.from_config(compose_config(["model=llama3_70b", f"cost.num_gpus={tp}"]))
+        assert cfg.ttft_s(2048, 512) == pytest.approx(cfg.step_time_s([(1536, 512)], []), rel=1e-12)
+        assert cfg.tpot_s(700, 3) == pytest.approx(cfg.step_time_s([], [700, 700, 700]), rel=1e-12)
+        assert cfg.decode_time_s(100, 4) == pytest.approx(sum(cfg.step_time_s([], [100 + i]) for i in (1, 2, 3)))
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["model=mixtral_8x7b", "model.moe_top_k=null"], "model.moe_num_experts"),
+    (["model=mixtral_8x7b", "model.moe_top_k=9"], "model.moe_top_k"),
+    (["hardware.interconnect=infiniband"], "hardware.interconnect"),
+    (["hardware.memory_efficiency=1.5"], "hardware.memory_efficiency"),
+    (["cost.compute_efficiency=0"], "cost.compute_efficiency"),
+    (["cost.prefill_overhead_s=-1"], "cost.prefill_overhead_s"),
+])
+def test_bad_cost_keys_are_refused(overrides, key):
+    with pytest.raises(ConfigError, match=key):
+        compose_config(overrides)
+
+
+def test_efficiencies_come_from_the_hardware_profile():
+    cm = CostModel.from_config(compose_config(["hardware=a100_80gb"]))
+    assert cm.compute_efficiency == cm.hardware.compute_efficiency_bf16
+    assert cm.memory_efficiency == cm.hardware.memory_efficiency
+    fixed = CostModel.from_config(compose_config(["hardware=a100_80gb", "cost.compute_efficiency=0.3"]))
+    assert fixed.compute_efficiency == 0.3
 
 
 # --- what a hit buys, capacity columns, equal memory -----------------------
@@ -184,7 +306,9 @@ def _toy_trace() -> "pl.DataFrame":
         for pos, h in enumerate(hashes):
             rows.append({"request_id": rid, "workload": "w", "time_s": 0.0, "position": pos,
                          "block_hash": h, "lookup": True, "partial_tail": True})
-    return pl.DataFrame(rows, schema_overrides={"position": pl.Int32, "block_hash": pl.UInt64})
+    from prefix_study.traces.block_ids import with_block_ids
+
+    return with_block_ids(pl.DataFrame(rows, schema_overrides={"position": pl.Int32, "block_hash": pl.UInt64}))
 
 
 def test_savings_of_a_hand_made_trace():

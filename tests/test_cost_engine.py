@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 import vllm  # noqa: F401  (a missing vLLM is an error, not a skip)
 
-from prefix_study.config import compose_config
+from prefix_study.config.compose import compose_config
 from prefix_study.cost import CostModel
 from prefix_study.engine import ClockModel, check_request_stream, drive
 from prefix_study.engine.latency import with_latency_columns

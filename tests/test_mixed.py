@@ -110,7 +110,7 @@ def test_write_mixed_hit_rates_uses_workload_flags(tmp_path, frames):
 def test_cost_aware_baseline_takes_the_cost_model(frames):
     """cost_lru as a mixed baseline replays with the configured cost model's
     recompute costs at mix.block_size, as the replay stage does."""
-    from prefix_study.config import compose_config
+    from prefix_study.config.compose import compose_config
     from prefix_study.cost import CostModel
     from prefix_study.replay import replay_hit_mask
 

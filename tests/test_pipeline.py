@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from prefix_study.cli import config_arg, expand_overrides, snakemake_command
-from prefix_study.config import compose_config
+from prefix_study.config.compose import compose_config
 from prefix_study.config.hashing import STAGES, run_hash
 from prefix_study.config.overrides import overrides_from_snakemake
 from prefix_study.pipeline import PipelinePaths

@@ -151,7 +151,7 @@ def test_wrong_shaped_dataset_says_no_record_was_usable(tmp_path):
     data.write_text(json.dumps([{"id": str(i), "messages": [{"role": "user", "text": "hi"}]} for i in range(50)]))
     results = tmp_path / "results"
     overrides = [f"results_dir={results}", f"dataset.path={data}", "dataset.max_conversations=10"]
-    from prefix_study.config import compose_config
+    from prefix_study.config.compose import compose_config
     from prefix_study.pipeline import PipelinePaths
 
     target = PipelinePaths(compose_config(overrides)).stage("workloads") / "qa.parquet"
@@ -177,7 +177,7 @@ def _project_copy(tmp_path: Path) -> Path:
 
 
 def test_killed_run_leaves_a_lock_the_next_run_clears_and_no_litter(tmp_path):
-    from prefix_study.config import compose_config
+    from prefix_study.config.compose import compose_config
     from prefix_study.pipeline import PipelinePaths
 
     project = _project_copy(tmp_path)

@@ -182,7 +182,7 @@ def greedy_dual_leaves(trace, cost, capacity, prefix):
 
 @pytest.fixture(scope="module")
 def cost_model():
-    from prefix_study.config import compose_config
+    from prefix_study.config.compose import compose_config
     from prefix_study.cost import CostModel
 
     return CostModel.from_config(compose_config([]))  # llama3_8b on h100_sxm (conf/config.yaml)

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prefix_study.assets.tokenizer import encode
-from prefix_study.config import compose_config
+from prefix_study.config.compose import compose_config
 from prefix_study.workloads import (
     REQUEST_STREAM_SCHEMA,
     WorkloadError,

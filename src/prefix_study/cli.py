@@ -106,7 +106,7 @@ def expand_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]
     Raises UsageError for a string Hydra cannot parse, or a sweep without
     `multirun`.
     """
-    from prefix_study.config import ConfigError
+    from prefix_study.config.validate import ConfigError
     from prefix_study.config.compose import hydra_context
     from prefix_study.config.overrides import expand_sweeps, parse_overrides, sweep_overrides
 
@@ -128,7 +128,7 @@ def expand_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]
 
 def compose_all(combinations: Sequence[Sequence[str]]) -> list[Any]:
     """Compose and validate every combination (raises ConfigError at the first bad one)."""
-    from prefix_study.config import compose_config
+    from prefix_study.config.compose import compose_config
 
     return [compose_config(list(c)) for c in combinations]
 
@@ -288,7 +288,7 @@ def clear_stale_lock(project: Path) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     from omegaconf import OmegaConf
 
-    from prefix_study.config import ConfigError
+    from prefix_study.config.validate import ConfigError
 
     ours, extra = _split_passthrough(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_intermixed_args(ours)

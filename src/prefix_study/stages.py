@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 
 def _cfg(path: str) -> Any:
-    from prefix_study.config import load_config
+    from prefix_study.config.compose import load_config
 
     return load_config(path)
 

@@ -1,16 +1,6 @@
-"""Hydra configuration: typed schema, composition, validation, stage hashes."""
+"""Hydra configuration: typed schema (`schema`), composition (`compose`),
+validation (`validate`), stage hashes (`hashing`), input files (`inputs`).
 
-from prefix_study.config.compose import CONF_DIR, compose_config, load_config
-from prefix_study.config.hashing import stage_dir, stage_hash, stage_key
-from prefix_study.config.validate import ConfigError, validate
-
-__all__ = [
-    "CONF_DIR",
-    "ConfigError",
-    "compose_config",
-    "load_config",
-    "stage_dir",
-    "stage_hash",
-    "stage_key",
-    "validate",
-]
+Import from the submodule: this `__init__` runs whenever any of them is
+imported, and stage libraries import `config.schema`, which must not bring
+Hydra along (tests/test_architecture.py)."""

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Optional
 
-from omegaconf import MISSING
+from prefix_study.registry import TRACE_FORMAT_REGISTRY
 
-from prefix_study.traces.formats import trace_format_names
+#: OmegaConf's mark of a value that must be set (`omegaconf.MISSING`), spelled
+#: out so that stage code importing the schema does not import OmegaConf.
+MISSING = "???"
 
 #: Block sizes the vLLM CPU attention backend can run (multiples of 32).
 ENGINE_BLOCK_SIZE_MULTIPLE = 32
@@ -104,7 +106,7 @@ class Precision(StrEnum):
 SHAREGPT_KINDS = ("chat_single", "chat_multi", "qa", "summarization")
 #: Workload kinds that are block-hash trace files entering at the traces stage:
 #: one per registered format (traces/formats/).
-EXTERNAL_TRACE_KINDS = trace_format_names()
+EXTERNAL_TRACE_KINDS = tuple(TRACE_FORMAT_REGISTRY.names())
 WorkloadKind = StrEnum("WorkloadKind", [(k, k) for k in (*SHAREGPT_KINDS, *EXTERNAL_TRACE_KINDS)])
 WorkloadKind.__doc__ = "Which builder (ShareGPT kinds) or trace format (external kinds) a workload uses."
 
@@ -355,11 +357,19 @@ class ModelProfileConfig:
     vocab_size: Optional[int] = None
     tie_word_embeddings: bool = False
     source: str = MISSING
+    v_head_dim: Optional[int] = None  # PV width per head (MLA); None: head_dim
+    # Mixture of experts (None: dense): routed experts, top-k, and the
+    # parameters of one routed expert summed over the MoE layers.
+    moe_num_experts: Optional[int] = None
+    moe_top_k: Optional[int] = None
+    moe_expert_params: Optional[int] = None
 
 
 @dataclass
 class HardwareProfileConfig:
-    """One GPU's datasheet numbers (conf/hardware/<name>.yaml, with sources)."""
+    """One GPU's datasheet numbers and the efficiencies an engine reaches on
+    it (conf/hardware/<name>.yaml: each value cites its source or says
+    "fitted on the fit set of bench/cost_model_check.py")."""
 
     name: str = MISSING
     peak_bf16_flops: float = MISSING
@@ -368,6 +378,12 @@ class HardwareProfileConfig:
     memory_bytes: float = MISSING
     host_link_bytes_s: float = MISSING
     source: str = MISSING
+    interconnect: str = MISSING           # nvlink | pcie: the tensor-parallel link
+    interconnect_bytes_s: float = MISSING  # one direction per GPU (datasheet)
+    allreduce_latency_s: float = MISSING   # fixed cost per all-reduce (fitted)
+    compute_efficiency_bf16: float = MISSING
+    compute_efficiency_fp8: Optional[float] = None  # None: no FP8 tensor cores
+    memory_efficiency: float = MISSING
 
 
 @dataclass
@@ -375,11 +391,21 @@ class CostConfig:
     """The roofline cost model's factors (prefix_study.cost.model)."""
 
     precision: Precision = Precision.bf16  # weights and tensor-core math
-    num_gpus: int = 1  # tensor parallel
-    # Fractions of peak FLOP/s and bandwidth reached (see bench/cost_model_check.py).
-    compute_efficiency: float = 0.5
-    memory_efficiency: float = 0.8
-    step_overhead_s: float = 0.005
+    num_gpus: int = 1  # tensor parallel: two all-reduces per layer over hardware.interconnect
+    # Fractions of peak FLOP/s and bandwidth reached; None (default): the
+    # hardware profile's values for cost.precision (conf/hardware/*.yaml,
+    # fitted on the fit set of bench/cost_model_check.py). A number overrides.
+    compute_efficiency: Optional[float] = None
+    memory_efficiency: Optional[float] = None
+    # Fixed cost of one engine step (scheduling, kernel launches, sampling):
+    # fitted on the fit set of bench/cost_model_check.py.
+    step_overhead_s: float = 0.0022
+    # Extra fixed cost of a step that prefills (no CUDA graph, new requests'
+    # set-up, first token): fitted on the fit set of bench/cost_model_check.py.
+    prefill_overhead_s: float = 0.00221
+    # Tokens at which a step's GEMMs reach half of the compute efficiency
+    # (r(T) = T / (T + this)): fitted on the fit set of bench/cost_model_check.py.
+    gemm_half_tokens: float = 119.0
     # With engine.clock=cost_model these workloads also run with prefix caching
     # off, for TTFT with vs without the cache (savings stage).
     compare_workloads: list[str] = field(default_factory=lambda: ["chat_multi", "qa"])

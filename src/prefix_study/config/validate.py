@@ -235,7 +235,7 @@ def validate_engine(cfg: Any) -> None:
 
 def validate_sweep(cfg: Any) -> None:
     from prefix_study.config.schema import SEMANTICS
-    from prefix_study.replay.policies import policy_names
+    from prefix_study.registry import POLICY_REGISTRY
 
     _positive_list(cfg, "sweep.block_sizes")
     if cfg.sweep.capacity_unit == "gib":  # the unit itself is typed (CapacityUnit)
@@ -246,19 +246,19 @@ def validate_sweep(cfg: Any) -> None:
         _no_duplicates("sweep.capacities", caps)
     else:
         _positive_list(cfg, "sweep.capacities")
-    _name_list(cfg, "sweep.policies", list(policy_names()))
+    _name_list(cfg, "sweep.policies", sorted(POLICY_REGISTRY.names()))
     _name_list(cfg, "sweep.semantics", list(SEMANTICS))
-    _name_list(cfg, "sweep.curve_policies", list(policy_names()), empty_ok=True)
+    _name_list(cfg, "sweep.curve_policies", sorted(POLICY_REGISTRY.names()), empty_ok=True)
 
 
 def validate_mix(cfg: Any) -> None:
     from prefix_study.config.schema import SEMANTICS
-    from prefix_study.replay.policies import policy_names
+    from prefix_study.registry import POLICY_REGISTRY
 
     _positive_int(cfg, "mix.burst")
     _positive_int(cfg, "mix.block_size")
     _positive_list(cfg, "mix.capacities")
-    _name_list(cfg, "mix.baselines", list(policy_names()))
+    _name_list(cfg, "mix.baselines", sorted(POLICY_REGISTRY.names()))
     _name_list(cfg, "mix.semantics", list(SEMANTICS))
     _name_list(cfg, "mix.cache_friendly", list(cfg.workloads), empty_ok=True)
     t = cfg.mix.friendly_threshold
@@ -270,17 +270,42 @@ def validate_cost(cfg: Any) -> None:
     for key in ("num_layers", "hidden_size", "num_attention_heads", "num_kv_heads", "head_dim",
                 "num_params", "kv_dtype_bytes"):
         _positive_int(cfg, f"model.{key}")
-    for key in ("peak_bf16_flops", "mem_bandwidth_bytes_s", "memory_bytes", "host_link_bytes_s"):
+    for key in ("v_head_dim", "moe_num_experts", "moe_top_k", "moe_expert_params"):
+        if cfg.model.get(key) is not None:
+            _positive_int(cfg, f"model.{key}")
+    moe = [cfg.model.get(k) is None for k in ("moe_num_experts", "moe_top_k", "moe_expert_params")]
+    _require(all(moe) or not any(moe), "model.moe_num_experts", cfg.model.get("moe_num_experts"),
+             "moe_num_experts, moe_top_k and moe_expert_params all set (MoE) or all null (dense)")
+    if not any(moe):
+        _require(cfg.model.moe_top_k <= cfg.model.moe_num_experts, "model.moe_top_k", cfg.model.moe_top_k,
+                 f"at most model.moe_num_experts ({cfg.model.moe_num_experts})")
+        _require(cfg.model.moe_top_k * cfg.model.moe_expert_params < cfg.model.num_params,
+                 "model.moe_expert_params", cfg.model.moe_expert_params,
+                 "a value with moe_top_k x moe_expert_params < num_params (the activated count)")
+    for key in ("peak_bf16_flops", "mem_bandwidth_bytes_s", "memory_bytes", "host_link_bytes_s",
+                "interconnect_bytes_s"):
         value = _get(cfg, f"hardware.{key}")
         _require(math.isfinite(value) and value > 0, f"hardware.{key}", value, "a positive number")
+    _require(cfg.hardware.interconnect in ("nvlink", "pcie"), "hardware.interconnect",
+             cfg.hardware.interconnect, "nvlink or pcie")
+    _non_negative_number(cfg, "hardware.allreduce_latency_s", "number of seconds")
+    for key in ("compute_efficiency_bf16", "compute_efficiency_fp8", "memory_efficiency"):
+        value = cfg.hardware.get(key)
+        if value is not None:
+            _require(0 < value <= 1, f"hardware.{key}", value, "a fraction in (0, 1]")
     if cfg.cost.precision == "fp8":
         _require(cfg.hardware.peak_fp8_flops is not None, "cost.precision", "fp8",
                  f"bf16 on hardware {cfg.hardware.name} (no FP8 tensor cores)")
+        _require(cfg.hardware.compute_efficiency_fp8 is not None, "cost.precision", "fp8",
+                 f"bf16 on hardware {cfg.hardware.name} (no hardware.compute_efficiency_fp8)")
     _positive_int(cfg, "cost.num_gpus")
     for key in ("compute_efficiency", "memory_efficiency"):
         value = cfg.cost[key]
-        _require(0 < value <= 1, f"cost.{key}", value, "a fraction in (0, 1]")
+        if value is not None:
+            _require(0 < value <= 1, f"cost.{key}", value, "a fraction in (0, 1] or null (the hardware's)")
     _non_negative_number(cfg, "cost.step_overhead_s", "number of seconds")
+    _non_negative_number(cfg, "cost.prefill_overhead_s", "number of seconds")
+    _non_negative_number(cfg, "cost.gemm_half_tokens", "number of tokens")
 
 
 def validate_cluster(cfg: Any) -> None:

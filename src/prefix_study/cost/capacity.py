@@ -7,11 +7,13 @@ cache cannot hold part of a block. Tokens and GiB of a block count are exact.
 from __future__ import annotations
 
 import math
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from prefix_study.config.schema import CAPACITY_UNITS
 from prefix_study.cost.profiles import GIB, ModelProfile
+
+if TYPE_CHECKING:  # config validation converts capacities: no polars for that
+    import polars as pl
 
 
 def capacity_blocks(capacity: float, unit: str, block_size: int, model: ModelProfile) -> int:
@@ -39,6 +41,8 @@ def capacity_gib(capacity: float, unit: str, block_size: int, model: ModelProfil
 def with_capacity_columns(table: pl.DataFrame, model: ModelProfile) -> pl.DataFrame:
     """Append `capacity_tokens` and `capacity_gib` to a table with
     `capacity_blocks` and `block_size` columns (existing columns unchanged)."""
+    import polars as pl
+
     tokens = pl.col("capacity_blocks") * pl.col("block_size")
     return table.with_columns(
         tokens.cast(pl.Int64).alias("capacity_tokens"),

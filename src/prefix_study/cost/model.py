@@ -1,35 +1,49 @@
-"""A roofline cost model of one engine step on a named model and GPU.
+"""A roofline cost model of one engine step on a named model and GPU(s).
 
-Notation: N = model.num_params (active), L layers, H attention heads, d =
-head_dim, b = KV bytes per token, w = bytes per weight (2 for bf16, 1 for
-fp8), peak = hardware peak FLOP/s at `precision` x num_gpus, bw = memory
-bandwidth x num_gpus, e_c / e_m the compute and memory efficiencies.
+Notation: L layers, H attention heads, d_qk / d_v the per-head widths of q.k
+and of V (MLA: 192 / 128), h hidden size, b = KV bytes per token, w = bytes
+per weight (2 for bf16, 1 for fp8), N tensor-parallel GPUs, peak / bw one
+GPU's FLOP/s at `precision` and memory bandwidth, e_c / e_m the fractions of
+them an engine reaches on that GPU and precision (conf/hardware/*.yaml).
+
+Parameters (ModelProfile): the embedding table is a lookup (no FLOPs, only
+the looked-up rows are read); `body` = activated parameters of the decoder
+layers (num_params minus embedding and untied LM head); `head` = vocab x h.
 
 - A prefill chunk of n new tokens after c cached (or already computed) ones:
-    linear FLOPs    = 2 N n
-    attention FLOPs = 4 L H d * sum_{i=c}^{c+n-1} (i+1)      (causal: QK^T and PV)
-                    = 4 L H d * ((c+n)(c+n+1) - c(c+1)) / 2
-    bytes           = N w + (c+n) b                         (weights, KV read/written)
-- A decode batch over k context tokens in total (B requests):
-    FLOPs = 2 N B + 4 L H d k;   bytes = N w + k b
-- One step runs everything scheduled in it as one forward pass:
-    time = overhead + max(FLOPs / (peak e_c), bytes / (bw e_m))
-  so a long prefill is compute-bound, a decode batch memory-bound, and the
-  weights are read once per step however many requests share it.
+    linear FLOPs    = 2 body n + 2 head              (LM head: last token only)
+    attention FLOPs = 2 L H (d_qk + d_v) * sum_{i=c}^{c+n-1} (i+1)   (causal)
+    bytes           = weights(n) w + (c+n) b          (weights, KV read/written)
+  weights(T) = body + head for a dense model; for MoE the shared weights plus
+  the routed experts T tokens touch: E (1 - (1 - k/E)^T) of E (top-k).
+- A decode batch of B requests over k context tokens in total:
+    FLOPs = B (2 body + 2 head) + 2 L H (d_qk + d_v) k;  bytes = weights(B) w + k b
+- One step runs everything scheduled in it as one forward pass of T tokens:
+    time = overhead [+ prefill overhead] + max(FLOPs / (N peak e_c r(T)), bytes / (N bw e_m))
+           + comm(T),   r(T) = T / (T + T_half)  (small-M GEMMs reach less of peak)
+    comm(T) = 2 L [a + 2 (N-1)/N * T h 2 / link]   for N > 1, else 0
+  two all-reduces per layer (after attention and after the MLP) of T x h
+  bf16 activations, ring algorithm over the interconnect (`link`, one
+  direction, NVLink or PCIe), each with the fixed latency `a`
+  (`hardware.allreduce_latency_s`: launch and synchronisation of the GPUs).
 - TTFT of a request alone (no queueing, whole prompt in one step):
     step_time([(P - C, C)], [])  for P prompt tokens, C served from cache.
+- TPOT at batch B and context k per request: step_time([], [k] * B).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from prefix_study.config.schema import CostConfig
 from prefix_study.cost.profiles import HardwareProfile, ModelProfile
 
 WEIGHT_BYTES = {"bf16": 2, "fp8": 1}
+#: Activations all-reduced by tensor parallelism stay 16-bit under FP8 weights.
+ACTIVATION_BYTES = 2
 
 
 @dataclass(frozen=True)
@@ -37,37 +51,78 @@ class CostModel:
     model: ModelProfile
     hardware: HardwareProfile
     precision: str = "bf16"
-    #: Tensor-parallel GPUs: peak FLOP/s and bandwidth scale with it.
+    #: Tensor-parallel GPUs: FLOP/s and bandwidth scale with N, and every
+    #: layer adds two all-reduces over the interconnect.
     num_gpus: int = 1
-    compute_efficiency: float = 0.5
-    memory_efficiency: float = 0.8
-    step_overhead_s: float = 0.005
+    #: None: the hardware profile's value for `precision` (cited or fitted).
+    compute_efficiency: Optional[float] = None
+    memory_efficiency: Optional[float] = None
+    #: Defaults: the config's (fitted on the fit set of bench/cost_model_check.py).
+    step_overhead_s: float = CostConfig.step_overhead_s
+    #: Extra fixed cost of a step that prefills (no CUDA graph, attention
+    #: metadata of new requests, first-token sampling and return).
+    prefill_overhead_s: float = CostConfig.prefill_overhead_s
+    #: GEMM efficiency ramp: a forward pass over T tokens reaches
+    #: T / (T + gemm_half_tokens) of `compute_efficiency` (small-M matmuls
+    #: leave tensor cores idle); 0: the flat roofline.
+    gemm_half_tokens: float = CostConfig.gemm_half_tokens
+
+    def __post_init__(self) -> None:
+        if self.compute_efficiency is None:
+            object.__setattr__(self, "compute_efficiency", self.hardware.compute_efficiency(self.precision))
+        if self.memory_efficiency is None:
+            object.__setattr__(self, "memory_efficiency", self.hardware.memory_efficiency)
+        if self.num_gpus > 1 and self.hardware.interconnect_bytes_s <= 0:
+            raise ValueError(f"hardware {self.hardware.name}: tensor parallelism (num_gpus={self.num_gpus}) "
+                             "needs interconnect_bytes_s > 0")
 
     # --- FLOPs and bytes ---------------------------------------------------
-    def linear_flops(self, new_tokens: int) -> float:
-        return 2.0 * self.model.num_params * new_tokens
-
     # The FLOP, byte and time functions take numbers or numpy arrays (one
     # entry per request).
+    def linear_flops(self, new_tokens: Any) -> Any:
+        """Linear layers of a chunk of `new_tokens` tokens that ends with one
+        LM-head row (a prefill chunk, or one decode token)."""
+        n = np.asarray(new_tokens, dtype=np.float64)
+        return 2.0 * self.model.body_params() * n + 2.0 * self.model.lm_head_params() * (n > 0)
+
     def attention_flops(self, new_tokens: Any, context_tokens: Any) -> Any:
-        """Causal attention of `new_tokens` that follow `context_tokens`."""
+        """Causal attention of `new_tokens` that follow `context_tokens`
+        (q.k over d_qk and PV over d_v per head)."""
         c = np.asarray(context_tokens, dtype=np.float64)
         p = c + np.asarray(new_tokens, dtype=np.float64)
         pairs = (p * (p + 1) - c * (c + 1)) / 2.0
+        return self._attention_per_pair() * pairs
+
+    def _attention_per_pair(self) -> float:
         m = self.model
-        return 4.0 * m.num_layers * m.num_attention_heads * m.head_dim * pairs
+        return 2.0 * m.num_layers * m.num_attention_heads * (m.head_dim + m.pv_head_dim)
 
     def prefill_flops(self, prompt_tokens: Any, cached_tokens: Any) -> Any:
         """FLOPs to prefill a prompt of which `cached_tokens` come from cache."""
         new = np.asarray(prompt_tokens, dtype=np.float64) - np.asarray(cached_tokens, dtype=np.float64)
         return self.linear_flops(new) + self.attention_flops(new, cached_tokens)
 
-    def weight_bytes(self) -> float:
-        return float(self.model.num_params * WEIGHT_BYTES[self.precision])
+    def weight_bytes(self, tokens: Any = 1) -> Any:
+        """Weight bytes one forward pass over `tokens` tokens reads (all GPUs
+        together): dense models the same for any T, MoE the experts touched."""
+        return self.model.weight_params_read(tokens) * WEIGHT_BYTES[self.precision]
+
+    def comm_time_s(self, tokens: Any) -> Any:
+        """Tensor-parallel all-reduces of one forward pass over `tokens` tokens."""
+        n = self.num_gpus
+        t = np.asarray(tokens, dtype=np.float64)
+        if n <= 1:
+            return np.zeros_like(t)
+        hw = self.hardware
+        per_reduce = hw.allreduce_latency_s + 2.0 * (n - 1) / n * t * self.model.hidden_size \
+            * ACTIVATION_BYTES / hw.interconnect_bytes_s
+        return 2.0 * self.model.num_layers * per_reduce
 
     # --- time --------------------------------------------------------------
-    def _roofline(self, flops: Any, bytes_moved: Any) -> Any:
-        peak = self.hardware.peak_flops(self.precision) * self.num_gpus * self.compute_efficiency
+    def _roofline(self, flops: Any, bytes_moved: Any, tokens: Any) -> Any:
+        t = np.maximum(np.asarray(tokens, dtype=np.float64), 1.0)
+        peak = self.hardware.peak_flops(self.precision) * self.num_gpus * self.compute_efficiency \
+            * t / (t + self.gemm_half_tokens)
         bw = self.hardware.mem_bandwidth_bytes_s * self.num_gpus * self.memory_efficiency
         return np.maximum(np.divide(flops, peak), np.divide(bytes_moved, bw))
 
@@ -77,36 +132,56 @@ class CostModel:
         return np.divide(flops, self.hardware.peak_flops(self.precision) * self.num_gpus * self.compute_efficiency)
 
     def prefill_time_s(self, prompt_tokens: Any, cached_tokens: Any) -> Any:
-        """Forward-pass time of one prefill (no step overhead)."""
+        """Time of one prefill step without `step_overhead_s` (forward pass,
+        all-reduces and `prefill_overhead_s`)."""
+        new = np.asarray(prompt_tokens, dtype=np.float64) - np.asarray(cached_tokens, dtype=np.float64)
         flops = self.prefill_flops(prompt_tokens, cached_tokens)
         kv = np.asarray(prompt_tokens, dtype=np.float64) * self.model.kv_bytes_per_token()
-        return self._roofline(flops, self.weight_bytes() + kv)
+        return self.prefill_overhead_s + self._roofline(flops, self.weight_bytes(new) + kv, new) \
+            + self.comm_time_s(new)
 
-    def decode_step_time_s(self, batch_size: int, context_tokens: int) -> float:
+    def decode_step_time_s(self, batch_size: Any, context_tokens: Any) -> Any:
         """Forward-pass time of one decode step of `batch_size` requests that
         read `context_tokens` KV entries in total (no step overhead)."""
-        m = self.model
-        flops = self.linear_flops(batch_size) + 4.0 * m.num_layers * m.num_attention_heads * m.head_dim \
-            * context_tokens
-        return self._roofline(flops, self.weight_bytes() + context_tokens * m.kv_bytes_per_token())
+        b = np.asarray(batch_size, dtype=np.float64)
+        k = np.asarray(context_tokens, dtype=np.float64)
+        flops = self.linear_flops(1) * b + self._attention_per_pair() * k
+        bytes_moved = self.weight_bytes(b) + k * self.model.kv_bytes_per_token()
+        return self._roofline(flops, bytes_moved, b) + self.comm_time_s(b)
+
+    def tpot_s(self, context_tokens: Any, batch_size: Any = 1) -> Any:
+        """Time per output token of `batch_size` requests decoding together,
+        each over `context_tokens` tokens (= step_time_s([], [k] * B))."""
+        b = np.asarray(batch_size, dtype=np.float64)
+        return self.step_overhead_s + self.decode_step_time_s(b, b * np.asarray(context_tokens, dtype=np.float64))
+
+    def decode_time_s(self, prompt_tokens: int, output_tokens: int, batch_size: int = 1) -> float:
+        """Time of the decode steps after the first token: `output_tokens` - 1
+        steps of `batch_size` requests whose context grows from prompt + 1."""
+        steps = np.arange(1, max(int(output_tokens), 1), dtype=np.float64)
+        return float(np.sum(self.tpot_s(prompt_tokens + steps, batch_size)))
 
     def step_time_s(self, prefill: Sequence[tuple[int, int]], decode_context_tokens: Sequence[int]) -> float:
         """One engine step: `prefill` = (new_tokens, cached_context) per chunk,
         `decode_context_tokens` = context length per decoding request."""
         if not prefill and not decode_context_tokens:
             return self.step_overhead_s
-        m = self.model
-        kv = m.kv_bytes_per_token()
+        kv = self.model.kv_bytes_per_token()
         flops = 0.0
         kv_bytes = 0.0
+        tokens = 0
         for new, ctx in prefill:
-            flops += self.linear_flops(new) + self.attention_flops(new, ctx)
+            flops += float(self.linear_flops(new) + self.attention_flops(new, ctx))
             kv_bytes += (new + ctx) * kv
+            tokens += int(new)
         k = sum(int(c) for c in decode_context_tokens)
-        flops += self.linear_flops(len(decode_context_tokens)) \
-            + 4.0 * m.num_layers * m.num_attention_heads * m.head_dim * k
+        b = len(decode_context_tokens)
+        flops += float(self.linear_flops(1)) * b + self._attention_per_pair() * k
         kv_bytes += k * kv
-        return float(self.step_overhead_s + self._roofline(flops, self.weight_bytes() + kv_bytes))
+        tokens += b
+        return float(self.step_overhead_s + (self.prefill_overhead_s if prefill else 0.0)
+                     + self._roofline(flops, self.weight_bytes(tokens) + kv_bytes, tokens)
+                     + self.comm_time_s(tokens))
 
     def ttft_s(self, prompt_tokens: Any, cached_tokens: Any) -> Any:
         """Time to first token of a request alone: one step prefilling it
@@ -117,9 +192,12 @@ class CostModel:
     def from_config(cls, cfg: Any) -> "CostModel":
         """cfg: a composed config with `model`, `hardware` and `cost` sections."""
         c = cfg.cost
+        ce, me = c.get("compute_efficiency"), c.get("memory_efficiency")
         return cls(
             model=ModelProfile.from_config(cfg.model), hardware=HardwareProfile.from_config(cfg.hardware),
             precision=str(c.precision), num_gpus=int(c.num_gpus),
-            compute_efficiency=float(c.compute_efficiency), memory_efficiency=float(c.memory_efficiency),
-            step_overhead_s=float(c.step_overhead_s),
+            compute_efficiency=None if ce is None else float(ce),
+            memory_efficiency=None if me is None else float(me),
+            step_overhead_s=float(c.step_overhead_s), prefill_overhead_s=float(c.prefill_overhead_s),
+            gemm_half_tokens=float(c.gemm_half_tokens),
         )

@@ -13,13 +13,15 @@ from typing import Mapping
 import polars as pl
 
 from prefix_study.config.schema import MIX_PATTERNS as PATTERNS
+from prefix_study.traces.block_ids import with_block_ids
 
 
 def interleave_traces(frames: Mapping[str, pl.DataFrame], pattern: str = "round_robin", burst: int = 1) -> pl.DataFrame:
     """One trace frame with every request of every workload, interleaved.
 
     frames: {workload: trace frame}; the workload order is the mapping's order
-    and the key becomes the `workload` column.
+    and the key becomes the `workload` column. `block_id` is derived anew
+    over the interleaved frame (each file's ids are its own).
     """
     if pattern not in PATTERNS:
         raise ValueError(f"mix.pattern={pattern!r}: allowed {list(PATTERNS)}")
@@ -48,7 +50,7 @@ def interleave_traces(frames: Mapping[str, pl.DataFrame], pattern: str = "round_
     else:
         order_keys = ["_start", "_w", "_req"]
     requests = requests.sort(order_keys).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_order"))
-    return (
+    return with_block_ids(
         rows.join(requests.select("_w", "_req", "_order"), on=["_w", "_req"])
         .sort("_order", "_row")
         .drop("_w", "_req", "_row", "_order")

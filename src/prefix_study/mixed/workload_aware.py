@@ -80,7 +80,7 @@ def wa_lru_hit_mask(trace: BlockTrace, friendly: Iterable[str], capacity: int, s
         starts = (trace.flags & REQUEST_START) != 0
         flags = trace.flags | np.where(starts & ~keep, BYPASS, np.uint8(0)).astype(np.uint8)
         bypassing = BlockTrace(ids=trace.ids, flags=flags, num_ids=trace.num_ids,
-                               workload=trace.workload, workload_names=trace.workload_names)
+                               workload_codes=(trace.workload, trace.workload_names))
         return replay_hit_mask(bypassing, "lru", capacity, semantics)
     hits = np.zeros(trace.accesses, dtype=np.bool_)
     if keep.any():

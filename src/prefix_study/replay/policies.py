@@ -44,7 +44,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from prefix_study.registry import import_entries
+from prefix_study.registry import POLICY_REGISTRY
 
 Kernel = Callable[..., object]
 
@@ -85,18 +85,12 @@ def register_policy(
 
 
 def get_policy(name: str) -> Policy:
-    _ensure_loaded()
-    try:
-        return POLICIES[name]
-    except KeyError:
-        raise KeyError(f"unknown policy {name!r}; known: {policy_names()}") from None
-
-
-def _ensure_loaded() -> None:
-    import_entries("prefix_study.replay.kernels")
+    """The policy `name`, importing its kernel module on first use."""
+    if name not in POLICIES:
+        POLICY_REGISTRY.load(name)
+    return POLICIES[name]
 
 
 def policy_names() -> list[str]:
-    """Names of all registered policies (config validation uses this)."""
-    _ensure_loaded()
-    return sorted(POLICIES)
+    """Names of all policies, read from the kernel files without importing them."""
+    return sorted(POLICY_REGISTRY.names())

@@ -49,6 +49,7 @@ from prefix_study.replay.curves import ONE_PASS, fenwick_add, fenwick_sum, lru_s
 from prefix_study.replay.kernels._common import NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, jit
 from prefix_study.replay.simulate import replay_hit_mask
 from prefix_study.replay.trace import BlockTrace, encode_trace, request_start_mask
+from prefix_study.traces.block_ids import with_block_ids
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -136,7 +137,8 @@ def sample_frame(frame: pl.DataFrame, rate: float, by: str = "block", seed: int 
         request_keys = conv.hash(seed=0).to_numpy().astype(np.uint64)
     keep, prob, key = sample_rows(hashes, lengths, rate, hot_blocks(hashes, lengths, hot_share), seed,
                                   request_keys)
-    return Sample(frame.filter(pl.Series(keep)), prob, key, rate)
+    # Block ids anew over the sample: dense, first use within it (as the kernels' arrays expect).
+    return Sample(with_block_ids(frame.filter(pl.Series(keep))), prob, key, rate)
 
 
 @jit

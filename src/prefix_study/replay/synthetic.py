@@ -15,7 +15,8 @@ import numpy as np
 import polars as pl
 
 from prefix_study.replay.kernels._common import jit
-from prefix_study.traces.importers import TRACE_SCHEMA, chain_block_ids
+from prefix_study.traces.block_ids import trace_frame
+from prefix_study.traces.importers import chain_block_ids
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def synthetic_trace(cfg: SyntheticTraceConfig = SyntheticTraceConfig()) -> pl.Da
     arrivals = np.cumsum(rng.exponential(1.0 / cfg.arrival_rate, size=cfg.num_requests))
     request_ids = [f"{cfg.workload}-{i:07d}" for i in range(cfg.num_requests)]
     total = int(values.shape[0])
-    return pl.DataFrame(
+    return trace_frame(
         {
             "request_id": pl.DataFrame({"r": request_ids, "n": lengths})
             .select(pl.col("r").repeat_by("n").explode())["r"],
@@ -89,7 +90,6 @@ def synthetic_trace(cfg: SyntheticTraceConfig = SyntheticTraceConfig()) -> pl.Da
             "engine_hit": pl.Series([None] * total, dtype=pl.Boolean),
             "lookup": np.ones(total, dtype=np.bool_),
         },
-        schema=TRACE_SCHEMA,
     )
 
 
@@ -106,7 +106,7 @@ def trace_from_requests(
     starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
     positions = np.arange(total, dtype=np.int64) - starts
     times_arr = np.arange(len(requests), dtype=np.float64) if times is None else np.asarray(times, np.float64)
-    return pl.DataFrame(
+    return trace_frame(
         {
             "request_id": [f"{workload}-{i}" for i, r in enumerate(requests) for _ in r],
             "workload": [workload] * total,
@@ -117,7 +117,6 @@ def trace_from_requests(
             "lookup": np.ones(total, np.bool_) if lookup is None
             else np.array([x for r in lookup for x in r], dtype=np.bool_),
         },
-        schema=TRACE_SCHEMA,
     )
 
 

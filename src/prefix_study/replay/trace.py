@@ -1,10 +1,13 @@
 """Block-access traces encoded for the replay kernels.
 
-The kernels never see 64-bit hashes: every distinct `block_hash` becomes a
-dense int32 id (0..num_ids-1, in order of first appearance), so cache state
-lives in flat arrays indexed by id instead of hash maps, and blocks used close
-in time sit close in memory. Request boundaries and the trace's `lookup`
-column travel as per-access flag bits.
+The kernels never see 64-bit hashes: they index flat arrays by the trace's
+`block_id` column (dense int32 ids 0..k-1 in order of first use, written
+once per trace file by the traces stage: traces/block_ids.py). Request
+boundaries and the trace's `lookup` and `partial_tail` columns travel as
+per-access flag bits, set by one numba pass (`_encode_flags`), so everything
+a replay does after reading the file runs at kernel speed. The workload and
+turn of each access (string columns) are encoded only for the policies and
+tables that use them, on first use.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from prefix_study.replay.kernels._common import NOT_LOOKED_UP, PARTIAL_TAIL, REQUEST_START, jit
+from prefix_study.traces.block_ids import dense_block_ids
 
 #: Next-use value for an access that is the last use of its block.
 NEVER = np.iinfo(np.int64).max
@@ -34,8 +38,11 @@ _TURN_PATTERN = r"-\d+-(\d+)$"
 class BlockTrace:
     """One trace, ready for the kernels.
 
-    ids: dense block id per access (int32); flags: REQUEST_START / NOT_LOOKED_UP /
-    PARTIAL_TAIL bits (uint8, defined in kernels/_common.py); workload: index into `workload_names` per access (int16).
+    ids: dense block id per access (int32, `num_ids` of them); flags:
+    REQUEST_START / NOT_LOOKED_UP / PARTIAL_TAIL bits (uint8, defined in
+    kernels/_common.py). workload: index into `workload_names` per access
+    (int16), encoded on first use from `workload_column` (the frame's
+    `workload` strings) unless given as `workload_codes`.
 
     Context for policies that need more than the id stream (registered with
     `needs_context`): position: the block's index in its request (int32);
@@ -47,8 +54,8 @@ class BlockTrace:
     ids: np.ndarray
     flags: np.ndarray
     num_ids: int
-    workload: np.ndarray
-    workload_names: tuple[str, ...]
+    workload_column: pl.Series | None = None
+    workload_codes: tuple[np.ndarray, tuple[str, ...]] | None = None
     position: np.ndarray | None = None
     turn: np.ndarray | None = None
     _next_use: np.ndarray | None = field(default=None, repr=False)
@@ -58,6 +65,21 @@ class BlockTrace:
     @property
     def accesses(self) -> int:
         return int(self.ids.shape[0])
+
+    @property
+    def workload(self) -> np.ndarray:
+        """Workload code per access (int16), an index into `workload_names`."""
+        return self._workloads()[0]
+
+    @property
+    def workload_names(self) -> tuple[str, ...]:
+        """Workload names in order of first appearance."""
+        return self._workloads()[1]
+
+    def _workloads(self) -> tuple[np.ndarray, tuple[str, ...]]:
+        if self.workload_codes is None:
+            self.workload_codes = workload_codes(self.workload_column, self.accesses)
+        return self.workload_codes
 
     @property
     def looked_up(self) -> np.ndarray:
@@ -110,49 +132,20 @@ class BlockTrace:
         return BlockTrace(
             ids=ids,
             flags=self.flags[keep],
-            num_ids=int(num_ids),
-            workload=self.workload[keep],
-            workload_names=self.workload_names,
+            num_ids=num_ids,
+            workload_codes=(self.workload[keep], self.workload_names),
             position=None if self.position is None else self.position[keep],
             turn=self.turns[keep],
         )
 
 
-@jit
-def _first_appearance_ids(hashes):
-    """Dense ids in order of first appearance (open addressing, one pass)."""
-    n = hashes.shape[0]
-    size = 1
-    while size < n + n // 2 + 1:
-        size *= 2
-    mask = size - 1
-    keys = np.empty(size, dtype=np.uint64)
-    vals = np.full(size, -1, dtype=np.int32)
-    out = np.empty(n, dtype=np.int32)
-    count = 0
-    for i in range(n):
-        k = hashes[i]
-        j = ((k ^ (k >> np.uint64(29))) * np.uint64(0xBF58476D1CE4E5B9)) >> np.uint64(20)
-        j = np.int64(j & np.uint64(mask))
-        while True:
-            v = vals[j]
-            if v == -1:
-                keys[j] = k
-                vals[j] = count
-                out[i] = count
-                count += 1
-                break
-            if keys[j] == k:
-                out[i] = v
-                break
-            j = (j + 1) & mask
-    return out, count
-
-
-def dense_block_ids(hashes: np.ndarray) -> tuple[np.ndarray, int]:
-    """Map uint64 block hashes to dense int32 ids 0..k-1 in order of first
-    appearance, so blocks used close in time sit close in memory."""
-    return _first_appearance_ids(np.ascontiguousarray(hashes, dtype=np.uint64))
+def workload_codes(workload: pl.Series | None, accesses: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Code per access (int16) and names, in order of first appearance."""
+    if workload is None:
+        return np.zeros(accesses, dtype=np.int16), ()
+    names = workload.unique(maintain_order=True).to_list()
+    codes = workload.replace_strict(names, list(range(len(names))), return_dtype=pl.Int16).to_numpy()
+    return codes, tuple(names)
 
 
 @jit
@@ -191,56 +184,95 @@ def next_use_positions(ids: np.ndarray) -> np.ndarray:
     return out
 
 
+@jit
+def _encode_flags(ids, position, lookup, partial_tail):
+    """Flag bits per access, the number of ids (max + 1) and the smallest id.
+
+    A request starts where the position does not grow: the first row, and
+    position 0 after a request's rows (a trace's requests are contiguous, with
+    positions 0, 1, 2, ...). lookup / partial_tail: empty when absent.
+    Branch-free on the rows, so it runs at kernel speed."""
+    n = ids.shape[0]
+    flags = np.empty(n, dtype=np.uint8)
+    has_lookup = lookup.shape[0] > 0
+    has_partial = partial_tail.shape[0] > 0
+    hi = np.int32(-1)
+    lo = np.int32(0)
+    prev = np.int32(np.iinfo(np.int32).max)
+    for i in range(n):
+        x = ids[i]
+        hi = max(hi, x)
+        lo = min(lo, x)
+        p = position[i]
+        start = p <= prev
+        prev = p
+        f = np.uint8(start) * np.uint8(REQUEST_START)
+        if has_partial:
+            f |= np.uint8(start & partial_tail[i]) * np.uint8(PARTIAL_TAIL)
+        if has_lookup:
+            f |= np.uint8(not lookup[i]) * np.uint8(NOT_LOOKED_UP)
+        flags[i] = f
+    return flags, hi + 1, lo
+
+
+_ABSENT = np.zeros(0, dtype=np.bool_)
+
+
+def bool_array(column: pl.Series, null: bool) -> np.ndarray:
+    """A Boolean column as a numpy bool array, nulls read as `null`. Unpacked
+    from its Arrow bitmaps: about 1 ms per 5M rows, where polars' `to_numpy`
+    takes about 30 (a third of a whole replay's budget at 50 M accesses/s)."""
+    arrow = column.to_arrow()
+    if hasattr(arrow, "combine_chunks"):  # a ChunkedArray
+        arrow = arrow.combine_chunks()
+    n, offset = len(arrow), arrow.offset
+    validity, values = arrow.buffers()[:2]
+
+    def unpack(buffer) -> np.ndarray:
+        bits = np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), bitorder="little")
+        return bits[offset:offset + n].view(np.bool_)
+
+    out = unpack(values) if n else np.zeros(0, dtype=np.bool_)
+    if validity is not None and arrow.null_count:
+        valid = unpack(validity)
+        out = (out | ~valid) if null else (out & valid)
+    return out
+
+
 def request_start_mask(frame: pl.DataFrame) -> np.ndarray:
-    """True where a new request begins: position 0, or request/workload changes."""
-    starts = frame.select(
-        (
-            (pl.col("position") == 0)
-            | (pl.col("request_id") != pl.col("request_id").shift(1))
-            | (pl.col("workload") != pl.col("workload").shift(1))
-        )
-        .fill_null(True)
-        .alias("start")
-    )["start"]
-    return starts.to_numpy()
+    """True where a new request begins (`_encode_flags`)."""
+    return (encode_trace(frame).flags & REQUEST_START) != 0
 
 
 def encode_trace(frame: pl.DataFrame) -> BlockTrace:
-    """Encode a trace frame (trace contract columns, in access order)."""
-    n = frame.height
-    if n == 0:
-        return BlockTrace(
-            ids=np.zeros(0, np.int32),
-            flags=np.zeros(0, np.uint8),
-            num_ids=0,
-            workload=np.zeros(0, np.int16),
-            workload_names=(),
-        )
-    ids, num_ids = dense_block_ids(frame["block_hash"].to_numpy())
-    starts = request_start_mask(frame)
-    flags = np.where(starts, REQUEST_START, np.uint8(0)).astype(np.uint8)
-    if "lookup" in frame.columns:
-        not_looked_up = ~frame["lookup"].fill_null(True).to_numpy()
-        flags |= np.where(not_looked_up, NOT_LOOKED_UP, np.uint8(0)).astype(np.uint8)
-    if "partial_tail" in frame.columns:
-        partial = frame["partial_tail"].fill_null(False).to_numpy() & (flags & REQUEST_START != 0)
-        flags |= np.where(partial, PARTIAL_TAIL, np.uint8(0)).astype(np.uint8)
-    names = frame["workload"].unique(maintain_order=True).to_list()
-    codes = frame["workload"].replace_strict(
-        names, list(range(len(names))), return_dtype=pl.Int16
-    ).to_numpy()
+    """Encode a trace frame (trace contract columns, in access order; at least
+    `block_id`, `position`, `workload`, `request_id`)."""
+    if "block_id" not in frame.columns:
+        raise ValueError("trace frame without a `block_id` column (the trace contract, traces/schema.py): "
+                         "build it with traces.block_ids.trace_frame or with_block_ids")
+    # A writable copy (polars hands out read-only views): the kernels are
+    # compiled for writable arrays, and a copy costs a few ms per 5M rows.
+    ids = frame["block_id"].to_numpy(writable=True)
+    if ids.dtype != np.int32:
+        raise ValueError(f"trace column block_id must be int32 without nulls, got {ids.dtype}")
+    position = frame["position"].to_numpy().astype(np.int32, copy=False)
+    lookup = bool_array(frame["lookup"], null=True) if "lookup" in frame.columns else _ABSENT
+    partial = bool_array(frame["partial_tail"], null=False) if "partial_tail" in frame.columns else _ABSENT
+    flags, num_ids, smallest = _encode_flags(ids, position, lookup, partial)
+    if smallest < 0:
+        bad = int(np.flatnonzero(ids < 0)[0])
+        raise ValueError(f"trace row {bad}: block_id {ids[bad]} is negative")
     return BlockTrace(
         ids=ids,
         flags=flags,
         num_ids=int(num_ids),
-        workload=codes,
-        workload_names=tuple(names),
-        position=frame["position"].to_numpy().astype(np.int32, copy=False),
+        workload_column=frame["workload"],
+        position=position,
         _request_id=frame["request_id"],
     )
 
 
-REPLAY_COLUMNS = ("request_id", "workload", "position", "block_hash", "lookup", "partial_tail")
+REPLAY_COLUMNS = ("request_id", "workload", "position", "block_hash", "block_id", "lookup", "partial_tail")
 
 
 def read_trace(path: Path | str, columns: tuple[str, ...] = REPLAY_COLUMNS) -> pl.DataFrame:

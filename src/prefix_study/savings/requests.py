@@ -19,7 +19,7 @@ import polars as pl
 from prefix_study.cost.capacity import with_capacity_columns
 from prefix_study.cost.model import CostModel
 from prefix_study.replay.simulate import replay_hit_mask
-from prefix_study.replay.trace import REQUEST_START, BlockTrace, encode_trace, read_trace
+from prefix_study.replay.trace import REPLAY_COLUMNS, REQUEST_START, BlockTrace, encode_trace, read_trace
 
 #: Only vLLM's rule turns hits into skipped prefill.
 SEMANTICS = "prefix"
@@ -140,6 +140,5 @@ def workload_prompt_tokens(paths: Mapping[str, Path | str]) -> pl.DataFrame:
 
 
 def load_trace_frame(path: Path | str, workload: str | None = None) -> pl.DataFrame:
-    frame = read_trace(path, ("request_id", "workload", "position", "block_hash", "lookup", "partial_tail",
-                              "time_s"))
+    frame = read_trace(path, (*REPLAY_COLUMNS, "time_s"))
     return frame if workload is None else frame.with_columns(pl.lit(workload).alias("workload"))

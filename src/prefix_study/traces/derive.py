@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 import polars as pl
 
 from prefix_study.traces.block_hash import chained_block_hashes
+from prefix_study.traces.block_ids import trace_frame
 from prefix_study.traces.schema import PREFIX_HASH_ALGO, TRACE_SCHEMA, reported_lookup_index
 
 
@@ -40,7 +41,7 @@ def derive_block_trace(requests: pl.DataFrame, block_size: int, none_hash_seed: 
     engine's `num_cached_tokens`.
     """
     measured = engine_block_size == block_size
-    cols: dict[str, list] = {k: [] for k in (*TRACE_SCHEMA, "partial_tail")}
+    cols: dict[str, list] = {k: [] for k in (*TRACE_SCHEMA, "partial_tail") if k != "block_id"}
     if requests.height and requests["scheduled_s"].null_count() == requests.height:
         # A server run: its scheduler is out of sight; it takes requests first
         # come, first served, so the client's send order stands in.
@@ -63,7 +64,7 @@ def derive_block_trace(requests: pl.DataFrame, block_size: int, none_hash_seed: 
             cols["lookup"].append(pos < n_lookup)
             cols["engine_hit"].append((pos < n_hit) if measured else None)
             cols["partial_tail"].append(partial)
-    return pl.DataFrame(cols, schema={**TRACE_SCHEMA, "partial_tail": pl.Boolean})
+    return trace_frame(cols, {"partial_tail": pl.Boolean})
 
 
 def cached_set_before(kv_events: pl.DataFrame) -> Callable[[int], set[int]]:

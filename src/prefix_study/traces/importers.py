@@ -29,7 +29,8 @@ import numpy as np
 import polars as pl
 
 from prefix_study.traces.formats import ExternalRequest, TraceFormatError, get_trace_format
-from prefix_study.traces.schema import TRACE_SCHEMA
+from prefix_study.traces.block_ids import trace_frame, with_block_ids
+from prefix_study.traces.schema import TRACE_SCHEMA  # noqa: F401  (re-exported)
 
 _REPORTED_BAD_LINES = 20
 
@@ -152,7 +153,7 @@ def requests_to_trace(requests: list[ExternalRequest], workload: str) -> tuple[p
         {"request_id": [requests[i].request_id for i in order], "n": lengths},
         schema={"request_id": pl.String, "n": pl.Int64},
     ).select(pl.col("request_id").repeat_by("n").explode())["request_id"]
-    frame = pl.DataFrame(
+    frame = trace_frame(
         {
             "request_id": request_ids if total else pl.Series([], dtype=pl.String),
             "workload": pl.Series([workload] * total, dtype=pl.String),
@@ -162,7 +163,6 @@ def requests_to_trace(requests: list[ExternalRequest], workload: str) -> tuple[p
             "engine_hit": pl.Series([None] * total, dtype=pl.Boolean),
             "lookup": np.ones(total, dtype=np.bool_),
         },
-        schema=TRACE_SCHEMA,
     )
     return frame, in_order
 
@@ -180,7 +180,8 @@ def import_trace(
     """
     fmt = get_trace_format(kind)
     if fmt.read is not None:
-        return fmt.read(Path(path), workload_name, max_requests, skip_bad_lines, block_tokens)
+        frame, report = fmt.read(Path(path), workload_name, max_requests, skip_bad_lines, block_tokens)
+        return (frame if "block_id" in frame.columns else with_block_ids(frame)), report
     requests, report = read_external_requests(kind, path, workload_name, max_requests, skip_bad_lines)
     frame, in_order = requests_to_trace(requests, workload_name)
     if frame.height == 0:

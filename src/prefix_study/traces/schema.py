@@ -1,7 +1,10 @@
-"""The block-trace contract: one row per block access, in access order."""
+"""The block-trace contract: one row per block access, in access order; a
+request's rows are contiguous, with positions 0, 1, 2, ..."""
 
 import polars as pl
 
+#: `block_id`: `block_hash` as a dense id, 0, 1, 2, ... in order of first use
+#: within the file (traces/block_ids.py): what the replay kernels index by.
 #: `lookup`: vLLM looks the block up in its prefix cache (a full prompt block
 #: before the last prompt token); other rows are computed and stored only.
 #: `engine_hit`: the engine served the block from cache (null where the
@@ -12,6 +15,7 @@ TRACE_SCHEMA = {
     "time_s": pl.Float64,
     "position": pl.Int32,
     "block_hash": pl.UInt64,
+    "block_id": pl.Int32,
     "engine_hit": pl.Boolean,
     "lookup": pl.Boolean,
 }

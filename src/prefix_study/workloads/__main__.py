@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from prefix_study.config import compose_config
+from prefix_study.config.compose import compose_config
 from prefix_study.workloads.client import RequestEvent
 from prefix_study.workloads.request_stream import build_workload_events
 from prefix_study.workloads.sharegpt import load_sharegpt

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Callable
 
 from prefix_study.cluster.caches._base import NO_CONTEXT, BlockStateCache, CacheContext, ReplicaCache
-from prefix_study.registry import import_entries
+from prefix_study.registry import CACHE_REGISTRY, POLICY_REGISTRY
 
 CACHES: dict[str, type[ReplicaCache]] = {}
 
@@ -40,23 +40,19 @@ def register_cache(name: str) -> Callable[[type[ReplicaCache]], type[ReplicaCach
     return wrap
 
 
-def _ensure_loaded() -> None:
-    import_entries(__name__)
-
-
 def cache_names() -> list[str]:
-    """Policies a replica can run (the values `cluster.policy` accepts)."""
-    _ensure_loaded()
-    return sorted(CACHES)
+    """Policies a replica can run (the values `cluster.policy` accepts), read
+    from the cache files without importing them."""
+    return sorted(CACHE_REGISTRY.names())
 
 
 def unsupported_reason(policy: str) -> str | None:
     """Why a registered replay policy has no cluster cache (None if it has one
     or is not a registered policy)."""
-    from prefix_study.replay.policies import get_policy, policy_names
-
-    if policy in cache_names() or policy not in policy_names():
+    if policy in cache_names() or policy not in POLICY_REGISTRY.names():
         return None
+    from prefix_study.replay.policies import get_policy
+
     if get_policy(policy).needs_next_use:
         return (f"{policy} is offline: it evicts by each block's next use, but a replica's future "
                 "accesses depend on routing decisions not yet made")
@@ -66,12 +62,11 @@ def unsupported_reason(policy: str) -> str | None:
 def make_cache(policy: str, capacity: int, context: CacheContext = NO_CONTEXT) -> ReplicaCache:
     """An empty cache of `capacity` blocks; context: what context policies
     (wa_prob, cost_lru) need (CacheContext)."""
-    _ensure_loaded()
-    try:
-        cls = CACHES[policy]
-    except KeyError:
-        raise KeyError(f"cluster.policy={policy!r}: the cluster supports {cache_names()}") from None
-    return cls(int(capacity), context)
+    if policy not in cache_names():
+        raise KeyError(f"cluster.policy={policy!r}: the cluster supports {cache_names()}")
+    if policy not in CACHES:
+        CACHE_REGISTRY.load(policy)
+    return CACHES[policy](int(capacity), context)
 
 
 __all__ = ["CACHES", "NO_CONTEXT", "BlockStateCache", "CacheContext", "ReplicaCache", "cache_names", "make_cache",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Callable
 
 from prefix_study.cluster.routers._base import VARIANTS, Router
-from prefix_study.registry import import_entries
+from prefix_study.registry import ROUTER_REGISTRY
 
 ROUTERS: dict[str, type[Router]] = {}
 
@@ -29,21 +29,16 @@ def register_router(name: str) -> Callable[[type[Router]], type[Router]]:
     return wrap
 
 
-def _ensure_loaded() -> None:
-    import_entries(__name__)
-
-
 def router_names() -> list[str]:
-    _ensure_loaded()
-    return sorted(ROUTERS)
+    """Names of all routers, read from the router files without importing them."""
+    return sorted(ROUTER_REGISTRY.names())
 
 
 def get_router(name: str) -> type[Router]:
-    _ensure_loaded()
-    try:
-        return ROUTERS[name]
-    except KeyError:
-        raise KeyError(f"unknown router {name!r}; known: {router_names()}") from None
+    """The router `name`, importing its module on first use."""
+    if name not in ROUTERS:
+        ROUTER_REGISTRY.load(name)
+    return ROUTERS[name]
 
 
 def router_labels(routers: list[str], variants: list[str]) -> list[tuple[str, str | None]]:

@@ -7,8 +7,8 @@ parser from one JSON object (one line of a JSONL file) to an
 (`defaults: [<name>_schema]`); the schema's workload kinds, the importer and
 the pipeline's block sizes all read this registry.
 
-Only the standard library is imported here: the config schema reads the
-registry's names.
+Only the standard library is imported here. The config schema lists the
+names from the format files without importing them (`prefix_study.registry`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from prefix_study.registry import import_entries
+from prefix_study.registry import TRACE_FORMAT_REGISTRY
 
 __all__ = [
     "ExternalRequest", "TraceFormat", "TraceFormatError", "external_block_tokens", "get_trace_format", "hash_ids_field", "int_field",
-    "number_field", "register_trace_format", "register_trace_reader", "trace_format_names", "trace_formats",
+    "number_field", "register_trace_format", "trace_format_names", "trace_formats",
 ]
 
 
@@ -65,53 +65,43 @@ class TraceFormat:
 _FORMATS: dict[str, TraceFormat] = {}
 
 
-def register_trace_format(name: str, block_tokens: int, description: str = "") -> Callable[[Parser], Parser]:
-    """Decorator: register `parse` as the parser of format `name`."""
+def register_trace_format(name: str, block_tokens: int, description: str = "", whole_input: bool = False,
+                          requests: Any = None) -> Callable[[Any], Any]:
+    """Decorator: register `parse` as the parser of format `name`; with
+    `whole_input`, the decorated function is the format's `read` (a
+    whole-input reader, see `Reader`) and `requests` its requests with token
+    counts (TraceFormat)."""
 
-    def wrap(parse: Parser) -> Parser:
+    def wrap(fn: Any) -> Any:
         if name in _FORMATS:
             raise ValueError(f"trace format {name!r} registered twice")
         if block_tokens <= 0:
             raise ValueError(f"trace format {name!r}: block_tokens must be positive")
-        _FORMATS[name] = TraceFormat(name, int(block_tokens), parse, description)
-        return parse
+        _FORMATS[name] = TraceFormat(name, int(block_tokens), None if whole_input else fn, description,
+                                     fn if whole_input else None, requests)
+        return fn
 
     return wrap
-
-
-def register_trace_reader(name: str, block_tokens: int, description: str = "",
-                          requests: Any = None) -> Callable[[Reader], Reader]:
-    """Decorator: register `read` as the whole-input reader of format `name`
-    (`requests`: its requests with token counts, see TraceFormat)."""
-
-    def wrap(read: Reader) -> Reader:
-        if name in _FORMATS:
-            raise ValueError(f"trace format {name!r} registered twice")
-        _FORMATS[name] = TraceFormat(name, int(block_tokens), None, description, read, requests)
-        return read
-
-    return wrap
-
-
-def _load_formats() -> None:
-    import_entries(__name__)
 
 
 def trace_formats() -> dict[str, TraceFormat]:
-    _load_formats()
-    return dict(_FORMATS)
+    """Every format, in file order (imports every format module)."""
+    TRACE_FORMAT_REGISTRY.load_all()
+    return {name: _FORMATS[name] for name in TRACE_FORMAT_REGISTRY.names()}
 
 
 def trace_format_names() -> tuple[str, ...]:
-    """Registered format names, in file order."""
-    return tuple(trace_formats())
+    """Format names, in file order, read from the format files without importing them."""
+    return tuple(TRACE_FORMAT_REGISTRY.names())
 
 
 def get_trace_format(name: str) -> TraceFormat:
-    formats = trace_formats()
-    if name not in formats:
-        raise ValueError(f"kind={name!r} is not an external trace format: allowed {list(formats)}")
-    return formats[name]
+    """The format `name`, importing its module on first use."""
+    if name not in trace_format_names():
+        raise ValueError(f"kind={name!r} is not an external trace format: allowed {list(trace_format_names())}")
+    if name not in _FORMATS:
+        TRACE_FORMAT_REGISTRY.load(name)
+    return _FORMATS[name]
 
 
 def external_block_tokens(workload_cfg: Any) -> int:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from prefix_study.io import sha256_file
-from prefix_study.traces.formats import ExternalRequest, TraceFormatError, register_trace_reader
+from prefix_study.traces.formats import ExternalRequest, TraceFormatError, register_trace_format
 from prefix_study.traces.schema import TRACE_SCHEMA
 
 #: vLLM's default block size on GPUs; a CPU server runs 32 or more (set
@@ -139,9 +139,9 @@ def capture_requests(path: Path, workload: str, max_requests: int | None = None,
                             hash_ids=[]) for r in records], report
 
 
-@register_trace_reader("vllm_kv_events", block_tokens=DEFAULT_BLOCK_TOKENS,
+@register_trace_format("vllm_kv_events", block_tokens=DEFAULT_BLOCK_TOKENS,
                        description="a vLLM server's KV-event capture plus its client log (prefix-study-capture)",
-                       requests=capture_requests)
+                       whole_input=True, requests=capture_requests)
 def read_capture(path: Path, workload: str, max_requests: int | None = None, skip_bad_lines: bool = False,
                  block_tokens: int | None = None) -> tuple[Any, dict[str, Any]]:
     import polars as pl
@@ -175,7 +175,9 @@ def read_capture(path: Path, workload: str, max_requests: int | None = None, ski
     if not records:
         raise TraceFormatError(f"{path}: the client log holds no request")
     t0 = min(float(r["sent_s"]) for r in records)
-    cols: dict[str, list] = {k: [] for k in (*TRACE_SCHEMA, "partial_tail")}
+    # block_id (dense ids) is added by the importer (traces/block_ids.py).
+    schema = {**{k: v for k, v in TRACE_SCHEMA.items() if k != "block_id"}, "partial_tail": pl.Boolean}
+    cols: dict[str, list] = {k: [] for k in schema}
     unnamed: list[dict[str, Any]] = []
     for r in records:
         prompt, output = list(r["prompt_token_ids"]), list(r["output_token_ids"])
@@ -202,7 +204,7 @@ def read_capture(path: Path, workload: str, max_requests: int | None = None, ski
             f"{path}: {len(unnamed)} requests have a block no BlockStored event names (first "
             f"{unnamed[:5]}): the capture began after those blocks were cached, or it is not the "
             "capture of this traffic; refused rather than counted as misses")
-    frame = pl.DataFrame(cols, schema={**TRACE_SCHEMA, "partial_tail": pl.Boolean})
+    frame = pl.DataFrame(cols, schema=schema)
     report.update({
         "kind": "vllm_kv_events", "path": str(path), "workload": workload, "block_tokens": bs,
         "requests": len(records), "max_requests": max_requests, "blocks": frame.height,
