@@ -57,6 +57,7 @@ def test_dropped_batches_come_back_through_replay(publisher):
     pub, (events, replay) = publisher
     sub = KVEventSubscriber(events, replay, from_seq=0, drop_seqs=[2, 5])
     try:
+        time.sleep(0.5)  # PUB/SUB: subscribed before the batches go out, so 2 and 5 arrive and are dropped
         publish(pub, 6)
         receive(sub, 5)
         sub.drain()

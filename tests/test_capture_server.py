@@ -48,7 +48,7 @@ def engine_cfg(mode: str) -> EngineConfig:
 def streams(tmp_path_factory):
     """chat_multi, qa (and summarization for the concurrent run) from the
     project's builders (ShareGPT), tiny."""
-    from prefix_study.config import compose_config
+    from prefix_study.config.compose import compose_config
     from prefix_study.workloads.request_stream import build_workload_file
 
     cfg = compose_config(WORKLOAD_OVERRIDES)
