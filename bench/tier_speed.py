@@ -23,7 +23,7 @@ TARGET_TOTAL_S = 10.0
 
 
 def main() -> None:
-    from prefix_study.config import compose_config
+    from prefix_study.config.compose import compose_config
     from prefix_study.cost import CostModel, HardwareProfile, ModelProfile
     from prefix_study.replay import encode_trace, replay_hit_mask
     from prefix_study.replay.policies import online_policy_names

@@ -30,7 +30,7 @@ CONTRACTS = {"prefix_study", "prefix_study.io", "prefix_study.env", "prefix_stud
 CONTRACT_PACKAGES = ("prefix_study.traces.formats",)
 #: Layer 1: the stage libraries, in DAG order. One may import another only if
 #: that one comes earlier (stats and replay share a rank: neither imports the other).
-STAGE_RANK = {"assets": 0, "workloads": 1, "engine": 2, "traces": 3, "stats": 4, "replay": 4,
+STAGE_RANK = {"assets": 0, "workloads": 1, "capture": 1, "engine": 2, "traces": 3, "stats": 4, "replay": 4,
               "mixed": 5, "savings": 6, "cluster": 7, "figures": 8}
 #: `cost` (model/GPU profiles, capacity units, the roofline cost model) is a
 #: library, not a stage: it depends on contracts only, and replay, mixed and
@@ -43,7 +43,7 @@ STAGE_RANK["tiers"] = 5
 #: its environment); later stages read its outputs from files, never its code.
 SEALED_STAGES = {"engine"}
 #: Layers 2..5 above the stage libraries.
-UPPER = [("config", 2), ("pipeline", 3), ("report", 4), ("stages", 5), ("cli", 5)]
+UPPER = [("config", 2), ("pipeline", 3), ("report", 4), ("stages", 5), ("cli", 5), ("capture_cli", 5)]
 
 
 def module_name(path: Path, src: Path = SRC) -> str:

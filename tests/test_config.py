@@ -39,11 +39,21 @@ def test_default_config_composes():
     ("workloads.chat_multi.min_document_tokens=9", "min_document_tokens"),
     ("engine.model.shape=gpt3", "engine.model.shape"),
     ("workloads.qa.think_time.distribution=weibull", "workloads.qa.think_time.distribution"),
+    ("engine.mode=remote", "engine.mode"),
+    ("engine.server_time_scale=-1", "engine.server_time_scale"),
 ])
 def test_bad_values_fail_naming_the_key(override, key):
     with pytest.raises(ConfigError) as err:
         compose_config([override])
     assert key in str(err.value)
+
+
+def test_server_mode_refuses_what_a_server_cannot_do():
+    with pytest.raises(ConfigError, match="engine.eviction"):
+        compose_config(["engine.mode=server", "engine.eviction=fifo"])
+    with pytest.raises(ConfigError, match="engine.clock"):
+        compose_config(["engine.mode=server", "engine.clock=cost_model"])
+    assert compose_config(["engine.mode=server"]).engine.mode == "server"
 
 
 def test_bad_engine_config_fails_before_the_engine_starts(monkeypatch):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from prefix_study.cli import EXIT_CONFIG, main
-from prefix_study.config import compose_config
+from prefix_study.config.compose import compose_config
 from prefix_study.cost import CostModel, HardwareProfile, ModelProfile
 from prefix_study.replay import encode_trace, replay_hit_mask
 from prefix_study.replay.simulate import infinite_hit_mask

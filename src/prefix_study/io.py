@@ -9,6 +9,7 @@ writes them). Results are for everyone to read: files 0644, directories 0755.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -108,6 +109,15 @@ def write_text(text: str, path: Path | str) -> Path:
 
 def write_json(obj: Any, path: Path | str) -> Path:
     return write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", path)
+
+
+def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def markdown_table(frame: pl.DataFrame, float_digits: int = 4) -> str:

@@ -16,7 +16,7 @@ from prefix_study.config.hashing import STAGES, capacity_sweep_hash, run_dir, st
 from prefix_study.config.inputs import dataset_file, trace_file
 from prefix_study.config.schema import EXTERNAL_TRACE_KINDS as EXTERNAL_KINDS
 from prefix_study.config.schema import MIXED_RUN
-from prefix_study.traces.formats import get_trace_format
+from prefix_study.traces.formats import external_block_tokens
 
 
 def config_arg(overrides: Sequence[str]) -> str:
@@ -83,8 +83,8 @@ class PipelinePaths:
         return [w for w, c in self.cfg.workloads.items() if c.kind in EXTERNAL_KINDS]
 
     def external_block_size(self, workload: str) -> int:
-        """The block size in tokens of an external trace's format."""
-        return get_trace_format(str(self.cfg.workloads[workload].kind)).block_tokens
+        """The block size in tokens of an external trace (its `block_tokens`, else its format's)."""
+        return external_block_tokens(self.cfg.workloads[workload])
 
     # --- input files (their checksums are in the stage hashes) ----------
     @property

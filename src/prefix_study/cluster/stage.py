@@ -22,7 +22,7 @@ from prefix_study.cluster.capacity import capacity_blocks, capacity_error, selec
 from prefix_study.config.schema import EXTERNAL_TRACE_KINDS
 from prefix_study.io import markdown_table, write_parquet, write_text
 from prefix_study.replay.trace import REPLAY_COLUMNS, read_trace
-from prefix_study.traces.formats import get_trace_format
+from prefix_study.traces.formats import external_block_tokens
 
 MIXED = "mixed"
 
@@ -41,7 +41,7 @@ def cluster_traces(cfg: Any) -> list[tuple[str, int]]:
     out = []
     for w in selected_workloads(cfg):
         kind = cfg.workloads[w].kind
-        out.append((w, get_trace_format(kind).block_tokens if kind in EXTERNAL_TRACE_KINDS
+        out.append((w, external_block_tokens(cfg.workloads[w]) if kind in EXTERNAL_TRACE_KINDS
                     else int(cfg.cluster.block_size)))
     return out
 

@@ -62,6 +62,10 @@ def _select(cfg: Any, key: str) -> Any:
         engine = OmegaConf.to_container(cfg.engine, resolve=True, enum_to_str=True)
         for k in CAPACITY_SWEEP_KEYS + SCHEDULING_KEYS:
             engine.pop(k)
+        if engine.get("mode") == "in_process":
+            # Server-mode keys: an in-process run keeps the hash it had before they existed.
+            engine.pop("mode")
+            engine.pop("server_time_scale")
         return engine
     if key == "engine:capacity_sweep":
         return capacity_sweep_key(cfg)

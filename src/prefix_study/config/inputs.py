@@ -16,13 +16,14 @@ for the process.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from prefix_study.io import sha256_file
 
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 PROJECT_DIR = CONF_DIR.parent
@@ -97,11 +98,7 @@ def file_checksum(path: str | Path) -> str:
     if hit is not None and hit.get("size") == stamp["size"] and hit.get("mtime_ns") == stamp["mtime_ns"]:
         _memory[key] = hit
         return str(hit["sha256"])
-    digest = hashlib.sha256()
-    with p.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    entry = {**stamp, "sha256": digest.hexdigest()}
+    entry = {**stamp, "sha256": sha256_file(p, _CHUNK)}
     _memory[key] = entry
     _store_cache(cache_file(), {key: entry})
     return entry["sha256"]

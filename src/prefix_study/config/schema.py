@@ -65,6 +65,13 @@ class EngineFanOut(StrEnum):
     workload = "workload"
 
 
+class EngineMode(StrEnum):
+    """Where the engine stage runs vLLM (engine/stage.py)."""
+
+    in_process = "in_process"  # LLMEngine in the job, driven step by step (engine/driver.py)
+    server = "server"          # `vllm serve` plus the openai client (engine/server.py)
+
+
 class ModelShape(StrEnum):
     """Random-weight GPT-2-architecture shapes (assets/model.py)."""
 
@@ -147,6 +154,7 @@ WorkloadKind.__doc__ = "Which builder (ShareGPT kinds) or trace format (external
 # The value lists (plain strings), for messages and membership tests.
 SIMULATOR_MODES = tuple(m.value for m in SimulatorMode)
 CLOCKS = tuple(m.value for m in Clock)
+ENGINE_MODES = tuple(m.value for m in EngineMode)
 MODEL_SHAPES = tuple(m.value for m in ModelShape)
 THINK_TIME_DISTRIBUTIONS = tuple(m.value for m in ThinkTimeDistribution)
 MIX_PATTERNS = tuple(m.value for m in MixPattern)
@@ -212,6 +220,12 @@ class EngineConfig:
     # Jobs per engine run: amortised (block_size) or one per workload (on a
     # cluster). Scheduling only: not in any stage hash.
     fan_out: EngineFanOut = EngineFanOut.block_size
+    # in_process: the engine in the job, on the driver's clock; server: a
+    # `vllm serve` on 127.0.0.1 fed by the openai client (engine/server.py).
+    mode: EngineMode = EngineMode.in_process
+    # Server mode: real seconds per workload second of arrival and think
+    # times (0: no waiting, the times only order the requests).
+    server_time_scale: float = 0.0
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -300,6 +314,9 @@ class ExternalTraceConfig(WorkloadConfig):
     max_requests: Optional[int] = None
     # Skip and count malformed lines instead of failing on the first.
     skip_bad_lines: bool = False
+    # Tokens per block (None: the format's); a vllm_kv_events capture is
+    # checked against the block size in its events.
+    block_tokens: Optional[int] = None
 
 
 #: The dataclass of each ShareGPT workload kind; every external format uses

@@ -205,6 +205,8 @@ def validate_workload(cfg: Any, name: str) -> None:
                  f"a file with at least one request line ({path} is empty or blank)")
         if wl.max_requests is not None:
             _positive_int(cfg, f"{key}.max_requests")
+        if wl.get("block_tokens") is not None:
+            _positive_int(cfg, f"{key}.block_tokens")
 
 
 # --- the rest ---------------------------------------------------------------------------
@@ -283,6 +285,12 @@ def validate_engine(cfg: Any) -> None:
 
         _require(MIXED_RUN not in cfg.workloads, f"workloads.{MIXED_RUN}", MIXED_RUN,
                  f"another name: {MIXED_RUN!r} names the engine capacity sweep's mixed run")
+    _non_negative_number(cfg, "engine.server_time_scale", "number (real seconds per workload second)")
+    if cfg.engine.mode == "server":
+        _require(cfg.engine.eviction == "lru", "engine.eviction", str(cfg.engine.eviction),
+                 "lru under engine.mode=server (a server keeps vLLM's own eviction)")
+        _require(cfg.engine.clock != "cost_model", "engine.clock", str(cfg.engine.clock),
+                 "simulated or wall under engine.mode=server (a server runs on the wall clock)")
     if cfg.engine.eviction == "wa_lru":
         _require(bool(list(cfg.mix.cache_friendly)), "mix.cache_friendly", list(cfg.mix.cache_friendly),
                  "the cache-friendly workloads (engine.eviction=wa_lru admits only those)")

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefix_study import env
-from prefix_study.traces.schema import PREFIX_HASH_ALGO
+from prefix_study.traces.schema import KV_EVENT_SCHEMA, PREFIX_HASH_ALGO, as_uint64
 
 # Must be set before vLLM is imported anywhere in the process.
 env.apply()
@@ -70,13 +70,6 @@ class EngineSpec:
         )
 
 
-KV_EVENT_SCHEMA = {
-    "seq": "int64", "event_index": "int64", "step": "int64", "time_s": "float64",
-    "event": "string", "block_hash": "uint64", "parent_block_hash": "uint64",
-    "num_tokens": "int32",
-}
-
-
 @dataclass
 class KVEventRecorder:
     """In-process stand-in for vLLM's event publisher: keeps every event.
@@ -119,8 +112,8 @@ class KVEventRecorder:
     def _add(self, kind: str, block_hash: Any, parent: Any, num_tokens: int) -> None:
         self.rows.append({
             "seq": self.recorded, "event_index": self.published, "step": self.step,
-            "time_s": self.clock, "event": kind, "block_hash": _as_uint64(block_hash),
-            "parent_block_hash": _as_uint64(parent), "num_tokens": num_tokens,
+            "time_s": self.clock, "event": kind, "block_hash": as_uint64(block_hash),
+            "parent_block_hash": as_uint64(parent), "num_tokens": num_tokens,
         })
         self.recorded += 1
 
@@ -160,14 +153,6 @@ class KVEventRecorder:
 
     def get_publisher_config(self) -> None:  # publisher interface
         return None
-
-
-def _as_uint64(h: Any) -> int | None:
-    if h is None:
-        return None
-    if isinstance(h, (bytes, bytearray)):
-        return int.from_bytes(h, "big") & ((1 << 64) - 1)
-    return int(h) & ((1 << 64) - 1)
 
 
 @dataclass

@@ -98,9 +98,10 @@ class TokenSimulator(AdapterLogitsProcessor):
         return logits
 
 
-def simulator_params(mode: str, prompt_len: int, script: Sequence[int] | None = None,
-                     max_tokens: int | None = None) -> SamplingParams:
-    """Greedy sampling params that make the simulator produce the wanted tokens."""
+def simulator_args(mode: str, prompt_len: int, script: Sequence[int] | None = None,
+                   max_tokens: int | None = None) -> tuple[dict[str, Any], int]:
+    """The simulator's per-request arguments (`extra_args`, which a server
+    request carries as `vllm_xargs`) and the output length they force."""
     extra: dict[str, Any] = {MODE_KEY: mode}
     if mode == "echo":
         n = prompt_len if max_tokens is None else min(max_tokens, prompt_len)
@@ -113,5 +114,12 @@ def simulator_params(mode: str, prompt_len: int, script: Sequence[int] | None = 
         n = max_tokens or 16
     else:
         raise ValueError(f"token simulator mode {mode!r}: allowed {list(SIMULATOR_MODES)}")
-    return SamplingParams(temperature=0.0, max_tokens=max(1, n), ignore_eos=True,
+    return extra, max(1, n)
+
+
+def simulator_params(mode: str, prompt_len: int, script: Sequence[int] | None = None,
+                     max_tokens: int | None = None) -> SamplingParams:
+    """Greedy sampling params that make the simulator produce the wanted tokens."""
+    extra, n = simulator_args(mode, prompt_len, script, max_tokens)
+    return SamplingParams(temperature=0.0, max_tokens=n, ignore_eos=True,
                           extra_args=extra, detokenize=True)

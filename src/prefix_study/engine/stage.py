@@ -6,7 +6,9 @@ than a small workload's run): between workloads the prefix cache is reset and
 the recorders are cleared, so each workload's outputs are byte-identical to a
 run on a fresh engine. A capacity-sweep job also runs the mixed workload: the
 workloads' request streams interleaved by `mix.pattern` (workloads/mixed_stream.py),
-each request tagged by workload.
+each request tagged by workload. Under `engine.mode=server` the same runs go
+through a `vllm serve` and the openai client instead (engine/server.py), into
+the same files.
 """
 
 from __future__ import annotations
@@ -107,4 +109,8 @@ def run(engine_cfg: EngineConfig, workload_files: Mapping[str, str | Path], mode
         runs = {name: stream for name, stream in runs.items() if name in only}
     dirs = {name: Path(out_root) / name / f"b{block_size}" for name in runs}
     dirs.update(out_dirs or {})
+    if str(engine_cfg.mode) == "server":  # `vllm serve` + the openai client (engine/server.py)
+        from prefix_study.engine import server
+
+        return server.run_workloads(engine_cfg, spec, runs, dirs, progress)
     return run_workloads(build_engine(spec), engine_cfg, runs, dirs, progress, cost)

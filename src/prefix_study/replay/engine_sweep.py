@@ -21,7 +21,8 @@ Under an in-engine eviction policy other than vLLM's LRU
 (`engine.eviction`), the batched replay (which re-executes vLLM's LRU queue)
 does not apply and its columns are null; the sequential replay uses the
 policy's own vLLM-pool prefix replay where one exists (`fifo`), else it is
-null too.
+null too. A server run (`engine.mode=server`) has no schedule (vLLM's
+scheduler runs in the server), so its batched columns are null as well.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def per_request_comparison(files: EngineRunFiles) -> pl.DataFrame:
             pl.col("sequential_cached_tokens").fill_null(0))
     else:
         out = out.with_columns(pl.lit(None, dtype=pl.Int64).alias("sequential_cached_tokens"))
-    if eviction == "lru":
+    if eviction == "lru" and meta.get("engine_mode", "in_process") == "in_process":
         schedule = pl.read_parquet(files.engine_dir / "schedule.parquet")
         batched = batched_replay(schedule, request_hashes(trace), cap, bs).select(
             "request_id", pl.col("hit_tokens").alias("batched_cached_tokens"))
@@ -130,8 +131,9 @@ def compare_engine_run(files: EngineRunFiles) -> pl.DataFrame:
             "sequential_replay_hit_rate": rate("sequential_cached_tokens"),
             "requests_differ_batched": differ("batched_cached_tokens"),
             "requests_differ_sequential": differ("sequential_cached_tokens"),
-            "preempted_requests": int((g["num_preemptions"] > 0).sum()),
-            "preemptions": int(g["num_preemptions"].sum()),
+            # null for a server run: the client cannot see preemptions
+            "preempted_requests": None if g["num_preemptions"].null_count() else int((g["num_preemptions"] > 0).sum()),
+            "preemptions": None if g["num_preemptions"].null_count() else int(g["num_preemptions"].sum()),
             "unschedulable": sum(unschedulable.values()) if tag == "all" else unschedulable.get(tag, 0),
             "evictions": evictions,
         })
@@ -153,11 +155,13 @@ def engine_sweep_markdown(table: pl.DataFrame) -> str:
 
     if table.is_empty():
         return "(no engine runs)\n"
+    # n/a where a replay does not apply (pl.format would null the whole cell).
     cell = pl.format("{} / {} / {} ({}, {} of {}; {})",
-                     *[pl.col(c).round(3) for c in ("engine_hit_rate", "batched_replay_hit_rate",
-                                                    "sequential_replay_hit_rate")],
-                     "requests_differ_batched", "requests_differ_sequential", "requests",
-                     "preempted_requests")
+                     *[pl.col(c).round(3).cast(pl.String).fill_null("n/a")
+                       for c in ("engine_hit_rate", "batched_replay_hit_rate", "sequential_replay_hit_rate")],
+                     *[pl.col(c).cast(pl.String).fill_null("n/a")
+                       for c in ("requests_differ_batched", "requests_differ_sequential", "requests",
+                                 "preempted_requests")])
     wide = (table.with_columns(cell.alias("cell"),
                                pl.format("C={}", "capacity_blocks").alias("capacity"))
             .sort("capacity_blocks")

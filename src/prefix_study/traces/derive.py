@@ -42,7 +42,12 @@ def derive_block_trace(requests: pl.DataFrame, block_size: int, none_hash_seed: 
     """
     measured = engine_block_size == block_size
     cols: dict[str, list] = {k: [] for k in (*TRACE_SCHEMA, "partial_tail") if k != "block_id"}
-    ordered = requests.sort(["scheduled_s", "scheduled_step", "request_id"], nulls_last=True)
+    if requests.height and requests["scheduled_s"].null_count() == requests.height:
+        # A server run: its scheduler is out of sight; it takes requests first
+        # come, first served, so the client's send order stands in.
+        ordered = requests.sort(["arrival_s", "request_id"])
+    else:
+        ordered = requests.sort(["scheduled_s", "scheduled_step", "request_id"], nulls_last=True)
     for r in ordered.iter_rows(named=True):
         prompt, output = r["prompt_token_ids"], r["output_token_ids"]
         tokens = kv_token_ids(prompt, output)
@@ -53,7 +58,7 @@ def derive_block_trace(requests: pl.DataFrame, block_size: int, none_hash_seed: 
         for pos, h in enumerate(hashes):
             cols["request_id"].append(r["request_id"])
             cols["workload"].append(r["workload"])
-            cols["time_s"].append(r["scheduled_s"])
+            cols["time_s"].append(r["scheduled_s"] if r["scheduled_s"] is not None else r["arrival_s"])
             cols["position"].append(pos)
             cols["block_hash"].append(h)
             cols["lookup"].append(pos < n_lookup)
@@ -82,6 +87,13 @@ def cached_set_before(kv_events: pl.DataFrame) -> Callable[[int], set[int]]:
         return state
 
     return before
+
+
+def hash_sets(derived: set[int], stored: set[int]) -> dict:
+    """The derivation's proof: the derived hashes against those the engine stored."""
+    return {"derived_hashes": len(derived), "engine_stored_hashes": len(stored),
+            "derived_equals_engine": derived == stored, "derived_not_stored": len(derived - stored),
+            "stored_not_derived": len(stored - derived)}
 
 
 def _request_lookups(requests: pl.DataFrame) -> list[tuple[str, dict]]:
@@ -151,16 +163,86 @@ def check_engine_consistency(requests: pl.DataFrame, kv_events: pl.DataFrame,
         "lookups_checked": len(lookups),
         "requests_looked_up_again_after_failed_allocation": retried,
         "requests_preempted": preempted,
-        "derived_hashes": len(derived),
-        "engine_stored_hashes": len(stored),
-        "derived_equals_engine": derived == stored,
-        "derived_not_stored": len(derived - stored),
-        "stored_not_derived": len(stored - derived),
+        **hash_sets(derived, stored),
         "lookup_mismatches": lookup_mismatches[:20],
         "num_lookup_mismatches": len(lookup_mismatches),
         "consistency_mismatches": mismatches[:20],
         "num_consistency_mismatches": len(mismatches),
         "ok": derived == stored and not mismatches and not lookup_mismatches,
+    }
+
+
+def residency(kv_events: pl.DataFrame) -> dict[int, list[tuple[float, float]]]:
+    """Per block hash, the [stored, removed) intervals of `time_s` in which
+    the events say it was cached (open intervals end at +inf)."""
+    spans: dict[int, list[tuple[float, float]]] = {}
+    open_at: dict[int, float] = {}
+    for kind, h, t in kv_events.sort("seq").select("event", "block_hash", "time_s").rows():
+        if kind == "stored":
+            open_at.setdefault(h, t)
+        elif kind == "removed":
+            if h in open_at:
+                spans.setdefault(h, []).append((open_at.pop(h), t))
+        else:
+            for blk, start in open_at.items():
+                spans.setdefault(blk, []).append((start, t))
+            open_at.clear()
+    for blk, start in open_at.items():
+        spans.setdefault(blk, []).append((start, float("inf")))
+    return spans
+
+
+def check_server_consistency(requests: pl.DataFrame, kv_events: pl.DataFrame,
+                             trace: pl.DataFrame, block_size: int) -> dict:
+    """Prove the derivation and the server's accounting against its events,
+    with the client's times in place of the scheduler's lookups (a server run
+    records none; engine/server.py). Client and engine share one host clock.
+
+    - derivation: as `check_engine_consistency`;
+    - each request's `num_cached_tokens` is whole blocks, at most its looked-up
+      blocks, and the blocks it counts were cached when its first token
+      arrived (vLLM pins a request's blocks from its lookup to its end, and
+      publishes a step's events before that step's outputs);
+    - the first looked-up block it did not count was not cached throughout
+      from its send to its first token (at the lookup, between the two, it
+      was not).
+    """
+    stored = set(kv_events.filter(pl.col("event") == "stored")["block_hash"].to_list())
+    derived = set(trace["block_hash"].to_list())
+    hashes = {rid: g.sort("position")["block_hash"].to_list()
+              for (rid,), g in trace.group_by("request_id")}
+    spans = residency(kv_events)
+
+    def cached_at(h: int, t: float) -> bool:
+        return any(a <= t < b for a, b in spans.get(h, ()))
+
+    def cached_throughout(h: int, t0: float, t1: float) -> bool:
+        return any(a <= t0 and t1 < b for a, b in spans.get(h, ()))
+
+    mismatches = []
+    for r in requests.iter_rows(named=True):
+        cached, rid = int(r["num_cached_tokens"]), r["request_id"]
+        n_lookup = (int(r["num_prompt_tokens"]) - 1) // block_size
+        seen = r["first_token_s"] if r["first_token_s"] is not None else r["finished_s"]
+        blocks = hashes.get(rid, [])
+        reason = None
+        if cached % block_size or cached > n_lookup * block_size:
+            reason = f"cached tokens not whole looked-up blocks (at most {n_lookup * block_size})"
+        elif not all(cached_at(h, seen) for h in blocks[:cached // block_size]):
+            reason = "a counted block was not cached at the first token"
+        elif cached // block_size < n_lookup and \
+                cached_throughout(blocks[cached // block_size], r["arrival_s"], seen):
+            reason = "the first uncounted block was cached throughout send to first token"
+        if reason:
+            mismatches.append({"request_id": rid, "engine": cached, "reason": reason})
+    return {
+        "block_size": block_size,
+        "check": "server: client times against the events' times",
+        "requests_checked": requests.height,
+        **hash_sets(derived, stored),
+        "consistency_mismatches": mismatches[:20],
+        "num_consistency_mismatches": len(mismatches),
+        "ok": derived == stored and not mismatches,
     }
 
 

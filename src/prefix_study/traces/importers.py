@@ -34,15 +34,11 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 import polars as pl
 
-from prefix_study.traces.formats import ExternalRequest, get_trace_format
-from prefix_study.traces.block_ids import trace_frame
+from prefix_study.traces.formats import ExternalRequest, TraceFormatError, get_trace_format
+from prefix_study.traces.block_ids import trace_frame, with_block_ids
 from prefix_study.traces.schema import TRACE_SCHEMA  # noqa: F401  (re-exported)
 
 _REPORTED_BAD_LINES = 20
-
-
-class TraceFormatError(ValueError):
-    """A line of an external trace does not match its format, or the file holds no request."""
 
 
 #: First bytes of the compressed files the importer reads: name -> magic.
@@ -149,6 +145,10 @@ def read_external_requests(
     raises TraceFormatError: a replay of nothing would report a 0.0 hit rate.
     """
     fmt = get_trace_format(kind)
+    if fmt.parse is None:
+        if fmt.requests is None:
+            raise ValueError(f"trace format {kind!r} is not one request per line; use import_trace")
+        return fmt.requests(Path(path), workload, max_requests, skip_bad_lines)
     if max_requests is not None and max_requests <= 0:
         raise ValueError(f"max_requests={max_requests}: must be a positive integer (or None: all)")
     parse = fmt.parse
@@ -228,14 +228,19 @@ def requests_to_trace(requests: list[ExternalRequest], workload: str) -> tuple[p
 
 def import_trace(
     kind: str, path: Path | str, workload_name: str, max_requests: int | None = None,
-    skip_bad_lines: bool = False,
+    skip_bad_lines: bool = False, block_tokens: int | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Read an external JSONL trace as a block trace (trace contract schema).
 
     Returns the frame and a report: lines read, skipped lines (with the first
     line numbers and reasons), requests, blocks, distinct blocks, whether the
-    file was in timestamp order.
+    file was in timestamp order. A format with its own reader (a KV-event
+    capture, `formats/vllm_kv_events.py`) builds the trace itself.
     """
+    fmt = get_trace_format(kind)
+    if fmt.read is not None:
+        frame, report = fmt.read(Path(path), workload_name, max_requests, skip_bad_lines, block_tokens)
+        return (frame if "block_id" in frame.columns else with_block_ids(frame)), report
     requests, report = read_external_requests(kind, path, workload_name, max_requests, skip_bad_lines)
     frame, in_order = requests_to_trace(requests, workload_name)
     if frame.height == 0:

@@ -35,3 +35,28 @@ def reported_lookup_index(preemptions: "list[int]") -> "int | None":
     do not."""
     first = [i for i, p in enumerate(preemptions) if p == 0]
     return first[-1] if first else None
+
+
+#: `kv_events.parquet` of an engine run (in-process or server), one row per
+#: block in vLLM's KV-cache events: `seq` row number, `event_index` the vLLM
+#: event (one BlockStored holds many blocks), `step` the engine step (null
+#: for a server run), `time_s` the run's clock then, `event` stored /
+#: removed / cleared, the block's and its parent's hash (low 64 bits),
+#: `num_tokens` tokens per block (stored only).
+KV_EVENT_SCHEMA = {
+    "seq": "int64", "event_index": "int64", "step": "int64", "time_s": "float64",
+    "event": "string", "block_hash": "uint64", "parent_block_hash": "uint64",
+    "num_tokens": "int32",
+}
+
+_MASK64 = (1 << 64) - 1
+
+
+def as_uint64(block_hash: "bytes | int | None") -> "int | None":
+    """vLLM's external block hash (the digest's bytes, or an int) as its low
+    64 bits, as every table of the project keeps it."""
+    if block_hash is None:
+        return None
+    if isinstance(block_hash, (bytes, bytearray)):
+        return int.from_bytes(block_hash, "big") & _MASK64
+    return int(block_hash) & _MASK64

@@ -39,10 +39,11 @@ def run(workload: str, workload_cfg: WorkloadConfig | None, block_size: int, eng
 
         source = project_path(wl.trace_path)  # relative: to the project directory
         frame, report = import_trace(str(wl.kind), source, workload, wl.max_requests,
-                                     bool(wl.skip_bad_lines))
+                                     bool(wl.skip_bad_lines), block_size)
         report = {"source": str(source), "kind": str(wl.kind), **report, "ok": True}
     else:
-        from prefix_study.traces.derive import block_usage, check_engine_consistency, derive_block_trace
+        from prefix_study.traces.derive import (
+            block_usage, check_engine_consistency, check_server_consistency, derive_block_trace)
 
         engine_dir = Path(engine_dir)
         meta = json.loads((engine_dir / "run.json").read_text())
@@ -55,7 +56,10 @@ def run(workload: str, workload_cfg: WorkloadConfig | None, block_size: int, eng
                   "requests": requests.height, "blocks": frame.height, "ok": True}
         if engine_block_size == block_size:
             kv_events = pl.read_parquet(engine_dir / "kv_events.parquet")
-            report.update(check_engine_consistency(requests, kv_events, frame, block_size))
+            # A server run has no scheduler lookups: it is checked on the client's times.
+            check = check_server_consistency if meta.get("engine_mode") == "server" \
+                else check_engine_consistency
+            report.update(check(requests, kv_events, frame, block_size))
             if blocks_out is not None:
                 write_parquet(block_usage(frame, kv_events), blocks_out)
         elif blocks_out is not None:

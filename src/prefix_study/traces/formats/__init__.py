@@ -20,9 +20,13 @@ from typing import Any, Callable
 from prefix_study.registry import TRACE_FORMAT_REGISTRY
 
 __all__ = [
-    "ExternalRequest", "TraceFormat", "get_trace_format", "hash_ids_field", "int_field",
+    "ExternalRequest", "TraceFormat", "TraceFormatError", "external_block_tokens", "get_trace_format", "hash_ids_field", "int_field",
     "number_field", "register_trace_format", "trace_format_names", "trace_formats",
 ]
+
+
+class TraceFormatError(ValueError):
+    """A line of an external trace does not match its format, or the file holds no request."""
 
 
 @dataclass(frozen=True)
@@ -39,27 +43,43 @@ class ExternalRequest:
 Parser = Callable[[dict, int, str], ExternalRequest]
 
 
+#: read(path, workload, max_requests, skip_bad_lines, block_tokens) -> (trace
+#: frame with the contract's columns, report): a format whose input is not one
+#: request per JSON line (a KV-event capture) builds the trace itself;
+#: block_tokens: the configured block size (None: the format's), to check.
+Reader = Callable[[Any, str, Any, bool, Any], tuple[Any, dict]]
+
+
 @dataclass(frozen=True)
 class TraceFormat:
     name: str
     block_tokens: int
-    parse: Parser
+    parse: Parser | None
     description: str = ""
+    read: Reader | None = None
+    #: requests(path, workload, max_requests, skip_bad_lines) -> (requests, report):
+    #: a reader format's requests with their token counts (the cluster stage's queue).
+    requests: Callable[[Any, str, Any, bool], tuple[list[ExternalRequest], dict]] | None = None
 
 
 _FORMATS: dict[str, TraceFormat] = {}
 
 
-def register_trace_format(name: str, block_tokens: int, description: str = "") -> Callable[[Parser], Parser]:
-    """Decorator: register `parse` as the parser of format `name`."""
+def register_trace_format(name: str, block_tokens: int, description: str = "", whole_input: bool = False,
+                          requests: Any = None) -> Callable[[Any], Any]:
+    """Decorator: register `parse` as the parser of format `name`; with
+    `whole_input`, the decorated function is the format's `read` (a
+    whole-input reader, see `Reader`) and `requests` its requests with token
+    counts (TraceFormat)."""
 
-    def wrap(parse: Parser) -> Parser:
+    def wrap(fn: Any) -> Any:
         if name in _FORMATS:
             raise ValueError(f"trace format {name!r} registered twice")
         if block_tokens <= 0:
             raise ValueError(f"trace format {name!r}: block_tokens must be positive")
-        _FORMATS[name] = TraceFormat(name, int(block_tokens), parse, description)
-        return parse
+        _FORMATS[name] = TraceFormat(name, int(block_tokens), None if whole_input else fn, description,
+                                     fn if whole_input else None, requests)
+        return fn
 
     return wrap
 
@@ -82,6 +102,13 @@ def get_trace_format(name: str) -> TraceFormat:
     if name not in _FORMATS:
         TRACE_FORMAT_REGISTRY.load(name)
     return _FORMATS[name]
+
+
+def external_block_tokens(workload_cfg: Any) -> int:
+    """Tokens per block of an external trace workload: its `block_tokens`
+    when set, else its format's."""
+    own = getattr(workload_cfg, "block_tokens", None)
+    return int(own) if own is not None else get_trace_format(str(workload_cfg.kind)).block_tokens
 
 
 # --- field checks shared by the parsers --------------------------------------------
