@@ -79,6 +79,7 @@ def test_traces_stage_does_not_import_vllm_or_torch(tmp_path):
     resolved = OmegaConf.to_container(compose_config([]), resolve=True, enum_to_str=True)
     resolved["workloads"] = {"w": resolved["workloads"]["chat_multi"]}
     resolved["mix"]["cache_friendly"] = []
+    resolved["cost"]["compare_workloads"] = []  # names only configured ShareGPT workloads
     cfg.write_text(OmegaConf.to_yaml(resolved))
     out = tmp_path / "b16.parquet"
     code = (
