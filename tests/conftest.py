@@ -5,6 +5,12 @@ Engine tests import vLLM directly: without it they error, never skip.
 Markers (pyproject.toml): `engine` starts vLLM, `pipeline` runs the
 `prefix-study` command (Snakemake), `slurm` needs SLURM; `make test-fast`
 runs the rest.
+
+`make test` runs on two pytest-xdist workers (`--dist loadgroup`): every test
+gets a group, so what a session or module fixture builds is built once. The
+tests of the shared DAG run (`tiny_run`) form one group, those of the session
+engines (`engine_factory`) another, and every other test file is a group of
+its own (module fixtures such as a `vllm serve` start once).
 """
 
 from __future__ import annotations
@@ -14,6 +20,21 @@ import pytest
 from prefix_study import env
 
 env.apply()  # before vLLM is imported anywhere
+
+
+def xdist_group(item: pytest.Item) -> str:
+    """The worker group of a test: the costliest session fixture it uses, else its file."""
+    names = getattr(item, "fixturenames", ())
+    if "tiny_run" in names:
+        return "tiny_run"
+    if "engine_factory" in names or "model_dir" in names:
+        return "engine"
+    return item.nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +58,6 @@ def prefix_trace():
     from prefix_study.replay.synthetic import SyntheticTraceConfig, synthetic_trace
 
     return encode_trace(synthetic_trace(SyntheticTraceConfig(num_requests=400, seed=3)))
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    """The full DAG on test_pipeline.TINY, once per session (test_pipeline
-    extends it, test_slurm compares the SLURM run with it byte for byte)."""
-    from test_pipeline import run_tiny
-
-    return run_tiny(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

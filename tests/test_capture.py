@@ -86,6 +86,7 @@ def test_without_replay_a_dropped_batch_is_a_gap(publisher):
     assert sub.report.first_seq == 0 and sub.report.batches == 4
 
 
+@pytest.mark.engine  # a new process importing vLLM (~15 s): with the engine tests, out of make test-fast
 def test_capture_command_stops_on_sigterm_and_the_import_checks_it(publisher, tmp_path):
     pub, (events, replay) = publisher
     out = tmp_path / "cap"

@@ -5,9 +5,11 @@ The packages come from scripts/slurm/install.sh (apt-get, root). On a machine
 without root or apt-get the tests skip and say why; anything else that fails
 (install, daemons, jobs) fails the test.
 
-What the run proves (the tiny config, `engine.fan_out=workload`, up to the
-stats stage: model assets, workloads, one engine job per workload, traces,
-reuse statistics):
+What the run proves (the whole DAG of the tiny config with its engine
+capacity sweep, as the session's local run `tiny_run` has it, with
+`engine.fan_out=workload`: one engine job per workload and one per workload and
+capacity, then traces, statistics, replays, mix, savings, cluster, figures and
+the report):
 - every rule of that DAG ran as a SLURM job (the controller's job records);
 - its outputs equal the local, amortised run of the same config byte for byte
   (conftest's session fixture `tiny_run`), so both SLURM and engine fan-out leave
@@ -33,7 +35,7 @@ import pytest
 from prefix_study.config.compose import compose_config
 from prefix_study.pipeline import PipelinePaths
 
-from pipeline_run import CLI, ROOT, TINY, job_stats
+from pipeline_run import CLI, ROOT, TINY, TINY_ENGINE_CAPACITIES, job_stats
 
 sys.path.insert(0, str(ROOT / "scripts" / "slurm"))
 from local_cluster import INSTALL_SCRIPT, ClusterUnavailable, LocalSlurm  # noqa: E402
@@ -149,19 +151,21 @@ class CancelEngineJobMidRun:
 
 
 def test_tiny_dag_through_slurm_equals_local_run(slurm, tiny_run, tmp_path):
-    _, local_results, _ = tiny_run
+    local_overrides, local_results, local_run = tiny_run
     results = tmp_path / "results"
-    overrides = [*TINY, f"results_dir={results}", "engine.fan_out=workload"]
+    overrides = [*TINY, TINY_ENGINE_CAPACITIES, f"results_dir={results}", "engine.fan_out=workload"]
+    assert overrides[:-2] == local_overrides[:-1]  # the local run's config, fan-out aside
     paths = PipelinePaths(compose_config(overrides))
-    target = paths.stats("reuse_summary.parquet")
     cancel = CancelEngineJobMidRun(paths)
-    code, out = run_through_slurm(slurm, overrides, [target], on_job=cancel)
+    code, out = run_through_slurm(slurm, overrides, [], on_job=cancel)  # the default target: all
     assert code == 0, out[-5000:]
     planned = job_stats(out)
     local = local_rules()
     assert "stage_config" in local
-    assert set(planned) >= {"assets", "workload", "engine_workload_run", "stats"}
+    assert set(planned) >= {"assets", "workload", "engine_workload_run", "engine_capacity_workload_run",
+                            "block_trace", "stats", "replay", "figures", "report"}, planned
     assert planned["engine_workload_run"] == 4  # one job per workload
+    assert planned["engine_capacity_workload_run"] == 4  # one per workload and capacity (one capacity)
 
     # The controller's records: every non-local job of the DAG ran as a SLURM job.
     jobs = slurm.jobs()
@@ -181,16 +185,22 @@ def test_tiny_dag_through_slurm_equals_local_run(slurm, tiny_run, tmp_path):
     retried = [j for j in done if j["Comment"] == killed["Comment"]]
     assert len(retried) == 1 and int(retried[0]["JobId"]) > int(killed["JobId"]), retried
 
-    # Byte for byte what the local, amortised run wrote.
+    # Byte for byte what the local, amortised run wrote, stage by stage and the report.
     files = sorted(p for p in results.rglob("*") if p.is_file() and p.suffix in COMPARED
-                   and "logs" not in p.parts and "benchmarks" not in p.parts)
-    assert len(files) >= 20, files
+                   and "logs" not in p.parts and "benchmarks" not in p.parts and "runs" not in p.parts)
+    stages = {f.relative_to(results).parts[0] for f in files}
+    assert {"engine", "traces", "stats", "replay", "figures", "report"} <= stages, stages
     engine_files = [f for f in files if f.relative_to(results).parts[0] == "engine"]
-    assert len(engine_files) == 4 * 4, engine_files  # 4 workloads x (3 parquet + run.json)
+    assert len(engine_files) >= 2 * 4 * 4, engine_files  # (run + capacity run) x 4 workloads x 4 files
+    missing = [str(f.relative_to(results)) for f in files if not (local_results / f.relative_to(results)).exists()]
+    assert not missing, missing
     differ = [str(f.relative_to(results)) for f in files
               if comparable(f, results) != comparable(local_results / f.relative_to(results), local_results)]
     assert not differ, differ
-    assert sum(f.suffix == ".parquet" for f in files) >= 16
+    # The run directory's index links the same files as the local run's.
+    (run,) = (results / "runs").iterdir()
+    assert run.name == local_run.name
+    assert comparable(run / "index.md", results) == comparable(local_run / "index.md", local_results)
 
 
 def test_failing_job_fails_the_dag_with_its_log_after_one_retry(slurm, tmp_path):

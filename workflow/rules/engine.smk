@@ -124,7 +124,7 @@ else:
             block_size=lambda w: int(w.bs),
             capacity=lambda w: int(w.cap),
             mixed=True,
-            only=lambda w: w.run,
+            only=lambda w: [w.run],  # a list: the stage runs just these
             out_root=lambda w: P.engine_capacity_root(w.cap),
         threads: 1
         resources:

@@ -102,6 +102,8 @@ def run(engine_cfg: EngineConfig, workload_files: Mapping[str, str | Path], mode
         if MIXED_RUN in streams:
             raise ValueError(f"a workload is named {MIXED_RUN!r}, the mixed run's name")
         runs[MIXED_RUN] = mixed_request_stream(streams, str(mix_cfg.pattern), int(mix_cfg.burst))
+    if isinstance(only, str):  # a name would be taken letter by letter
+        raise TypeError(f"only={only!r}: give a list of run names")
     if only is not None:
         unknown = sorted(set(only) - set(runs))
         if unknown:
