@@ -89,13 +89,12 @@ def serve_all(frame: pl.DataFrame, policy: str, capacity: int, cost=None) -> lis
     got = []
     after: set[int] = set()
     for s, e in zip(reqs.start, reqs.end):
-        [seen] = caches.overlaps(s, e)
+        [seen], _ = caches.look(s, e)
         before = after
-        h, n_evicted = caches.machine.serve_at(caches.states, 0, ids, caches.flags, caches.cost, caches.category,
-                                               s, e, True, caches.hits, caches.evicted)
+        h, n_evicted = caches.serve(0, s, e)
         got.append(h)
         assert h <= seen  # evictions inside the request can only shorten its prefix
-        [size] = caches.sizes()
+        [size] = caches.look(0, 0)[1]
         assert size <= max(capacity, 0)
         if not universe:
             continue

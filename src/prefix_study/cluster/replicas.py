@@ -7,8 +7,8 @@ evictions: `serve`). Both are the policy's own numba functions
 (replay/policies.py): a replica holds one state and calls the same `serve`
 that the single-instance replay calls, so a cluster of one replica
 reproduces the `prefix` replay exactly (tests/test_cluster_caches.py). The
-states of all replicas sit in one numba typed List, so a router's lookup of
-every replica is one call.
+states of all replicas sit in one numba typed List, so serving a request and
+looking up the next one in every replica is one call.
 
 Every online policy can run on a replica; an offline one (`belady`) cannot:
 it needs the replica's future accesses, which depend on routing decisions
@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 from numba.typed import List
 
-from prefix_study.replay.kernels._serve import occupancy
 from prefix_study.replay.policies import get_policy, online_policy_names, unsupported_reason
 from prefix_study.replay.simulate import replay_context
 from prefix_study.replay.trace import BlockTrace
@@ -52,22 +51,21 @@ class ReplicaCaches:
                                    np.int64(num_categories)) for _ in range(int(num_replicas))])
         self.hits = np.zeros(trace.accesses, dtype=np.bool_)
         self.evicted = np.empty(2 * max(1, max_request_blocks) + 1, dtype=np.int32)
-        self._out = np.zeros(int(num_replicas), dtype=np.int64)
+        self._seen = np.zeros(int(num_replicas), dtype=np.int64)
+        self._sizes = np.zeros(int(num_replicas), dtype=np.int64)
 
-    def overlaps(self, start: int, end: int) -> list[int]:
+    def look(self, start: int, end: int) -> tuple[list[int], list[int]]:
         """Per replica, the leading looked-up blocks of the request at
-        accesses start..end-1 that it caches now."""
-        return self.machine.overlaps(self.states, self.ids, self.flags, start, end, self._out).tolist()
+        accesses start..end-1 that it caches now, and the blocks it caches
+        (SGLang's router reads this as its tree size)."""
+        self.machine.serve_and_look(self.states, -1, self.ids, self.flags, self.cost, self.category, 0, 0, True,
+                                    self.hits, self.evicted, start, end, self._seen, self._sizes)
+        return self._seen.tolist(), self._sizes.tolist()
 
-    def serve(self, replica: int, start: int, end: int) -> int:
-        """Replica `replica` serves the request; returns its prefix hits (the
-        blocks it evicted are self.evicted[:evictions], the second result of
-        the policy's serve, for a lower tier)."""
-        hits, _ = self.machine.serve_at(self.states, replica, self.ids, self.flags, self.cost, self.category,
-                                        start, end, True, self.hits, self.evicted)
-        return hits
-
-    def sizes(self) -> list[int]:
-        """Blocks each replica's cache holds (SGLang's router reads this as
-        its tree size)."""
-        return occupancy(self.states, self._out).tolist()
+    def serve(self, replica: int, start: int, end: int) -> tuple[int, int]:
+        """Replica `replica` serves the request; returns its prefix hits and
+        evictions (the evicted blocks are self.evicted[:evictions], for a
+        lower tier)."""
+        return self.machine.serve_and_look(self.states, replica, self.ids, self.flags, self.cost, self.category,
+                                           start, end, True, self.hits, self.evicted, 0, 0, self._seen,
+                                           self._sizes)

@@ -29,7 +29,6 @@ from prefix_study.cluster.replicas import ReplicaCaches
 from prefix_study.cluster.requests import ClusterRequests
 from prefix_study.cluster.routers import get_router
 from prefix_study.cost import CostModel
-from prefix_study.replay.kernels._serve import occupancy
 
 
 @dataclass
@@ -55,10 +54,10 @@ def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant:
              cost: Any, max_batch: int, seed: int = 0, progress: bool = False) -> ClusterRun:
     """Run one (router, replica count) configuration over `requests`.
 
-    Per request, a few numba calls: the replicas' exact overlaps (the
-    policy's), the router's `choose`, the chosen replica's `serve` (the
-    policy's), then `place` (queue.py: enqueue, advance every replica to the
-    next arrival) and the router's `routed`."""
+    Per request, three or four numba calls: the router's `choose`, the
+    policy's `serve_and_look` (the chosen replica serves it, then every
+    replica looks up the next request), `place` (queue.py: enqueue, advance
+    every replica to the next arrival) and the router's `routed`."""
     if num_replicas < 1:
         raise ValueError(f"cluster.replicas: {num_replicas} is not a positive number of replicas")
     n = len(requests)
@@ -79,33 +78,35 @@ def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant:
                            cost if isinstance(cost, CostModel) else None, requests.block_size)
     queues = ReplicaQueues(cost, max_batch, num_replicas, requests.prompt_tokens, requests.output_tokens)
     q = queues.state
-    m, states = caches.machine, caches.states
-    serve_at, overlaps = m.serve_at, m.overlaps
+    serve_and_look, states = caches.machine.serve_and_look, caches.states
     ids, flags, ccost, category, hit_mask, evicted = (caches.ids, caches.flags, caches.cost, caches.category,
                                                       caches.hits, caches.evicted)
-    starts = requests.start_array
-    ends = np.append(starts[1:], requests.trace.accesses)
-    exact = np.zeros(num_replicas, dtype=np.int64)
-    sizes = np.zeros(num_replicas, dtype=np.int64)
-    needs_sizes = rt.needs_sizes
+    # Per request: accesses start..end-1, and the next request's (none after the last).
+    start = requests.start
+    end = start[1:] + [requests.trace.accesses]
+    next_start, next_end = start[1:] + [0], end[1:] + [0]
+    arrival_s = arrival.tolist()
+    next_arrival_s = arrival_s[1:] + [np.inf]
+    # Per replica: leading blocks of request i (seen) and i + 1 (seen_next) it caches.
+    seen, seen_next = np.zeros(num_replicas, dtype=np.int64), np.zeros(num_replicas, dtype=np.int64)
+    sizes = np.zeros(num_replicas, dtype=np.int64)  # per replica: blocks it caches
     # Per request: replica, hit blocks, cached tokens, overrode, off best prefix.
     out = np.zeros((5, n), dtype=np.int64)
-    next_arrival = np.append(arrival[1:], np.inf)
     bs = requests.block_size
     if n:
-        advance(q, arrival[0])
+        advance(q, arrival_s[0])
+        serve_and_look(states, -1, ids, flags, ccost, category, 0, 0, True, hit_mask, evicted, start[0], end[0],
+                       seen, sizes)
     for i in tqdm(range(n), desc=f"{rt.label} x{num_replicas}", unit="req", disable=not progress,
                   mininterval=0.5):
-        t = arrival[i]
-        s, e = starts[i], ends[i]
-        overlaps(states, ids, flags, s, e, exact)
-        if needs_sizes:
-            occupancy(states, sizes)
-        r, flag = choose(rstate, q, exact, sizes, i, t)
-        h, _ = serve_at(states, r, ids, flags, ccost, category, s, e, True, hit_mask, evicted)
-        place(q, out, exact, i, r, flag, h, bs, t, next_arrival[i])
+        t = arrival_s[i]
+        r, flag = choose(rstate, q, seen, sizes, i, t)
+        h, _ = serve_and_look(states, r, ids, flags, ccost, category, start[i], end[i], True, hit_mask, evicted,
+                              next_start[i], next_end[i], seen_next, sizes)
+        place(q, out, seen, i, r, flag, h, bs, t, next_arrival_s[i])
         if routed is not None:
             routed(rstate, i, r, t)
+        seen, seen_next = seen_next, seen
     return ClusterRun(
         replica=out[0].astype(np.int32), hit_blocks=out[1], lookup_blocks=requests.lookup_array.copy(),
         cached_tokens=out[2], arrival_s=arrival, first_token_s=queues.first_token_s.copy(),

@@ -16,7 +16,7 @@ class Router:
     queues is the replicas' queue state (cluster/queue.py: read it through
     its inline accessors), exact the leading prompt blocks of request i each
     replica caches now (what KV events show a `precise` router), sizes the
-    blocks each replica caches (filled only if `needs_sizes`). overrode is 1
+    blocks each replica caches. overrode is 1
     when a prefix-aware router sent the request away from the replica with
     the longest prefix match in its own view (a longer match existed), i.e.
     it traded cache affinity for load, 0 if not, -1 for routers without
@@ -44,10 +44,6 @@ class Router:
     @property
     def label(self) -> str:
         return f"{self.name}/{self.variant}" if self.variant else self.name
-
-    @property
-    def needs_sizes(self) -> bool:
-        return False
 
     def state(self, requests: Any) -> tuple:
         """The numba state for routing `requests` (cluster/requests.py:ClusterRequests)."""

@@ -70,10 +70,6 @@ class SglangCacheAwareRouter(Router):
     choose = staticmethod(choose)
     routed = staticmethod(routed)
 
-    @property
-    def needs_sizes(self) -> bool:
-        return self.variant == "precise"
-
     def state(self, requests):
         p = self.params
         approximate = self.variant == "approximate"

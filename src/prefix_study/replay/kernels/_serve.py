@@ -5,8 +5,9 @@ Every online policy is a pair of numba functions over explicit state arrays
 `serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted) ->
 (hits, evictions)` for the whole requests at accesses s..e-1, plus `contains(state,
 id)` for a router's lookup. This module holds what every policy does with
-them: the whole-trace replay (`serve` over runs of whole requests), a cluster replica's
-serve, and the precise routers' overlap of every replica at once.
+them: the whole-trace replay (`serve` over runs of whole requests), and a
+cluster's per-request call (one replica serves, then every replica reports
+its overlap with the next request, what precise routers see).
 
 numba cannot cache a function that takes another jitted function as an
 argument (the dispatcher's identity is part of the cache key), nor a closure
@@ -57,26 +58,22 @@ def _replay(state, ids, flags, cost, category, prefix, hits):  # pragma: no cove
     return hits
 
 
-def _serve_at(states, r, ids, flags, cost, category, s, e, prefix, hits, evicted):  # pragma: no cover
-    return serve(states[r], ids, flags, cost, category, s, e, prefix, hits, evicted)  # noqa: F821
-
-
-def _overlaps(states, ids, flags, s, e, out):  # pragma: no cover - numba
-    for r in range(len(states)):
-        st = states[r]
-        k = s
-        while k < e and not (flags[k] & NOT_LOOKED_UP) and contains(st, ids[k]):  # noqa: F821
+def _serve_and_look(states, r, ids, flags, cost, category, s, e, prefix, hits, evicted, s2, e2, seen,
+                    sizes):  # pragma: no cover - numba
+    # A cluster's one call per request: replica r (none if r < 0) serves the
+    # request at accesses s..e-1, then every replica reports how many leading
+    # looked-up blocks of the request at s2..e2-1 it holds (seen) and how
+    # many blocks it holds (sizes, registers[0] by convention).
+    out = (0, 0)
+    if r >= 0:
+        out = serve(states[r], ids, flags, cost, category, s, e, prefix, hits, evicted)  # noqa: F821
+    for q in range(len(states)):
+        st = states[q]
+        k = s2
+        while k < e2 and not (flags[k] & NOT_LOOKED_UP) and contains(st, ids[k]):  # noqa: F821
             k += 1
-        out[r] = k - s
-    return out
-
-
-@jit
-def occupancy(states, out):
-    """Blocks each state holds (registers[0] by convention: what SGLang's
-    router reads as a replica's tree size)."""
-    for r in range(len(states)):
-        out[r] = states[r][0][0]
+        seen[q] = k - s2
+        sizes[q] = st[0][0]
     return out
 
 
@@ -90,15 +87,14 @@ class StateMachine:
     (fifo under prefix semantics) can hold.
     replay(state, ids, flags, cost, category, prefix, hits) -> hits: serve
     every request of a trace in order.
-    serve_at(states, r, ...) and overlaps(states, ids, flags, s, e, out):
-    the cluster's entries over a numba typed List of replica states."""
+    serve_and_look(states, r, ..., s2, e2, seen, sizes): the cluster's entry
+    over a numba typed List of replica states (one call per request)."""
 
     init: Callable
     serve: Callable
     contains: Callable
     replay: Callable
-    serve_at: Callable
-    overlaps: Callable
+    serve_and_look: Callable
 
 
 def _relocate(template: Callable, bindings: dict, module_file: str, name: str) -> Callable:
@@ -115,6 +111,5 @@ def specialise(init: Callable, serve: Callable, contains: Callable, module_file:
     return StateMachine(
         init, serve, contains,
         replay=_relocate(_replay, bindings, module_file, f"{base}_replay"),
-        serve_at=_relocate(_serve_at, bindings, module_file, f"{base}_serve_at"),
-        overlaps=_relocate(_overlaps, bindings, module_file, f"{base}_overlaps"),
+        serve_and_look=_relocate(_serve_and_look, bindings, module_file, f"{base}_serve_and_look"),
     )
