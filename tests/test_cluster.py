@@ -3,8 +3,8 @@ routers, validation and byte-identical tables."""
 
 from __future__ import annotations
 
+import functools
 import json
-import math
 
 import numpy as np
 import polars as pl
@@ -12,7 +12,7 @@ import pytest
 
 from prefix_study.cluster.costs import EngineClockCost, cost_model
 from prefix_study.cluster.queue import ReplicaQueues
-from prefix_study.cluster.replicas import replica_policy_names
+from prefix_study.cluster.replicas import ReplicaCaches, replica_policy_names
 from prefix_study.cluster.requests import requests_from_trace
 from prefix_study.cluster.routers import router_labels, router_names
 from prefix_study.cluster.simulate import run_metrics, simulate
@@ -21,7 +21,7 @@ from prefix_study.config.validate import ConfigError
 from prefix_study.replay import encode_trace, infinite_cache_hits, replay_hit_mask
 from prefix_study.replay.per_request import per_request_from_mask, per_request_hits
 from prefix_study.replay.synthetic import SyntheticTraceConfig, synthetic_trace, trace_from_requests
-from test_cluster_caches import serve_all, with_request_columns
+from test_cluster_caches import with_request_columns
 
 COST = EngineClockCost(step_overhead_s=0.004, token_time_s=0.0002)  # the engine's default clock
 
@@ -71,19 +71,28 @@ def partial_tail_trace(seed: int, n: int = 300):
     return with_request_columns(trace_from_requests(reqs, lookup=lookup), reqs, rids, workloads, partial)
 
 
+@functools.cache
+def partial_tail_requests(seed: int, n: int = 300):
+    """partial_tail_trace(seed, n): (frame, its encoded trace, its cluster requests)."""
+    frame = partial_tail_trace(seed, n)
+    return frame, encode_trace(frame), requests_from_trace(frame, 32)
+
+
 @pytest.mark.parametrize("policy", replica_policy_names())
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_replica_cache_equals_the_replay(policy, seed):
-    frame = partial_tail_trace(seed)
-    trace = encode_trace(frame)
-    reqs = requests_from_trace(frame, 32)
-    assert reqs.num_categories == 16 and len(set(reqs.category)) > 4
-    for capacity in (3, 8, 20, 60):
-        expected = per_request_hits(frame, capacity, policy, "prefix")["hit_blocks"].to_list()
-        got = serve_all(frame, policy, capacity)
-        assert got == expected, (policy, capacity)
-        assert sum(got) == int((replay_hit_mask(trace, policy, capacity, "prefix") & trace.looked_up).sum())
-        assert sum(got) > 0
+def test_replica_cache_equals_the_replay(policy):
+    """A replica cache fed one request at a time (ReplicaCaches.serve) equals
+    the policy's whole-trace prefix replay, per request, on three traces at
+    four capacities each."""
+    for seed in (0, 1, 2):
+        frame, trace, reqs = partial_tail_requests(seed)
+        assert reqs.num_categories == 16 and len(set(reqs.category)) > 4
+        for capacity in (3, 8, 20, 60):
+            mask = replay_hit_mask(trace, policy, capacity, "prefix")
+            expected = per_request_from_mask(frame, trace, mask)["hit_blocks"].to_list()
+            caches = ReplicaCaches(reqs.trace, policy, 1, capacity, reqs.max_request_blocks())
+            got = [caches.serve(0, s, e)[0] for s, e in zip(reqs.start, reqs.start[1:] + [reqs.trace.accesses])]
+            assert got == expected, (policy, seed, capacity)
+            assert sum(got) > 0
 
 
 @pytest.mark.parametrize("policy", replica_policy_names())
