@@ -85,10 +85,10 @@ def serve_all(frame: pl.DataFrame, policy: str, capacity: int, cost=None) -> lis
     caches = ReplicaCaches(reqs.trace, policy, 1, capacity, reqs.max_request_blocks(), cost,
                            BLOCK_SIZE if cost else None)
     contains, state, ids = caches.machine.contains, caches.states[0], reqs.trace.ids
-    universe = range(reqs.trace.num_ids) if capacity < 1000 else ()  # (with 1000 nothing is evicted)
+    check = capacity < 1000  # (with 1000 nothing is evicted)
     got = []
     after: set[int] = set()
-    for s, e in zip(reqs.start, reqs.end):
+    for s, e in zip(reqs.start, reqs.start[1:] + [reqs.trace.accesses]):
         [seen], _ = caches.look(s, e)
         before = after
         h, n_evicted = caches.serve(0, s, e)
@@ -96,10 +96,12 @@ def serve_all(frame: pl.DataFrame, policy: str, capacity: int, cost=None) -> lis
         assert h <= seen  # evictions inside the request can only shorten its prefix
         [size] = caches.look(0, 0)[1]
         assert size <= max(capacity, 0)
-        if not universe:
+        if not check:
             continue
-        after = {x for x in universe if contains(state, x)}
         request = set(ids[s:e].tolist())
+        # Only blocks cached before or accessed now can be cached now; the
+        # size check below catches any other.
+        after = {x for x in before | request if contains(state, x)}
         physical = policy == "fifo"  # blocks are copies: an evicted one may leave another behind
         assert physical or size == len(after)
         for v in caches.evicted[:n_evicted].tolist():

@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba.typed import List
 
 from prefix_study.replay.policies import get_policy, online_policy_names, unsupported_reason
 from prefix_study.replay.simulate import replay_context
@@ -47,8 +46,8 @@ class ReplicaCaches:
         self.machine = m = p.state_machine("prefix")
         self.ids, self.flags = trace.ids, trace.flags
         self.cost, self.category, num_categories = replay_context(trace, p.needs_context, cost_model, block_size)
-        self.states = List([m.init(np.int64(capacity), np.int64(trace.num_ids), np.int64(trace.accesses),
-                                   np.int64(num_categories)) for _ in range(int(num_replicas))])
+        self.states = m.init_states(int(num_replicas), np.int64(capacity), np.int64(trace.num_ids),
+                                    np.int64(trace.accesses), np.int64(num_categories))
         self.hits = np.zeros(trace.accesses, dtype=np.bool_)
         self.evicted = np.empty(2 * max(1, max_request_blocks) + 1, dtype=np.int32)
         self._seen = np.zeros(int(num_replicas), dtype=np.int64)

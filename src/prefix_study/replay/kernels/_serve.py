@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from numba.typed import List
 
 from prefix_study.replay.kernels._common import NOT_LOOKED_UP, REQUEST_START, jit
 
@@ -36,7 +37,7 @@ CHUNK = 4096
 
 _VERSION = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=4).hexdigest()
 
-# The loops below are templates: `serve` and `contains` are the globals that
+# The loops below are templates: `init`, `serve` and `contains` are the globals that
 # `specialise` binds (they are not defined in this module).
 
 
@@ -56,6 +57,16 @@ def _replay(state, ids, flags, cost, category, prefix, hits):  # pragma: no cove
         serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted)  # noqa: F821
         s = e
     return hits
+
+
+def _init_states(k, capacity, num_ids, num_accesses, num_categories):  # pragma: no cover - numba
+    # A cluster's k replica states in a typed List, built here (compiled and
+    # cached with the policy) rather than by appending from Python, which
+    # compiles the List's methods for the state's type in every process.
+    states = List()
+    for _ in range(k):
+        states.append(init(capacity, num_ids, num_accesses, num_categories))  # noqa: F821
+    return states
 
 
 def _serve_and_look(states, r, ids, flags, cost, category, s, e, prefix, hits, evicted, s2, e2, seen,
@@ -87,13 +98,15 @@ class StateMachine:
     (fifo under prefix semantics) can hold.
     replay(state, ids, flags, cost, category, prefix, hits) -> hits: serve
     every request of a trace in order.
-    serve_and_look(states, r, ..., s2, e2, seen, sizes): the cluster's entry
-    over a numba typed List of replica states (one call per request)."""
+    init_states(k, capacity, num_ids, num_accesses, num_categories): k
+    states in a numba typed List; serve_and_look(states, r, ..., s2, e2,
+    seen, sizes): the cluster's entry over it (one call per request)."""
 
     init: Callable
     serve: Callable
     contains: Callable
     replay: Callable
+    init_states: Callable
     serve_and_look: Callable
 
 
@@ -111,5 +124,15 @@ def specialise(init: Callable, serve: Callable, contains: Callable, module_file:
     return StateMachine(
         init, serve, contains,
         replay=_relocate(_replay, bindings, module_file, f"{base}_replay"),
+        init_states=_init_states_of(init, module_file),
         serve_and_look=_relocate(_serve_and_look, bindings, module_file, f"{base}_serve_and_look"),
     )
+
+
+def with_init(machine: StateMachine, init: Callable, module_file: str) -> StateMachine:
+    """`machine` whose states start from `init` instead (same serve)."""
+    return replace(machine, init=init, init_states=_init_states_of(init, module_file))
+
+
+def _init_states_of(init: Callable, module_file: str) -> Callable:
+    return _relocate(_init_states, {"init": init}, module_file, f"{init.__name__}_{_VERSION}_init_states")
