@@ -21,14 +21,14 @@ from prefix_study.config.validate import ConfigError
 from prefix_study.replay import encode_trace, infinite_cache_hits, replay_hit_mask
 from prefix_study.replay.per_request import per_request_from_mask, per_request_hits
 from prefix_study.replay.synthetic import SyntheticTraceConfig, synthetic_trace, trace_from_requests
-from test_cluster_caches import with_request_columns
+from test_cluster_caches import default_config, with_request_columns
 
 COST = EngineClockCost(step_overhead_s=0.004, token_time_s=0.0002)  # the engine's default clock
 
 
 @pytest.fixture(scope="module")
 def cfg():
-    return compose_config([])
+    return default_config()
 
 
 @pytest.fixture(scope="module")
@@ -252,11 +252,17 @@ def test_session_affinity_keeps_a_conversation_on_one_replica(params):
     ("cluster.workloads=[nope]", "cluster.workloads"),
     ("cluster.router.sglang_cache_aware.cache_threshold=2", "cluster.router.sglang_cache_aware.cache_threshold"),
 ])
-def test_bad_cluster_config_fails_naming_the_key(override, key):
+def test_bad_cluster_config_fails_naming_the_key(override, key, cfg):
+    """What compose_config validates after applying `override` (one compose per module)."""
+    from omegaconf import OmegaConf
+
+    from prefix_study.config.validate import validate
+
+    overrides = override.split()
     if override == "cluster.capacity=3000":
-        override = "cluster.capacity=3000 cluster.capacity_unit=tokens".split()
+        overrides.append("cluster.capacity_unit=tokens")
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        compose_config(override if isinstance(override, list) else [override])
+        validate(OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides)))
 
 
 def mooncake_file(path, n=120, seed=0):

@@ -61,6 +61,12 @@ class ReplicaCaches:
                                     self.hits, self.evicted, start, end, self._seen, self._sizes)
         return self._seen.tolist(), self._sizes.tolist()
 
+    def holds(self, replica: int, blocks: list[int]) -> list[int]:
+        """The blocks among `blocks` that replica `replica` caches now."""
+        ids = np.asarray(blocks, dtype=np.int32)
+        mask = self.machine.holds(self.states, replica, ids, np.zeros(ids.shape[0], dtype=np.bool_))
+        return ids[mask].tolist()
+
     def serve(self, replica: int, start: int, end: int) -> tuple[int, int]:
         """Replica `replica` serves the request; returns its prefix hits and
         evictions (the evicted blocks are self.evicted[:evictions], for a

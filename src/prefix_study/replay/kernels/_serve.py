@@ -69,6 +69,13 @@ def _init_states(k, capacity, num_ids, num_accesses, num_categories):  # pragma:
     return states
 
 
+def _holds(states, r, blocks, out):  # pragma: no cover - numba
+    # Which of `blocks` replica r caches (tests check a replica's evictions).
+    for j in range(blocks.shape[0]):
+        out[j] = contains(states[r], blocks[j])  # noqa: F821
+    return out
+
+
 def _serve_and_look(states, r, ids, flags, cost, category, s, e, prefix, hits, evicted, s2, e2, seen,
                     sizes):  # pragma: no cover - numba
     # A cluster's one call per request: replica r (none if r < 0) serves the
@@ -100,7 +107,8 @@ class StateMachine:
     every request of a trace in order.
     init_states(k, capacity, num_ids, num_accesses, num_categories): k
     states in a numba typed List; serve_and_look(states, r, ..., s2, e2,
-    seen, sizes): the cluster's entry over it (one call per request)."""
+    seen, sizes): the cluster's entry over it (one call per request);
+    holds(states, r, blocks, out): which of `blocks` replica r caches."""
 
     init: Callable
     serve: Callable
@@ -108,6 +116,7 @@ class StateMachine:
     replay: Callable
     init_states: Callable
     serve_and_look: Callable
+    holds: Callable
 
 
 def _relocate(template: Callable, bindings: dict, module_file: str, name: str) -> Callable:
@@ -126,6 +135,7 @@ def specialise(init: Callable, serve: Callable, contains: Callable, module_file:
         replay=_relocate(_replay, bindings, module_file, f"{base}_replay"),
         init_states=_init_states_of(init, module_file),
         serve_and_look=_relocate(_serve_and_look, bindings, module_file, f"{base}_serve_and_look"),
+        holds=_relocate(_holds, bindings, module_file, f"{base}_holds"),
     )
 
 
