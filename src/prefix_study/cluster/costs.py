@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from prefix_study.cost.model import add_prefill_chunk, step_time
-from prefix_study.replay.kernels._common import inline
+from prefix_study.replay.kernels._common import jit
 
 #: STEP_CONSTANTS[0] ("kind") of EngineClockCost (CostModel's is cost.model.ROOFLINE).
 CLOCK = 1.0
@@ -62,12 +62,12 @@ def step_constants(cost: Any) -> np.ndarray:
     return np.asarray(cost.step_constants(), dtype=np.float64)
 
 
-_prefill_chunk = inline(add_prefill_chunk)
-_roofline_step = inline(step_time)
-_clock_step = inline(clock_step_time)
+_prefill_chunk = jit(add_prefill_chunk)
+_roofline_step = jit(step_time)
+_clock_step = jit(clock_step_time)
 
 
-@inline
+@jit
 def add_prefill(c, flops, kv_bytes, new, ctx):
     """Add one admitted request's prefill to a step's sums (a no-op for the clock)."""
     if c[0] == CLOCK:
@@ -75,7 +75,7 @@ def add_prefill(c, flops, kv_bytes, new, ctx):
     return _prefill_chunk(c, flops, kv_bytes, new, ctx)
 
 
-@inline
+@jit
 def step_time_s(c, prefill_flops, prefill_kv_bytes, prefill_tokens, prefill_chunks, decode_context_tokens,
                 decode_requests):
     """One step of the model whose constants are `c` (step_constants)."""

@@ -163,7 +163,7 @@ def advance(q, t):
         advance_replica(q, r, t)
 
 
-@inline
+@jit
 def advance_replica(q, r, t):
     clock, counts = q[1], q[2]
     max_batch = q[3].shape[1]
@@ -211,7 +211,7 @@ def _heap_pop(keys, vals, r, size):
         vals[r, j] = val
 
 
-@inline
+@jit
 def _finish_decoders(q, r, g, end):
     """Requests whose last token is step g's finish when it ends."""
     counts, keys, vals, prompt, admitted, finish = q[2], q[3], q[4], q[6], q[9], q[11]
@@ -223,7 +223,7 @@ def _finish_decoders(q, r, g, end):
         counts[r, NUM_RUNNING] -= 1
 
 
-@inline
+@jit
 def _mixed_step(q, r):
     c, clock, counts, keys, vals, nxt = q[0], q[1], q[2], q[3], q[4], q[5]
     prompt, cached, output, admitted, first, finish = q[6], q[7], q[8], q[9], q[10], q[11]
@@ -269,7 +269,7 @@ def _mixed_step(q, r):
     counts[r, STEP] = g + 1
 
 
-@inline
+@jit
 def _decode_run(q, r, t):
     """Decode-only steps up to the next completion or the first step
     starting at or after t."""
@@ -293,7 +293,7 @@ def _decode_run(q, r, t):
     _finish_decoders(q, r, g + k - 1, end)
 
 
-@inline
+@jit
 def _steps_starting_before(span, d0, delta):
     """Number of j >= 0 with j*d0 + delta*j*(j-1)/2 < span (at least 1)."""
     if span <= 0:

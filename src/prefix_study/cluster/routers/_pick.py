@@ -14,7 +14,7 @@ import random
 
 import numpy as np
 
-from prefix_study.replay.kernels._common import inline
+from prefix_study.replay.kernels._common import jit
 
 _N, _M = 624, 397
 
@@ -25,7 +25,7 @@ def rng_state(name: str, seed: int) -> np.ndarray:
     return np.array(words, dtype=np.int64)
 
 
-@inline
+@jit
 def _genrand_uint32(mt):
     i = mt[_N]
     if i >= _N:
@@ -45,7 +45,7 @@ def _genrand_uint32(mt):
     return y & 0xFFFFFFFF
 
 
-@inline
+@jit
 def randrange(mt, n):
     """random.Random.randrange(n) for 0 < n < 2**32 (_randbelow_with_getrandbits)."""
     k = 0
@@ -57,7 +57,7 @@ def randrange(mt, n):
     return r
 
 
-@inline
+@jit
 def random_float(mt):
     """random.Random.random()."""
     a = _genrand_uint32(mt) >> 5
@@ -65,7 +65,7 @@ def random_float(mt):
     return (a * 67108864.0 + b) * (1.0 / 9007199254740992.0)
 
 
-@inline
+@jit
 def choice_weighted(mt, weights):
     """random.Random.choices(range(len(weights)), weights=weights)[0]."""
     cum = np.cumsum(weights)  # itertools.accumulate: the same left-to-right sums
@@ -80,7 +80,7 @@ def choice_weighted(mt, weights):
     return lo
 
 
-@inline
+@jit
 def argmin_random_ties(mt, values, ties):
     """The index of the smallest value; among ties one at random (ties: scratch)."""
     best = values.min()
@@ -92,7 +92,7 @@ def argmin_random_ties(mt, values, ties):
     return ties[0] if n == 1 else ties[randrange(mt, n)]
 
 
-@inline
+@jit
 def argmax_random_ties(mt, values, ties):
     best = values.max()
     n = 0
@@ -103,7 +103,7 @@ def argmax_random_ties(mt, values, ties):
     return ties[0] if n == 1 else ties[randrange(mt, n)]
 
 
-@inline
+@jit
 def overrode_affinity(overlaps, chosen):
     """1 if a longer prefix match than the chosen replica's existed, else 0."""
     return 1 if overlaps[chosen] < overlaps.max() else 0
