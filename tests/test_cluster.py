@@ -90,7 +90,7 @@ def test_replica_cache_equals_the_replay(policy):
             mask = replay_hit_mask(trace, policy, capacity, "prefix")
             expected = per_request_from_mask(frame, trace, mask)["hit_blocks"].to_list()
             caches = ReplicaCaches(reqs.trace, policy, 1, capacity, reqs.max_request_blocks())
-            got = [caches.serve(0, s, e)[0] for s, e in zip(reqs.start, reqs.start[1:] + [reqs.trace.accesses])]
+            got = [caches.serve(0, s, e)[0] for s, e in zip(reqs.start, reqs.end)]
             assert got == expected, (policy, seed, capacity)
             assert sum(got) > 0
 

@@ -94,7 +94,7 @@ def serve_all(reqs: ClusterRequests, policy: str, capacity: int, cost=None) -> l
     check = capacity < 1000  # (with 1000 nothing is evicted)
     got = []
     after: set[int] = set()
-    for s, e in zip(reqs.start, reqs.start[1:] + [reqs.trace.accesses]):
+    for s, e in zip(reqs.start, reqs.end):
         [seen], _ = caches.look(s, e)
         before = after
         h, n_evicted = caches.serve(0, s, e)

@@ -50,27 +50,36 @@ class ReplicaCaches:
                                     np.int64(trace.accesses), np.int64(num_categories))
         self.hits = np.zeros(trace.accesses, dtype=np.bool_)
         self.evicted = np.empty(2 * max(1, max_request_blocks) + 1, dtype=np.int32)
-        self._seen = np.zeros(int(num_replicas), dtype=np.int64)
-        self._sizes = np.zeros(int(num_replicas), dtype=np.int64)
+        self.evictions = 0
+        self._seen = np.zeros(int(num_replicas), dtype=np.int64)  # scratch of look and serve
+
+    def serve_and_look(self, replica: int, start: int, end: int, next_start: int, next_end: int,
+                       seen: np.ndarray, sizes: np.ndarray) -> int:
+        """Replica `replica` (none if < 0) serves the request at accesses
+        start..end-1 and returns its prefix hits (the blocks it evicted are
+        self.evicted[:self.evictions], for a lower tier); then per replica
+        `seen` gets the leading looked-up blocks of the request at
+        next_start..next_end-1 it caches, and `sizes` the blocks it caches
+        (SGLang's router reads this as its tree size). The simulation's one
+        cache call per request."""
+        hits, self.evictions = self.machine.serve_and_look(
+            self.states, replica, self.ids, self.flags, self.cost, self.category, start, end, True, self.hits,
+            self.evicted, next_start, next_end, seen, sizes)
+        return hits
 
     def look(self, start: int, end: int) -> tuple[list[int], list[int]]:
-        """Per replica, the leading looked-up blocks of the request at
-        accesses start..end-1 that it caches now, and the blocks it caches
-        (SGLang's router reads this as its tree size)."""
-        self.machine.serve_and_look(self.states, -1, self.ids, self.flags, self.cost, self.category, 0, 0, True,
-                                    self.hits, self.evicted, start, end, self._seen, self._sizes)
-        return self._seen.tolist(), self._sizes.tolist()
+        """serve_and_look's `seen` and `sizes` without serving."""
+        seen, sizes = np.zeros_like(self._seen), np.zeros_like(self._seen)
+        self.serve_and_look(-1, 0, 0, start, end, seen, sizes)
+        return seen.tolist(), sizes.tolist()
+
+    def serve(self, replica: int, start: int, end: int) -> tuple[int, int]:
+        """serve_and_look's hits, and the number of evictions, without looking."""
+        hits = self.serve_and_look(replica, start, end, 0, 0, self._seen, self._seen)
+        return hits, self.evictions
 
     def holds(self, replica: int, blocks: list[int]) -> list[int]:
         """The blocks among `blocks` that replica `replica` caches now."""
         ids = np.asarray(blocks, dtype=np.int32)
         mask = self.machine.holds(self.states, replica, ids, np.zeros(ids.shape[0], dtype=np.bool_))
         return ids[mask].tolist()
-
-    def serve(self, replica: int, start: int, end: int) -> tuple[int, int]:
-        """Replica `replica` serves the request; returns its prefix hits and
-        evictions (the evicted blocks are self.evicted[:evictions], for a
-        lower tier)."""
-        return self.machine.serve_and_look(self.states, replica, self.ids, self.flags, self.cost, self.category,
-                                           start, end, True, self.hits, self.evicted, 0, 0, self._seen,
-                                           self._sizes)

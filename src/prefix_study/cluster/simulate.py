@@ -78,12 +78,9 @@ def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant:
                            cost if isinstance(cost, CostModel) else None, requests.block_size)
     queues = ReplicaQueues(cost, max_batch, num_replicas, requests.prompt_tokens, requests.output_tokens)
     q = queues.state
-    serve_and_look, states = caches.machine.serve_and_look, caches.states
-    ids, flags, ccost, category, hit_mask, evicted = (caches.ids, caches.flags, caches.cost, caches.category,
-                                                      caches.hits, caches.evicted)
+    serve_and_look = caches.serve_and_look
     # Per request: accesses start..end-1, and the next request's (none after the last).
-    start = requests.start
-    end = start[1:] + [requests.trace.accesses]
+    start, end = requests.start, requests.end
     next_start, next_end = start[1:] + [0], end[1:] + [0]
     arrival_s = arrival.tolist()
     next_arrival_s = arrival_s[1:] + [np.inf]
@@ -95,14 +92,12 @@ def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant:
     bs = requests.block_size
     if n:
         advance(q, arrival_s[0])
-        serve_and_look(states, -1, ids, flags, ccost, category, 0, 0, True, hit_mask, evicted, start[0], end[0],
-                       seen, sizes)
+        serve_and_look(-1, 0, 0, start[0], end[0], seen, sizes)
     for i in tqdm(range(n), desc=f"{rt.label} x{num_replicas}", unit="req", disable=not progress,
                   mininterval=0.5):
         t = arrival_s[i]
         r, flag = choose(rstate, q, seen, sizes, i, t)
-        h, _ = serve_and_look(states, r, ids, flags, ccost, category, start[i], end[i], True, hit_mask, evicted,
-                              next_start[i], next_end[i], seen_next, sizes)
+        h = serve_and_look(r, start[i], end[i], next_start[i], next_end[i], seen_next, sizes)
         place(q, out, seen, i, r, flag, h, bs, t, next_arrival_s[i])
         if routed is not None:
             routed(rstate, i, r, t)
