@@ -108,7 +108,8 @@ def serve_all(reqs: ClusterRequests, policy: str, capacity: int, cost=None) -> l
         # Only blocks cached before or accessed now can be cached now; the
         # size check below catches any other.
         after = set(caches.holds(0, sorted(before | request)))
-        physical = policy == "fifo"  # blocks are copies: an evicted one may leave another behind
+        # fifo's and sieve's pools hold blocks as copies: an evicted one may leave another behind.
+        physical = policy in ("fifo", "sieve")
         assert physical or size == len(after)
         for v in caches.evicted[:n_evicted].tolist():
             assert v in before or v in request
