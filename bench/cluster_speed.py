@@ -4,16 +4,21 @@ release whose replicas ran Python caches (cluster/caches/, deleted since).
 Every router (basic ones, and the prefix-aware ones in both variants) routes
 the 12,031 requests of Mooncake's conversation trace (512-token blocks) to 16
 replicas, with `lru` and `arc` replicas (`--policies`). The same driver (this
-file, `--worker`) runs twice in subprocesses, one after the other: once on
-this tree's sources and once on the baseline revision's (`git archive REV
-src`, default fe70618, the last release with Python replica caches). Each
+file, `--worker`) runs in subprocesses, one after the other: on this tree's
+sources, on the baseline revision's (`git archive REV src`, default fe70618,
+the last release with Python replica caches: the speed target) and on the
+reference revision's (default 99d15df, the last one whose queues, routers
+and cost model ran in Python per request: the results target; the baseline
+cannot be, as the cost model that times the queues changed after it). Each
 worker first warms up on 200 requests (numba compiles or loads its cache),
-then times every run in CPU seconds. Prints both CPU times per run and in
-total, their ratio (target: >= 4x), and checks that both give the same
-replica and hit count for every request of every run.
+then times every run in CPU seconds. Prints the CPU times per run and in
+total, the ratio to the baseline (target: >= 4x) and to the reference, and
+checks that this tree and the reference give the same replica and hit count
+for every request of every run (also the queue times: the digest covers
+replica, hits, first-token and finish times).
 
     PYTHONPATH=src python bench/cluster_speed.py [--trace PATH] [--replicas 16] [--policies lru arc]
-        [--baseline-rev fe70618]
+        [--baseline-rev fe70618] [--reference-rev 99d15df]
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def worker(args: argparse.Namespace) -> None:
+    import numpy as np
     from omegaconf import OmegaConf
 
     from prefix_study.cluster.costs import cost_model
@@ -62,7 +68,9 @@ def worker(args: argparse.Namespace) -> None:
             run = simulate(reqs, args.replicas, router, variant, params.get(router, {}), policy, args.capacity,
                            cost, int(cfg.cluster.max_batch))
             cpu = time.process_time() - c0
-            digest = hashlib.sha256(run.replica.tobytes() + run.hit_blocks.tobytes()).hexdigest()
+            digest = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in (
+                run.replica.astype(np.int32), run.hit_blocks.astype(np.int64), run.first_token_s, run.finish_s,
+                run.replica_prefill_tokens.astype(np.int64)))).hexdigest()
             print(json.dumps({"policy": policy, "run": f"{router}/{variant}" if variant else router, "cpu_s": cpu,
                               "requests": len(reqs), "hit_rate": run_metrics(run)["hit_rate"],
                               "digest": digest}), flush=True)
@@ -80,6 +88,16 @@ def run_worker(src: Path, args: argparse.Namespace) -> dict[tuple[str, str], dic
     return {(r["policy"], r["run"]): r for r in rows}
 
 
+def revision_src(rev: str, tmp: Path) -> Path:
+    """`src` (and `conf`) of revision `rev`, extracted under tmp."""
+    out = tmp / rev
+    out.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src", "conf"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out / "src"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trace", default="/work/shared/data/mooncake/conversation_trace.jsonl")
@@ -87,36 +105,41 @@ def main() -> None:
     ap.add_argument("--capacity", type=int, default=1024, help="blocks of 512 tokens per replica")
     ap.add_argument("--policies", nargs="+", default=["lru", "arc"], help="replica policies")
     ap.add_argument("--baseline-rev", default="fe70618", help="git revision with the Python replica caches")
+    ap.add_argument("--reference-rev", default="99d15df",
+                    help="git revision with the Python queues and routers (same results as this tree)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(args)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline_rev, "src", "conf"], check=True,
-                                 capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        print(f"baseline: {args.baseline_rev} (Python replica caches); new: {REPO / 'src'}; "
-              f"{args.replicas} replicas x {args.capacity} blocks", flush=True)
+        print(f"baseline: {args.baseline_rev} (Python replica caches); reference: {args.reference_rev} (Python "
+              f"queues and routers); new: {REPO / 'src'}; {args.replicas} replicas x {args.capacity} blocks",
+              flush=True)
         new = run_worker(REPO / "src", args)
-        old = run_worker(Path(tmp) / "src", args)
-    print(f"{'policy':7s} {'run':32s} {'old cpu s':>9s} {'new cpu s':>9s} {'ratio':>6s} {'hit rate':>8s} same")
-    total_old = total_new = 0.0
-    same_all = True
+        old = run_worker(revision_src(args.baseline_rev, Path(tmp)), args)
+        ref = run_worker(revision_src(args.reference_rev, Path(tmp)), args)
+    print(f"{'policy':7s} {'run':32s} {'old cpu s':>9s} {'ref cpu s':>9s} {'new cpu s':>9s} {'ratio':>6s} "
+          f"{'hit rate':>8s} same as ref")
+    total_old = total_ref = total_new = 0.0
+    same_all = set(old) == set(new) == set(ref)
     for key, o in old.items():
-        n = new[key]
-        same = o["digest"] == n["digest"]
+        n, f = new[key], ref[key]
+        same = f["digest"] == n["digest"]
         same_all &= same
         total_old += o["cpu_s"]
+        total_ref += f["cpu_s"]
         total_new += n["cpu_s"]
-        print(f"{key[0]:7s} {key[1]:32s} {o['cpu_s']:9.2f} {n['cpu_s']:9.2f} {o['cpu_s'] / n['cpu_s']:6.1f} "
-              f"{n['hit_rate']:8.3f} {'yes' if same else 'NO'}")
+        print(f"{key[0]:7s} {key[1]:32s} {o['cpu_s']:9.2f} {f['cpu_s']:9.2f} {n['cpu_s']:9.2f} "
+              f"{o['cpu_s'] / n['cpu_s']:6.1f} {n['hit_rate']:8.3f} {'yes' if same else 'NO'}")
     ratio = total_old / total_new
-    print(f"total CPU: old {total_old:.1f} s, new {total_new:.1f} s: {ratio:.2f}x faster "
-          f"(target >= {TARGET_RATIO:.0f}x{'' if ratio >= TARGET_RATIO else ': MISSED'}); "
-          f"replica and hits of every request identical in every run: {'yes' if same_all else 'NO'}")
-    if not same_all or set(old) != set(new):
-        raise SystemExit("old and new cluster runs differ")
+    print(f"total CPU: baseline {total_old:.1f} s, reference {total_ref:.1f} s, new {total_new:.1f} s: "
+          f"{ratio:.2f}x faster than the baseline (target >= {TARGET_RATIO:.0f}x"
+          f"{'' if ratio >= TARGET_RATIO else ': MISSED'}), {total_ref / total_new:.2f}x than the reference; "
+          f"replica, hits and queue times of every request identical to the reference in every run: "
+          f"{'yes' if same_all else 'NO'}")
+    if not same_all:
+        raise SystemExit("reference and new cluster runs differ")
 
 
 if __name__ == "__main__":

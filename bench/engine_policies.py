@@ -12,10 +12,9 @@ including the null block). WA-LRU admits `mix.cache_friendly`, or, if that is
 empty, the workloads whose sequential prefix-LRU hit rate on the LRU engine
 run's trace (their requests alone) reaches `mix.friendly_threshold`, as the
 mixed stage chooses. The replay prediction replays each engine run's derived
-trace (the order the engine ran) at capacity - 1: `lru` and `fifo` with their
-vLLM block-pool `serve` (their prefix state machines), `wa_lru` with the BYPASS flag
-(mixed/workload_aware.py), `sieve` with its block-state `serve` counted by prefix (which does
-not model pinning; an approximation). Token hit rates overall and per
+trace (the order the engine ran) at capacity - 1: `lru`, `fifo` and `sieve` with their
+vLLM block-pool `serve` (their prefix state machines), `wa_lru` with
+mixed/workload_aware.py's `wa_lru_hit_mask`. Token hit rates overall and per
 workload, and the number of requests whose cached tokens differ. Writes
 `<out>.md`, `<out>.parquet`, `<out>.png/.svg`.
 """

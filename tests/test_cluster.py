@@ -3,16 +3,16 @@ routers, validation and byte-identical tables."""
 
 from __future__ import annotations
 
+import functools
 import json
-import math
 
 import numpy as np
 import polars as pl
 import pytest
 
 from prefix_study.cluster.costs import EngineClockCost, cost_model
-from prefix_study.cluster.queue import ReplicaQueue
-from prefix_study.cluster.replicas import replica_policy_names
+from prefix_study.cluster.queue import ReplicaQueues
+from prefix_study.cluster.replicas import ReplicaCaches, replica_policy_names
 from prefix_study.cluster.requests import requests_from_trace
 from prefix_study.cluster.routers import router_labels, router_names
 from prefix_study.cluster.simulate import run_metrics, simulate
@@ -21,14 +21,14 @@ from prefix_study.config.validate import ConfigError
 from prefix_study.replay import encode_trace, infinite_cache_hits, replay_hit_mask
 from prefix_study.replay.per_request import per_request_from_mask, per_request_hits
 from prefix_study.replay.synthetic import SyntheticTraceConfig, synthetic_trace, trace_from_requests
-from test_cluster_caches import serve_all, with_request_columns
+from test_cluster_caches import default_config, with_request_columns
 
 COST = EngineClockCost(step_overhead_s=0.004, token_time_s=0.0002)  # the engine's default clock
 
 
 @pytest.fixture(scope="module")
 def cfg():
-    return compose_config([])
+    return default_config()
 
 
 @pytest.fixture(scope="module")
@@ -71,19 +71,28 @@ def partial_tail_trace(seed: int, n: int = 300):
     return with_request_columns(trace_from_requests(reqs, lookup=lookup), reqs, rids, workloads, partial)
 
 
+@functools.cache
+def partial_tail_requests(seed: int, n: int = 300):
+    """partial_tail_trace(seed, n): (frame, its encoded trace, its cluster requests)."""
+    frame = partial_tail_trace(seed, n)
+    return frame, encode_trace(frame), requests_from_trace(frame, 32)
+
+
 @pytest.mark.parametrize("policy", replica_policy_names())
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_replica_cache_equals_the_replay(policy, seed):
-    frame = partial_tail_trace(seed)
-    trace = encode_trace(frame)
-    reqs = requests_from_trace(frame, 32)
-    assert reqs.num_categories == 16 and len(set(reqs.category)) > 4
-    for capacity in (3, 8, 20, 60):
-        expected = per_request_hits(frame, capacity, policy, "prefix")["hit_blocks"].to_list()
-        got = serve_all(frame, policy, capacity)
-        assert got == expected, (policy, capacity)
-        assert sum(got) == int((replay_hit_mask(trace, policy, capacity, "prefix") & trace.looked_up).sum())
-        assert sum(got) > 0
+def test_replica_cache_equals_the_replay(policy):
+    """A replica cache fed one request at a time (ReplicaCaches.serve) equals
+    the policy's whole-trace prefix replay, per request, on three traces at
+    four capacities each."""
+    for seed in (0, 1, 2):
+        frame, trace, reqs = partial_tail_requests(seed)
+        assert reqs.num_categories == 16 and len(set(reqs.category)) > 4
+        for capacity in (3, 8, 20, 60):
+            mask = replay_hit_mask(trace, policy, capacity, "prefix")
+            expected = per_request_from_mask(frame, trace, mask)["hit_blocks"].to_list()
+            caches = ReplicaCaches(reqs.trace, policy, 1, capacity, reqs.max_request_blocks())
+            got = [caches.serve(0, s, e)[0] for s, e in zip(reqs.start, reqs.end)]
+            assert got == expected, (policy, seed, capacity)
+            assert sum(got) > 0
 
 
 @pytest.mark.parametrize("policy", replica_policy_names())
@@ -161,14 +170,11 @@ def reference_queue(cost, max_batch, requests):
     return [out[r] for r in range(n)]
 
 
-class AffineContextCost(EngineClockCost):
-    """A decode step that also grows with the context (to test the bulk advance)."""
-
-    def step_time_s(self, prefill, decode_context_tokens):
-        return super().step_time_s(prefill, decode_context_tokens) + sum(decode_context_tokens) * 1e-6
+#: A decode step that also grows with the context (to test the bulk advance).
+AFFINE_CONTEXT_COST = EngineClockCost(0.004, 0.0002, context_token_time_s=1e-6)
 
 
-@pytest.mark.parametrize("cost", [COST, AffineContextCost(0.004, 0.0002)])
+@pytest.mark.parametrize("cost", [COST, AFFINE_CONTEXT_COST])
 @pytest.mark.parametrize("max_batch", [1, 3, 16])
 def test_bulk_decode_queue_equals_step_by_step(cost, max_batch):
     rng = np.random.default_rng(max_batch)
@@ -176,12 +182,12 @@ def test_bulk_decode_queue_equals_step_by_step(cost, max_batch):
     arrivals = np.cumsum(rng.exponential(0.05, n)).tolist()
     reqs = [(a, int(rng.integers(40, 400)), 0, int(rng.integers(1, 40))) for a in arrivals]
     reqs = [(a, p, int(rng.integers(0, p)), o) for a, p, _, o in reqs]
-    first, finish = [0.0] * n, [0.0] * n
-    q = ReplicaQueue(cost, max_batch, 32, first, finish)
+    q = ReplicaQueues(cost, max_batch, 1, [p for _, p, _, _ in reqs], [o for _, _, _, o in reqs])
     for i, (a, p, c, o) in enumerate(reqs):
         q.advance_to(a)
-        q.enqueue(i, a, p, c, o)
+        q.enqueue(0, i, a, c)
     q.drain()
+    first, finish = q.first_token_s.tolist(), q.finish_s.tolist()
     expected = reference_queue(cost, max_batch, reqs)
     assert first == pytest.approx([e[0] for e in expected], rel=1e-9, abs=1e-9)
     assert finish == pytest.approx([e[1] for e in expected], rel=1e-9, abs=1e-9)
@@ -192,11 +198,11 @@ def test_bulk_decode_queue_equals_step_by_step(cost, max_batch):
 def test_hand_computed_ttft():
     """Two 100-token prompts at t=0 on one replica, batch 1: the second waits
     for the first's prefill and its 2 decode steps."""
-    first, finish = [0.0] * 2, [0.0] * 2
-    q = ReplicaQueue(COST, 1, 32, first, finish)
-    q.enqueue(0, 0.0, 100, 0, 3)
-    q.enqueue(1, 0.0, 100, 36, 1)
+    q = ReplicaQueues(COST, 1, 1, [100, 100], [3, 1])
+    q.enqueue(0, 0, 0.0, 0)
+    q.enqueue(0, 1, 0.0, 36)
     q.drain()
+    first, finish = q.first_token_s, q.finish_s
     prefill0 = 0.004 + 100 * 0.0002
     decode = 0.004 + 0.0002
     assert first[0] == pytest.approx(prefill0)
@@ -246,11 +252,17 @@ def test_session_affinity_keeps_a_conversation_on_one_replica(params):
     ("cluster.workloads=[nope]", "cluster.workloads"),
     ("cluster.router.sglang_cache_aware.cache_threshold=2", "cluster.router.sglang_cache_aware.cache_threshold"),
 ])
-def test_bad_cluster_config_fails_naming_the_key(override, key):
+def test_bad_cluster_config_fails_naming_the_key(override, key, cfg):
+    """What compose_config validates after applying `override` (one compose per module)."""
+    from omegaconf import OmegaConf
+
+    from prefix_study.config.validate import validate
+
+    overrides = override.split()
     if override == "cluster.capacity=3000":
-        override = "cluster.capacity=3000 cluster.capacity_unit=tokens".split()
+        overrides.append("cluster.capacity_unit=tokens")
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        compose_config(override if isinstance(override, list) else [override])
+        validate(OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides)))
 
 
 def mooncake_file(path, n=120, seed=0):
@@ -297,27 +309,55 @@ def test_cluster_stage_tables_are_byte_identical_and_capacity_is_checked(tmp_pat
 
 
 def test_approximate_index_forgets_like_its_sources():
-    from prefix_study.cluster.approx_index import ApproxPrefixIndex
+    from prefix_study.cluster.approx_index import any_replica_run, approx_index, insert, overlaps, refresh, sizes
 
-    ttl = ApproxPrefixIndex(3, ttl_s=10.0)  # Dynamo: expiry after the last routing
-    ttl.insert(0, [1, 2, 3], now=0.0)
-    ttl.insert(1, [1, 2], now=5.0)
-    assert ttl.overlaps([1, 2, 3, 4], 4) == [3, 2, 0]
-    ttl.refresh(9.0)
-    ttl.insert(0, [1], now=9.0)  # refreshes block 1 only
-    ttl.refresh(12.0)
-    assert ttl.overlaps([1, 2, 3], 3) == [1, 2, 0]
-    ttl.refresh(15.0)
-    assert ttl.overlaps([1, 2, 3], 3) == [1, 0, 0]
-    lru = ApproxPrefixIndex(2, lru_capacity=3)  # llm-d: one LRU per replica
-    lru.insert(0, [1, 2, 3], 0.0)
-    lru.insert(1, [1, 7], 0.0)
-    lru.insert(0, [1, 4], 1.0)  # evicts 2, the least recently routed
-    assert lru.size(0) == 3 and lru.overlaps([1, 2, 3], 3) == [1, 1]
-    assert lru.any_replica_run([1, 7, 4, 9], 4) == [2, 2]  # walks while any replica holds a block
-    trim = ApproxPrefixIndex(1, trim_interval_s=30.0, trim_size=2)  # SGLang: periodic LRU cut
-    trim.insert(0, [1, 2, 3, 4], 0.0)
-    trim.refresh(29.0)
-    assert trim.size(0) == 4
-    trim.refresh(30.0)
-    assert trim.size(0) == 2 and trim.overlaps([3, 4], 2) == [2]
+    def believed(ix, blocks, run=overlaps):
+        ids = np.array(blocks, dtype=np.int32)
+        return run(ix, ids, 0, len(blocks), np.zeros(ix[1].shape[0] - 1, dtype=np.int64)).tolist()
+
+    def send(ix, r, blocks, now):
+        insert(ix, r, np.array(blocks, dtype=np.int32), 0, len(blocks), now, False)
+
+    ttl = approx_index(3, 10, ttl_s=10.0)  # Dynamo: expiry after the last routing
+    send(ttl, 0, [1, 2, 3], 0.0)
+    send(ttl, 1, [1, 2], 5.0)
+    assert believed(ttl, [1, 2, 3, 4]) == [3, 2, 0]
+    refresh(ttl, 9.0)
+    send(ttl, 0, [1], 9.0)  # refreshes block 1 only
+    refresh(ttl, 12.0)
+    assert believed(ttl, [1, 2, 3]) == [1, 2, 0]
+    refresh(ttl, 15.0)
+    assert believed(ttl, [1, 2, 3]) == [1, 0, 0]
+    lru = approx_index(2, 10, lru_capacity=3)  # llm-d: one LRU per replica
+    send(lru, 0, [1, 2, 3], 0.0)
+    send(lru, 1, [1, 7], 0.0)
+    send(lru, 0, [1, 4], 1.0)  # evicts 2, the least recently routed
+    assert sizes(lru, np.zeros(2, dtype=np.int64)).tolist() == [3, 2] and believed(lru, [1, 2, 3]) == [1, 1]
+    assert believed(lru, [1, 7, 4, 9], any_replica_run) == [2, 2]  # walks while any replica holds a block
+    trim = approx_index(1, 10, trim_interval_s=30.0, trim_size=2)  # SGLang: periodic LRU cut
+    send(trim, 0, [1, 2, 3, 4], 0.0)
+    refresh(trim, 29.0)
+    assert sizes(trim, np.zeros(1, dtype=np.int64)).tolist() == [4]
+    refresh(trim, 30.0)
+    assert sizes(trim, np.zeros(1, dtype=np.int64)).tolist() == [2] and believed(trim, [3, 4]) == [2]
+    pruned = approx_index(2, 10, max_entries=4, prune_target_ratio=0.5)  # Dynamo: prune the oldest
+    send(pruned, 0, [1, 2], 0.0)
+    send(pruned, 1, [3, 4], 1.0)
+    send(pruned, 0, [5], 2.0)  # 5 entries > 4: down to 2, the oldest (replica 0's 1, 2, then 3, 4) first
+    assert sizes(pruned, np.zeros(2, dtype=np.int64)).tolist() == [1, 1]
+    assert believed(pruned, [5]) == [1, 0] and believed(pruned, [4]) == [0, 1]
+
+
+def test_router_draws_continue_pythons_seeded_random():
+    """Routers draw in numba from `random.Random(f"{router}:{seed}")`'s stream:
+    the same randrange, random and choices as Python's generator."""
+    import random
+
+    from prefix_study.cluster.routers._pick import choice_weighted, randrange, random_float, rng_state
+
+    py, mt = random.Random("llmd:3"), rng_state("llmd", 3)
+    weights = np.array([0.1, 0.5, 0.0, 0.7])
+    for n in [1, 2, 3, 16, 17, 1000, 2**31 - 1] * 100:  # > 624 words: the state is regenerated
+        assert randrange(mt, n) == py.randrange(n)
+        assert random_float(mt) == py.random()
+        assert choice_weighted(mt, weights) == py.choices(range(4), weights=weights.tolist())[0]

@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 
 from prefix_study.cluster.costs import cost_model
 from prefix_study.cluster.replicas import ReplicaCaches, replica_policy_names, unsupported_reason
-from prefix_study.cluster.requests import requests_from_trace
+from prefix_study.cluster.requests import ClusterRequests, requests_from_trace
 from prefix_study.config.compose import compose_config
 from prefix_study.config.validate import ConfigError
-from prefix_study.replay import encode_trace, replay_hit_mask
+from prefix_study.replay import replay_hit_mask
 from prefix_study.replay.per_request import per_request_from_mask
 from prefix_study.replay.policies import get_policy, policy_names
 from prefix_study.replay.synthetic import trace_from_requests
+from prefix_study.replay.trace import BlockTrace
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -73,35 +74,42 @@ BLOCK_SIZE = 16
 
 
 @functools.cache
+def default_config():
+    """compose_config([]), once per session (test_cluster.py shares it)."""
+    return compose_config([])
+
+
+@functools.cache
 def config_cost_model():
     """The cluster stage's cost model of the default config (model on hardware)."""
-    return cost_model(compose_config([]))
+    return cost_model(default_config())
 
 
-def serve_all(frame: pl.DataFrame, policy: str, capacity: int, cost=None) -> list[int]:
-    """Per-request hits of one replica cache fed the trace request by request
+def serve_all(reqs: ClusterRequests, policy: str, capacity: int, cost=None) -> list[int]:
+    """Per-request hits of one replica cache fed the requests one by one
     (cost: the cost model pricing recomputes; None: the stand-in)."""
-    reqs = requests_from_trace(frame, BLOCK_SIZE)
     caches = ReplicaCaches(reqs.trace, policy, 1, capacity, reqs.max_request_blocks(), cost,
                            BLOCK_SIZE if cost else None)
-    contains, state, ids = caches.machine.contains, caches.states[0], reqs.trace.ids
-    universe = range(reqs.trace.num_ids) if capacity < 1000 else ()  # (with 1000 nothing is evicted)
+    ids = reqs.trace.ids
+    check = capacity < 1000  # (with 1000 nothing is evicted)
     got = []
     after: set[int] = set()
     for s, e in zip(reqs.start, reqs.end):
-        [seen] = caches.overlaps(s, e)
+        [seen], _ = caches.look(s, e)
         before = after
-        h, n_evicted = caches.machine.serve_at(caches.states, 0, ids, caches.flags, caches.cost, caches.category,
-                                               s, e, True, caches.hits, caches.evicted)
+        h, n_evicted = caches.serve(0, s, e)
         got.append(h)
         assert h <= seen  # evictions inside the request can only shorten its prefix
-        [size] = caches.sizes()
+        [size] = caches.look(0, 0)[1]
         assert size <= max(capacity, 0)
-        if not universe:
+        if not check:
             continue
-        after = {x for x in universe if contains(state, x)}
         request = set(ids[s:e].tolist())
-        physical = policy == "fifo"  # blocks are copies: an evicted one may leave another behind
+        # Only blocks cached before or accessed now can be cached now; the
+        # size check below catches any other.
+        after = set(caches.holds(0, sorted(before | request)))
+        # fifo's and sieve's pools hold blocks as copies: an evicted one may leave another behind.
+        physical = policy in ("fifo", "sieve")
         assert physical or size == len(after)
         for v in caches.evicted[:n_evicted].tolist():
             assert v in before or v in request
@@ -110,18 +118,20 @@ def serve_all(frame: pl.DataFrame, policy: str, capacity: int, cost=None) -> lis
     return got
 
 
-def prefix_replay(frame: pl.DataFrame, policy: str, capacity: int, cost=None) -> list[int]:
-    trace = encode_trace(frame)
+def prefix_replay(frame: pl.DataFrame, trace: BlockTrace, policy: str, capacity: int, cost=None) -> list[int]:
     mask = replay_hit_mask(trace, policy, capacity, "prefix", cost, BLOCK_SIZE if cost else None)
     return per_request_from_mask(frame, trace, mask)["hit_blocks"].to_list()
 
 
-@pytest.mark.parametrize("policy", replica_policy_names())
 @SETTINGS
 @given(frame=conversation_traces(), capacity=st.one_of(st.integers(0, 14), st.just(1000)), priced=st.booleans())
-def test_replica_serve_equals_the_whole_trace_prefix_replay(policy, frame, capacity, priced):
+def test_replica_serve_equals_the_whole_trace_prefix_replay(frame, capacity, priced):
+    """Every online policy on each drawn trace (so each sees max_examples traces)."""
     cost = config_cost_model() if priced else None
-    assert serve_all(frame, policy, capacity, cost) == prefix_replay(frame, policy, capacity, cost)
+    reqs = requests_from_trace(frame, BLOCK_SIZE)
+    for policy in replica_policy_names():
+        assert serve_all(reqs, policy, capacity, cost) == prefix_replay(frame, reqs.trace, policy, capacity, cost), \
+            policy
 
 
 def test_every_online_policy_runs_on_a_replica():
@@ -133,9 +143,14 @@ def test_every_online_policy_runs_on_a_replica():
 
 
 def test_cluster_policy_accepts_every_online_policy_and_explains_belady():
-    for policy in replica_policy_names():
-        assert compose_config([f"cluster.policy={policy}"]).cluster.policy == policy
+    from omegaconf import OmegaConf
+
+    from prefix_study.config.validate import validate_cluster
+
+    base = default_config()
+    for policy in replica_policy_names():  # what compose_config([f"cluster.policy={policy}"]) checks of it
+        validate_cluster(OmegaConf.merge(base, {"cluster": {"policy": policy}}))
     with pytest.raises(ConfigError, match=r"cluster\.policy='belady'.*offline.*routing"):
         compose_config(["cluster.policy=belady"])
     with pytest.raises(ConfigError, match=r"cluster\.policy='nope'.*arc"):
-        compose_config(["cluster.policy=nope"])
+        validate_cluster(OmegaConf.merge(base, {"cluster": {"policy": "nope"}}))

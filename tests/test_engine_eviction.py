@@ -127,11 +127,19 @@ def test_policy_registry_and_bad_names():
         install_eviction_policy(None, "mru")
 
 
-def test_in_engine_sieve_runs_consistently(engine_factory):
-    engine = engine_factory(32, capacity_blocks=40, max_model_len=MAX_LEN, max_num_seqs=1,
+def test_in_engine_sieve_equals_the_sieve_prefix_replay(engine_factory):
+    capacity = 40
+    engine = engine_factory(32, capacity_blocks=capacity, max_model_len=MAX_LEN, max_num_seqs=1,
                             eviction="sieve")
+    assert engine.eviction.name == "sieve"
     res, trace = run(engine, workload_stream("chat", seed=5, conversations=8, turns=3))
-    assert res.requests["num_cached_tokens"].sum() > 0
+    sieve = engine_vs(per_request_hits(trace, capacity - 1, "sieve", "prefix"), res.requests)
+    assert sieve["predicted"].to_list() == sieve["num_cached_tokens"].to_list()
+    assert sieve["num_cached_tokens"].sum() > 0
+    # The policy is really in force: vLLM's LRU and the pool's FIFO would have served other hits.
+    for other in ("lru", "fifo"):
+        alt = engine_vs(per_request_hits(trace, capacity - 1, other, "prefix"), res.requests)
+        assert alt["predicted"].to_list() != alt["num_cached_tokens"].to_list(), other
 
 
 def test_config_names_a_bad_eviction_policy():

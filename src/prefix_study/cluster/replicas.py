@@ -7,8 +7,8 @@ evictions: `serve`). Both are the policy's own numba functions
 (replay/policies.py): a replica holds one state and calls the same `serve`
 that the single-instance replay calls, so a cluster of one replica
 reproduces the `prefix` replay exactly (tests/test_cluster_caches.py). The
-states of all replicas sit in one numba typed List, so a router's lookup of
-every replica is one call.
+states of all replicas sit in one numba typed List, so serving a request and
+looking up the next one in every replica is one call.
 
 Every online policy can run on a replica; an offline one (`belady`) cannot:
 it needs the replica's future accesses, which depend on routing decisions
@@ -20,9 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba.typed import List
 
-from prefix_study.replay.kernels._serve import occupancy
 from prefix_study.replay.policies import get_policy, online_policy_names, unsupported_reason
 from prefix_study.replay.simulate import replay_context
 from prefix_study.replay.trace import BlockTrace
@@ -48,26 +46,40 @@ class ReplicaCaches:
         self.machine = m = p.state_machine("prefix")
         self.ids, self.flags = trace.ids, trace.flags
         self.cost, self.category, num_categories = replay_context(trace, p.needs_context, cost_model, block_size)
-        self.states = List([m.init(np.int64(capacity), np.int64(trace.num_ids), np.int64(trace.accesses),
-                                   np.int64(num_categories)) for _ in range(int(num_replicas))])
+        self.states = m.init_states(int(num_replicas), np.int64(capacity), np.int64(trace.num_ids),
+                                    np.int64(trace.accesses), np.int64(num_categories))
         self.hits = np.zeros(trace.accesses, dtype=np.bool_)
         self.evicted = np.empty(2 * max(1, max_request_blocks) + 1, dtype=np.int32)
-        self._out = np.zeros(int(num_replicas), dtype=np.int64)
+        self.evictions = 0
+        self._seen = np.zeros(int(num_replicas), dtype=np.int64)  # scratch of look and serve
 
-    def overlaps(self, start: int, end: int) -> list[int]:
-        """Per replica, the leading looked-up blocks of the request at
-        accesses start..end-1 that it caches now."""
-        return self.machine.overlaps(self.states, self.ids, self.flags, start, end, self._out).tolist()
-
-    def serve(self, replica: int, start: int, end: int) -> int:
-        """Replica `replica` serves the request; returns its prefix hits (the
-        blocks it evicted are self.evicted[:evictions], the second result of
-        the policy's serve, for a lower tier)."""
-        hits, _ = self.machine.serve_at(self.states, replica, self.ids, self.flags, self.cost, self.category,
-                                        start, end, True, self.hits, self.evicted)
+    def serve_and_look(self, replica: int, start: int, end: int, next_start: int, next_end: int,
+                       seen: np.ndarray, sizes: np.ndarray) -> int:
+        """Replica `replica` (none if < 0) serves the request at accesses
+        start..end-1 and returns its prefix hits (the blocks it evicted are
+        self.evicted[:self.evictions], for a lower tier); then per replica
+        `seen` gets the leading looked-up blocks of the request at
+        next_start..next_end-1 it caches, and `sizes` the blocks it caches
+        (SGLang's router reads this as its tree size). The simulation's one
+        cache call per request."""
+        hits, self.evictions = self.machine.serve_and_look(
+            self.states, replica, self.ids, self.flags, self.cost, self.category, start, end, True, self.hits,
+            self.evicted, next_start, next_end, seen, sizes)
         return hits
 
-    def sizes(self) -> list[int]:
-        """Blocks each replica's cache holds (SGLang's router reads this as
-        its tree size)."""
-        return occupancy(self.states, self._out).tolist()
+    def look(self, start: int, end: int) -> tuple[list[int], list[int]]:
+        """serve_and_look's `seen` and `sizes` without serving."""
+        seen, sizes = np.zeros_like(self._seen), np.zeros_like(self._seen)
+        self.serve_and_look(-1, 0, 0, start, end, seen, sizes)
+        return seen.tolist(), sizes.tolist()
+
+    def serve(self, replica: int, start: int, end: int) -> tuple[int, int]:
+        """serve_and_look's hits, and the number of evictions, without looking."""
+        hits = self.serve_and_look(replica, start, end, 0, 0, self._seen, self._seen)
+        return hits, self.evictions
+
+    def holds(self, replica: int, blocks: list[int]) -> list[int]:
+        """The blocks among `blocks` that replica `replica` caches now."""
+        ids = np.asarray(blocks, dtype=np.int32)
+        mask = self.machine.holds(self.states, replica, ids, np.zeros(ids.shape[0], dtype=np.bool_))
+        return ids[mask].tolist()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -73,6 +74,19 @@ class ClusterRequests:
 
     def max_request_blocks(self) -> int:
         return max((len(b) for b in self.blocks), default=0)
+
+    # The same columns as arrays, for the simulation's numba code.
+    @cached_property
+    def prompt_array(self) -> np.ndarray:
+        return np.asarray(self.prompt_tokens, dtype=np.int64)
+
+    @cached_property
+    def lookup_array(self) -> np.ndarray:
+        return np.asarray(self.n_lookup, dtype=np.int64)
+
+    @cached_property
+    def start_array(self) -> np.ndarray:
+        return np.asarray(self.start, dtype=np.int64)
 
 
 def requests_from_trace(frame: pl.DataFrame, block_size: int,

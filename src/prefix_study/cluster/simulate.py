@@ -24,42 +24,11 @@ from typing import Any, Mapping
 import numpy as np
 from tqdm import tqdm
 
-from prefix_study.cluster.queue import CostModelLike, ReplicaQueue
+from prefix_study.cluster.queue import ReplicaQueues, advance, place
 from prefix_study.cluster.replicas import ReplicaCaches
 from prefix_study.cluster.requests import ClusterRequests
 from prefix_study.cluster.routers import get_router
 from prefix_study.cost import CostModel
-
-
-class Cluster:
-    """What routers see: the clock, replica queues and (precise) caches."""
-
-    def __init__(self, requests: ClusterRequests, num_replicas: int, policy: str,
-                 capacity_blocks: int, cost: CostModelLike, max_batch: int):
-        self.requests = requests
-        self.num_replicas = int(num_replicas)
-        self.capacity_blocks = int(capacity_blocks)
-        n = len(requests)
-        self.first_token_s = [0.0] * n
-        self.finish_s = [0.0] * n
-        # The stage's cost model (the config's model on its hardware) also
-        # prices recomputes (cost_lru), as in the replay stage; a clock that
-        # cannot (EngineClockCost, tests) leaves them to the stand-in.
-        self.caches = ReplicaCaches(requests.trace, policy, num_replicas, capacity_blocks,
-                                    requests.max_request_blocks(),
-                                    cost if isinstance(cost, CostModel) else None, requests.block_size)
-        self.queues = [ReplicaQueue(cost, max_batch, requests.block_size, self.first_token_s, self.finish_s)
-                       for _ in range(num_replicas)]
-        self.now = 0.0
-        self._overlaps_of = -1
-        self._overlaps: list[int] = []
-
-    def exact_overlaps(self, i: int) -> list[int]:
-        """Per replica, the leading prompt blocks of request i it caches now."""
-        if self._overlaps_of != i:
-            self._overlaps = self.caches.overlaps(self.requests.start[i], self.requests.end[i])
-            self._overlaps_of = i
-        return self._overlaps
 
 
 @dataclass
@@ -82,57 +51,63 @@ class ClusterRun:
 
 def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant: str | None,
              router_params: Mapping[str, Any], policy: str, capacity_blocks: int,
-             cost: CostModelLike, max_batch: int, seed: int = 0, progress: bool = False) -> ClusterRun:
-    """Run one (router, replica count) configuration over `requests`."""
+             cost: Any, max_batch: int, seed: int = 0, progress: bool = False) -> ClusterRun:
+    """Run one (router, replica count) configuration over `requests`.
+
+    Per request, three or four numba calls: the router's `choose`, the
+    policy's `serve_and_look` (the chosen replica serves it, then every
+    replica looks up the next request), `place` (queue.py: enqueue, advance
+    every replica to the next arrival) and the router's `routed`."""
     if num_replicas < 1:
         raise ValueError(f"cluster.replicas: {num_replicas} is not a positive number of replicas")
-    cluster = Cluster(requests, num_replicas, policy, capacity_blocks, cost, max_batch)
+    n = len(requests)
+    arrival = np.asarray(requests.arrival_s, dtype=np.float64)
+    late = np.flatnonzero(arrival[1:] < arrival[:-1])
+    if late.size:
+        i = int(late[0]) + 1
+        raise ValueError(f"request {requests.request_id[i]!r} arrives at {arrival[i]} before the previous "
+                         f"request ({arrival[i - 1]}): requests must come in arrival order")
     rt = get_router(router)(router_params, num_replicas, seed=seed, variant=variant,
                             capacity_blocks=capacity_blocks, block_size=requests.block_size)
-    n = len(requests)
+    rstate = rt.state(requests)
+    choose, routed = rt.choose, rt.routed
+    # The stage's cost model (the config's model on its hardware) also
+    # prices recomputes (cost_lru), as in the replay stage; a clock that
+    # cannot (EngineClockCost, tests) leaves them to the stand-in.
+    caches = ReplicaCaches(requests.trace, policy, num_replicas, capacity_blocks, requests.max_request_blocks(),
+                           cost if isinstance(cost, CostModel) else None, requests.block_size)
+    queues = ReplicaQueues(cost, max_batch, num_replicas, requests.prompt_tokens, requests.output_tokens)
+    q = queues.state
+    serve_and_look = caches.serve_and_look
+    # Per request: accesses start..end-1, and the next request's (none after the last).
+    start, end = requests.start, requests.end
+    next_start, next_end = start[1:] + [0], end[1:] + [0]
+    arrival_s = arrival.tolist()
+    next_arrival_s = arrival_s[1:] + [np.inf]
+    # Per replica: leading blocks of request i (seen) and i + 1 (seen_next) it caches.
+    seen, seen_next = np.zeros(num_replicas, dtype=np.int64), np.zeros(num_replicas, dtype=np.int64)
+    sizes = np.zeros(num_replicas, dtype=np.int64)  # per replica: blocks it caches
+    # Per request: replica, hit blocks, cached tokens, overrode, off best prefix.
+    out = np.zeros((5, n), dtype=np.int64)
     bs = requests.block_size
-    replica = np.zeros(n, np.int32)
-    hits = np.zeros(n, np.int64)
-    cached = np.zeros(n, np.int64)
-    overrode = np.full(n, -1, np.int8)
-    off_best = np.zeros(n, np.bool_)
-    arrival, n_lookup, start, end = requests.arrival_s, requests.n_lookup, requests.start, requests.end
-    prompt, output = requests.prompt_tokens, requests.output_tokens
-    queues, caches = cluster.queues, cluster.caches
-    last = -np.inf
+    if n:
+        advance(q, arrival_s[0])
+        serve_and_look(-1, 0, 0, start[0], end[0], seen, sizes)
     for i in tqdm(range(n), desc=f"{rt.label} x{num_replicas}", unit="req", disable=not progress,
                   mininterval=0.5):
-        t = arrival[i]
-        if t < last:
-            raise ValueError(f"request {requests.request_id[i]!r} arrives at {t} before the previous "
-                             f"request ({last}): requests must come in arrival order")
-        last = t
-        cluster.now = t
-        for q in queues:
-            q.advance_to(t)
-        r, flag = rt.choose(i, cluster)
-        exact = cluster.exact_overlaps(i)
-        off_best[i] = exact[r] < max(exact)
-        h = caches.serve(r, start[i], end[i])
-        hits[i] = h
-        c = min(h * bs, prompt[i] - 1)  # the last prompt token is always computed
-        cached[i] = c
-        replica[i] = r
-        if flag is not None:
-            overrode[i] = int(flag)
-        queues[r].enqueue(i, t, prompt[i], c, output[i])
-        rt.routed(i, r, cluster)
-        cluster._overlaps_of = -1
-    for q in queues:
-        q.drain()
+        t = arrival_s[i]
+        r, flag = choose(rstate, q, seen, sizes, i, t)
+        h = serve_and_look(r, start[i], end[i], next_start[i], next_end[i], seen_next, sizes)
+        place(q, out, seen, i, r, flag, h, bs, t, next_arrival_s[i])
+        if routed is not None:
+            routed(rstate, i, r, t)
+        seen, seen_next = seen_next, seen
     return ClusterRun(
-        replica=replica, hit_blocks=hits, lookup_blocks=np.asarray(n_lookup, np.int64),
-        cached_tokens=cached, arrival_s=np.asarray(arrival, np.float64),
-        first_token_s=np.asarray(cluster.first_token_s, np.float64),
-        finish_s=np.asarray(cluster.finish_s, np.float64), overrode=overrode,
-        off_best_prefix=off_best, output_tokens=np.asarray(output, np.int64),
-        replica_prefill_tokens=np.array([q.prefill_total for q in queues], np.int64),
-        replica_busy_s=np.array([q.busy_s for q in queues], np.float64),
+        replica=out[0].astype(np.int32), hit_blocks=out[1], lookup_blocks=requests.lookup_array.copy(),
+        cached_tokens=out[2], arrival_s=arrival, first_token_s=queues.first_token_s.copy(),
+        finish_s=queues.finish_s.copy(), overrode=out[3].astype(np.int8),
+        off_best_prefix=out[4].astype(np.bool_), output_tokens=np.asarray(requests.output_tokens, np.int64),
+        replica_prefill_tokens=queues.prefill_tokens, replica_busy_s=queues.busy_s,
     )
 
 

@@ -164,24 +164,32 @@ class CostModel:
     def step_time_s(self, prefill: Sequence[tuple[int, int]], decode_context_tokens: Sequence[int]) -> float:
         """One engine step: `prefill` = (new_tokens, cached_context) per chunk,
         `decode_context_tokens` = context length per decoding request."""
-        if not prefill and not decode_context_tokens:
-            return self.step_overhead_s
-        kv = self.model.kv_bytes_per_token()
-        flops = 0.0
-        kv_bytes = 0.0
+        c = self.step_constants()
+        flops = kv_bytes = 0.0
         tokens = 0
         for new, ctx in prefill:
-            flops += float(self.linear_flops(new) + self.attention_flops(new, ctx))
-            kv_bytes += (new + ctx) * kv
+            flops, kv_bytes = add_prefill_chunk(c, flops, kv_bytes, int(new), int(ctx))
             tokens += int(new)
-        k = sum(int(c) for c in decode_context_tokens)
-        b = len(decode_context_tokens)
-        flops += float(self.linear_flops(1)) * b + self._attention_per_pair() * k
-        kv_bytes += k * kv
-        tokens += b
-        return float(self.step_overhead_s + (self.prefill_overhead_s if prefill else 0.0)
-                     + self._roofline(flops, self.weight_bytes(tokens) + kv_bytes, tokens)
-                     + self.comm_time_s(tokens))
+        return step_time(c, flops, kv_bytes, tokens, len(prefill), sum(int(k) for k in decode_context_tokens),
+                         len(decode_context_tokens))
+
+    def step_constants(self) -> tuple[float, ...]:
+        """The constants `step_time` reads (STEP_CONSTANTS names them), for
+        callers that time many steps in a numba loop (cluster/queue.py)."""
+        m, hw = self.model, self.hardware
+        moe = m.is_moe
+        return (
+            ROOFLINE, self.step_overhead_s, self.prefill_overhead_s, 2.0 * m.body_params(),
+            2.0 * m.lm_head_params(), self._attention_per_pair(), float(m.kv_bytes_per_token()),
+            float(WEIGHT_BYTES[self.precision]), float(m.body_params() + m.lm_head_params()), float(moe),
+            float(m.body_params() - int(m.moe_top_k) * float(m.moe_expert_params)) if moe else 0.0,
+            float(m.moe_expert_params) if moe else 0.0, float(m.moe_num_experts) if moe else 0.0,
+            1.0 - float(m.moe_top_k) / float(m.moe_num_experts) if moe else 0.0, float(m.lm_head_params()),
+            hw.peak_flops(self.precision) * self.num_gpus * self.compute_efficiency,
+            float(self.gemm_half_tokens), hw.mem_bandwidth_bytes_s * self.num_gpus * self.memory_efficiency,
+            float(self.num_gpus), hw.allreduce_latency_s, float(m.hidden_size), float(ACTIVATION_BYTES),
+            hw.interconnect_bytes_s, 2.0 * m.num_layers,
+        )
 
     def ttft_s(self, prompt_tokens: Any, cached_tokens: Any) -> Any:
         """Time to first token of a request alone: one step prefilling it
@@ -201,3 +209,54 @@ class CostModel:
             step_overhead_s=float(c.step_overhead_s), prefill_overhead_s=float(c.prefill_overhead_s),
             gemm_half_tokens=float(c.gemm_half_tokens),
         )
+
+
+# --- one step from sums, written once for Python and numba ------------------
+# CostModel.step_time_s and the cluster's numba queue (cluster/queue.py, which
+# jits these plain functions) time a step with the same arithmetic, in the
+# same order as the vectorised methods above, so both give the same bits.
+
+#: Value of STEP_CONSTANTS[0] ("kind") for this roofline model.
+ROOFLINE = 0.0
+#: Names of CostModel.step_constants(), in order.
+STEP_CONSTANTS = ("kind", "step_overhead_s", "prefill_overhead_s", "body_flops_per_token", "head_flops",
+                  "attention_flops_per_pair", "kv_bytes_per_token", "weight_bytes_per_param",
+                  "dense_params_read", "is_moe", "moe_shared_params", "moe_expert_params", "moe_num_experts",
+                  "moe_miss_probability", "head_params", "achievable_flops_s", "gemm_half_tokens",
+                  "achievable_bytes_s", "num_gpus", "allreduce_latency_s", "hidden_size", "activation_bytes",
+                  "interconnect_bytes_s", "two_layers")
+
+
+def add_prefill_chunk(c, flops, kv_bytes, new, ctx):
+    """(flops, kv_bytes) after adding a prefill chunk of `new` tokens after
+    `ctx` cached ones (linear_flops + attention_flops, KV read and written)."""
+    cc = float(ctx)
+    p = cc + float(new)
+    linear = c[3] * new + c[4] * (1.0 if new > 0 else 0.0)
+    attention = c[5] * ((p * (p + 1.0) - cc * (cc + 1.0)) / 2.0)
+    return flops + (linear + attention), kv_bytes + (new + ctx) * c[6]
+
+
+def step_time(c, prefill_flops, prefill_kv_bytes, prefill_tokens, prefill_chunks, decode_context_tokens,
+              decode_requests):
+    """CostModel.step_time_s from its sums: the prefill chunks' (add_prefill_chunk)
+    and the decoding requests' count and total context."""
+    if prefill_chunks == 0 and decode_requests == 0:
+        return c[1]
+    b = decode_requests
+    k = decode_context_tokens
+    flops = prefill_flops + ((c[3] * 1.0 + c[4] * 1.0) * b + c[5] * k)
+    kv_bytes = prefill_kv_bytes + k * c[6]
+    tokens = prefill_tokens + b
+    if c[9] != 0.0:  # MoE: the routed experts `tokens` tokens touch
+        expected = c[12] * (1.0 - c[13] ** max(float(tokens), 0.0))
+        weights = ((c[10] + c[11] * expected) + c[14]) * c[7]
+    else:
+        weights = c[8] * c[7]
+    t = max(float(tokens), 1.0)
+    roofline = max(flops / (c[15] * t / (t + c[16])), (weights + kv_bytes) / c[17])
+    comm = 0.0
+    if c[18] > 1.0:
+        n = c[18]
+        comm = c[23] * (c[19] + 2.0 * (n - 1.0) / n * float(tokens) * c[20] * c[21] / c[22])
+    return c[1] + (c[2] if prefill_chunks > 0 else 0.0) + roofline + comm

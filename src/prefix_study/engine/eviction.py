@@ -231,7 +231,12 @@ class SieveFreeQueue(FifoFreeQueue):
         if bid in self._key:
             raise RuntimeError(f"block {bid} queued twice")
         self._key[bid] = key
-        bisect.insort(self._cached, (key, bid))
+        # A block touched and released again may still have its entry (the
+        # hand drops entries of pinned blocks only when it passes them): one
+        # entry per block, or its visited bit would be spent on the first.
+        i = bisect.bisect_left(self._cached, (key, bid))
+        if i == len(self._cached) or self._cached[i] != (key, bid):
+            self._cached.insert(i, (key, bid))
         self.num_free_blocks += 1
 
 

@@ -1,11 +1,12 @@
 """Router registry: one file per router, registered with `@register_router`.
 
-A router picks the replica of each request in arrival order. It sees the
-cluster at the request's arrival time (`Cluster`: replica queues, and for
-`precise` prefix-aware routers the replicas' caches exactly, as KV events
-would show them) and the request (blocks, prompt tokens, session key).
-Prefix-aware routers also have an `approximate` variant that sees only its
-own index of what it routed where (cluster/approx_index.py).
+A router picks the replica of each request in arrival order, in numba
+(`_base.Router` has the interface). It sees the cluster at the request's
+arrival time (replica queues, and for `precise` prefix-aware routers the
+replicas' caches exactly, as KV events would show them) and the request
+(blocks, prompt tokens, session key). Prefix-aware routers also have an
+`approximate` variant that sees only its own index of what it routed where
+(cluster/approx_index.py).
 """
 
 from __future__ import annotations

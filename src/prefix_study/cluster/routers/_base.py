@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
-import random
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 VARIANTS = ("precise", "approximate")
 
 
 class Router:
-    """Subclasses set `prefix_aware` and implement `choose`.
+    """A router is its parameters (this class, in Python) and two numba
+    functions over a tuple of arrays, its state (`state`), that the
+    simulation (cluster/simulate.py) calls once per request:
 
-    `choose(i, cluster)` returns (replica, overrode): overrode is True when a
-    prefix-aware router sent the request away from the replica with the
-    longest prefix match in its own view (a longer match existed), i.e. it
-    traded cache affinity for load; None for routers without affinity.
-    `routed(i, replica, cluster)` is called after the request is placed.
+    `choose(state, queues, exact, sizes, i, now) -> (replica, overrode)`:
+    queues is the replicas' queue state (cluster/queue.py: read it through
+    its inline accessors), exact the leading prompt blocks of request i each
+    replica caches now (what KV events show a `precise` router), sizes the
+    blocks each replica caches. overrode is 1
+    when a prefix-aware router sent the request away from the replica with
+    the longest prefix match in its own view (a longer match existed), i.e.
+    it traded cache affinity for load, 0 if not, -1 for routers without
+    affinity.
+    `routed(state, i, replica, now)`: request i was placed (None: nothing
+    to record).
     """
 
     name = ""
     prefix_aware = False
+    choose: Callable = None  # type: ignore[assignment]
+    routed: Callable | None = None
 
     def __init__(self, params: Mapping[str, Any], num_replicas: int, *, seed: int = 0,
                  variant: str | None = None, capacity_blocks: int = 0, block_size: int = 1):
@@ -30,31 +39,12 @@ class Router:
         self.variant = variant if self.prefix_aware else None
         self.capacity_blocks = int(capacity_blocks)
         self.block_size = int(block_size)
-        self.rng = random.Random(f"{self.name}:{seed}")
+        self.seed = int(seed)
 
     @property
     def label(self) -> str:
         return f"{self.name}/{self.variant}" if self.variant else self.name
 
-    def choose(self, i: int, cluster: Any) -> tuple[int, bool | None]:
-        """cluster: prefix_study.cluster.simulate.Cluster."""
+    def state(self, requests: Any) -> tuple:
+        """The numba state for routing `requests` (cluster/requests.py:ClusterRequests)."""
         raise NotImplementedError
-
-    def routed(self, i: int, replica: int, cluster: Any) -> None:
-        pass
-
-    # --- helpers ----------------------------------------------------------
-    def argmin_random_ties(self, values: list[float]) -> int:
-        best = min(values)
-        ties = [r for r, v in enumerate(values) if v == best]
-        return ties[0] if len(ties) == 1 else ties[self.rng.randrange(len(ties))]
-
-    def argmax_random_ties(self, values: list[float]) -> int:
-        best = max(values)
-        ties = [r for r, v in enumerate(values) if v == best]
-        return ties[0] if len(ties) == 1 else ties[self.rng.randrange(len(ties))]
-
-
-def overrode_affinity(overlaps: list[int], chosen: int) -> bool:
-    """A longer prefix match than the chosen replica's existed."""
-    return overlaps[chosen] < max(overlaps)

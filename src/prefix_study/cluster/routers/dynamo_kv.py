@@ -24,61 +24,72 @@ from __future__ import annotations
 
 import math
 
-from prefix_study.cluster.approx_index import ApproxPrefixIndex
+import numpy as np
+
+from prefix_study.cluster import approx_index
+from prefix_study.cluster.queue import active_tokens, outstanding_prefill_tokens
 from prefix_study.cluster.routers import register_router
-from prefix_study.cluster.routers._base import Router, overrode_affinity
+from prefix_study.cluster.routers._base import Router
+from prefix_study.cluster.routers._pick import (argmin_random_ties, choice_weighted, overrode_affinity, randrange,
+                                                rng_state)
+from prefix_study.replay.kernels._common import jit
+
+# settings[...] of the state.
+WEIGHT, TEMPERATURE, APPROXIMATE, BLOCK_SIZE = range(4)
+
+
+@jit
+def choose(state, queues, exact, sizes, i, now):
+    settings, mt, prompt, n_lookup, start, ids, costs, scratch, believed, index = state
+    bs = int(settings[BLOCK_SIZE])
+    isl = prompt[i]
+    request_blocks = -(-isl // bs)
+    overlaps = exact
+    if settings[APPROXIMATE]:
+        approx_index.refresh(index, now)
+        overlaps = approx_index.overlaps(index, ids, start[i], n_lookup[i], believed)
+    for w in range(costs.shape[0]):
+        new_tokens = max(0, isl - overlaps[w] * bs)
+        prefill_blocks = (outstanding_prefill_tokens(queues, w, now) + new_tokens) / bs
+        decode_blocks = active_tokens(queues, w) / bs + request_blocks
+        costs[w] = settings[WEIGHT] * prefill_blocks + decode_blocks
+    temperature = settings[TEMPERATURE]
+    if temperature > 0:
+        lo, hi = costs.min(), costs.max()
+        if lo == hi:
+            chosen = randrange(mt, costs.shape[0])
+        else:  # a softmax sample over costs normalised to [0, 1]
+            weights = np.empty_like(costs)
+            for w in range(costs.shape[0]):
+                weights[w] = math.exp(-(costs[w] - lo) / ((hi - lo) * temperature))
+            chosen = choice_weighted(mt, weights)
+    else:
+        chosen = argmin_random_ties(mt, costs, scratch)
+    return chosen, overrode_affinity(overlaps, chosen)
+
+
+@jit
+def routed(state, i, replica, now):
+    settings, n_lookup, start, ids, index = state[0], state[3], state[4], state[5], state[9]
+    if settings[APPROXIMATE]:
+        # Later blocks first: Dynamo prunes the later positions of equal expiry first.
+        approx_index.insert(index, replica, ids, start[i], n_lookup[i], now, True)
 
 
 @register_router("dynamo_kv")
 class DynamoKvRouter(Router):
     prefix_aware = True
+    choose = staticmethod(choose)
+    routed = staticmethod(routed)
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def state(self, requests):
         p = self.params
-        self.weight = float(p["overlap_score_weight"])
-        self.temperature = float(p["router_temperature"])
-        self.index = None
-        if self.variant == "approximate":
-            self.index = ApproxPrefixIndex(self.n, ttl_s=float(p["router_ttl_secs"]),
-                                           max_entries=int(p["router_max_tree_size"]),
-                                           prune_target_ratio=float(p["router_prune_target_ratio"]))
-
-    def _overlaps(self, i, cluster):
-        req = cluster.requests
-        if self.index is None:
-            return cluster.exact_overlaps(i)
-        self.index.refresh(cluster.now)
-        return self.index.overlaps(req.blocks[i], req.n_lookup[i])
-
-    def choose(self, i, cluster):
-        req = cluster.requests
-        bs = req.block_size
-        isl = req.prompt_tokens[i]
-        request_blocks = math.ceil(isl / bs)
-        overlaps = self._overlaps(i, cluster)
-        t = cluster.now
-        costs = []
-        for w, q in enumerate(cluster.queues):
-            new_tokens = max(0, isl - overlaps[w] * bs)
-            prefill_blocks = (q.outstanding_prefill_tokens(t) + new_tokens) / bs
-            decode_blocks = q.active_tokens() / bs + request_blocks
-            costs.append(self.weight * prefill_blocks + decode_blocks)
-        if self.temperature > 0:
-            chosen = self._softmax_sample(costs)
-        else:
-            chosen = self.argmin_random_ties(costs)
-        return chosen, overrode_affinity(overlaps, chosen)
-
-    def _softmax_sample(self, costs):
-        lo, hi = min(costs), max(costs)
-        if lo == hi:
-            return self.rng.randrange(len(costs))
-        weights = [math.exp(-(c - lo) / ((hi - lo) * self.temperature)) for c in costs]
-        return self.rng.choices(range(len(costs)), weights=weights)[0]
-
-    def routed(self, i, replica, cluster):
-        if self.index is not None:
-            req = cluster.requests
-            # Later blocks first: Dynamo prunes the later positions of equal expiry first.
-            self.index.insert(replica, req.blocks[i][: req.n_lookup[i]], cluster.now, tail_first=True)
+        approximate = self.variant == "approximate"
+        settings = np.array([float(p["overlap_score_weight"]), float(p["router_temperature"]), approximate,
+                             self.block_size], dtype=np.float64)
+        index = approx_index.approx_index(
+            self.n, requests.num_ids if approximate else 0, ttl_s=float(p["router_ttl_secs"]),
+            max_entries=int(p["router_max_tree_size"]), prune_target_ratio=float(p["router_prune_target_ratio"]))
+        return (settings, rng_state(self.name, self.seed), requests.prompt_array, requests.lookup_array,
+                requests.start_array, requests.trace.ids, np.zeros(self.n), np.zeros(self.n, dtype=np.int64),
+                np.zeros(self.n, dtype=np.int64), index)

@@ -19,46 +19,60 @@ Parameters: conf/router/llmd.yaml.
 
 from __future__ import annotations
 
-from prefix_study.cluster.approx_index import ApproxPrefixIndex
+import numpy as np
+
+from prefix_study.cluster import approx_index
+from prefix_study.cluster.queue import running_tokens, waiting_requests
 from prefix_study.cluster.routers import register_router
-from prefix_study.cluster.routers._base import Router, overrode_affinity
+from prefix_study.cluster.routers._base import Router
+from prefix_study.cluster.routers._pick import argmax_random_ties, overrode_affinity, rng_state
+from prefix_study.replay.kernels._common import jit
+
+# settings[...] of the state.
+W_PREFIX, W_KV, W_QUEUE, APPROXIMATE, CAPACITY_TOKENS = range(5)
+
+
+@jit
+def choose(state, queues, exact, sizes, i, now):
+    settings, mt, n_lookup, start, ids, scores, waits, scratch, believed, index = state
+    n = n_lookup[i]
+    overlaps = exact
+    if settings[APPROXIMATE]:
+        overlaps = approx_index.any_replica_run(index, ids, start[i], n, believed)
+    for w in range(waits.shape[0]):
+        waits[w] = waiting_requests(queues, w)
+    wmax, wmin = waits.max(), waits.min()
+    cap_tokens = settings[CAPACITY_TOKENS]
+    for w in range(scores.shape[0]):
+        prefix = overlaps[w] / n if n else 0.0
+        usage = min(1.0, running_tokens(queues, w) / cap_tokens)
+        queue = 1.0 if wmax == wmin else (wmax - waits[w]) / (wmax - wmin)
+        scores[w] = settings[W_PREFIX] * prefix + settings[W_KV] * (1.0 - usage) + settings[W_QUEUE] * queue
+    chosen = argmax_random_ties(mt, scores, scratch)
+    return chosen, overrode_affinity(overlaps, chosen)
+
+
+@jit
+def routed(state, i, replica, now):
+    settings, n_lookup, start, ids, index = state[0], state[2], state[3], state[4], state[9]
+    if settings[APPROXIMATE]:
+        approx_index.insert(index, replica, ids, start[i], n_lookup[i], now, False)
 
 
 @register_router("llmd")
 class LlmdRouter(Router):
     prefix_aware = True
+    choose = staticmethod(choose)
+    routed = staticmethod(routed)
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def state(self, requests):
         p = self.params
-        self.w_prefix = float(p["prefix_weight"])
-        self.w_kv = float(p["kv_cache_utilization_weight"])
-        self.w_queue = float(p["queue_weight"])
-        self.index = None
-        if self.variant == "approximate":
-            cap = int(p["lru_capacity_per_server"]) or self.capacity_blocks
-            self.index = ApproxPrefixIndex(self.n, lru_capacity=cap)
-
-    def choose(self, i, cluster):
-        req = cluster.requests
-        n = req.n_lookup[i]
-        if self.index is None:
-            overlaps = cluster.exact_overlaps(i)
-        else:
-            overlaps = self.index.any_replica_run(req.blocks[i], n)
-        waits = [q.waiting_requests() for q in cluster.queues]
-        wmax, wmin = max(waits), min(waits)
-        cap_tokens = max(1, self.capacity_blocks * req.block_size)
-        scores = []
-        for w, q in enumerate(cluster.queues):
-            prefix = overlaps[w] / n if n else 0.0
-            usage = min(1.0, q.running_tokens() / cap_tokens)
-            queue = 1.0 if wmax == wmin else (wmax - waits[w]) / (wmax - wmin)
-            scores.append(self.w_prefix * prefix + self.w_kv * (1.0 - usage) + self.w_queue * queue)
-        chosen = self.argmax_random_ties(scores)
-        return chosen, overrode_affinity(overlaps, chosen)
-
-    def routed(self, i, replica, cluster):
-        if self.index is not None:
-            req = cluster.requests
-            self.index.insert(replica, req.blocks[i][: req.n_lookup[i]], cluster.now)
+        approximate = self.variant == "approximate"
+        settings = np.array([float(p["prefix_weight"]), float(p["kv_cache_utilization_weight"]),
+                             float(p["queue_weight"]), approximate,
+                             max(1, self.capacity_blocks * self.block_size)], dtype=np.float64)
+        cap = int(p["lru_capacity_per_server"]) or self.capacity_blocks
+        index = approx_index.approx_index(self.n, requests.num_ids if approximate else 0, lru_capacity=cap)
+        return (settings, rng_state(self.name, self.seed), requests.lookup_array, requests.start_array,
+                requests.trace.ids, np.zeros(self.n), np.zeros(self.n, dtype=np.int64),
+                np.zeros(self.n, dtype=np.int64), np.zeros(self.n, dtype=np.int64), index)

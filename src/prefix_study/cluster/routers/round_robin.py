@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from prefix_study.cluster.routers import register_router
 from prefix_study.cluster.routers._base import Router
+from prefix_study.replay.kernels._common import jit
+
+
+@jit
+def choose(state, queues, exact, sizes, i, now):
+    nxt = state[0]
+    r = nxt[0]
+    nxt[0] = (r + 1) % exact.shape[0]
+    return r, -1
 
 
 @register_router("round_robin")
 class RoundRobinRouter(Router):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.next = 0
+    choose = staticmethod(choose)
 
-    def choose(self, i, cluster):
-        r = self.next
-        self.next = (r + 1) % self.n
-        return r, None
+    def state(self, requests):
+        return (np.zeros(1, dtype=np.int64),)

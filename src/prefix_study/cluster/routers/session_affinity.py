@@ -6,30 +6,38 @@ first block when the trace has no conversations (external traces);
 system prompt or a document land together). Each replica owns
 `virtual_nodes` points of a 64-bit ring (blake2b, independent of
 PYTHONHASHSEED); a key goes to the first point at or after it, so adding a
-replica moves only the keys that land on its points.
+replica moves only the keys that land on its points. The choice depends on
+the request alone, so every request's replica is looked up on the ring
+before the simulation starts.
 """
 
 from __future__ import annotations
 
-import bisect
+import numpy as np
 
 from prefix_study.cluster.requests import first_block_key, stable_key
 from prefix_study.cluster.routers import register_router
 from prefix_study.cluster.routers._base import Router
+from prefix_study.replay.kernels._common import jit
+
+
+@jit
+def choose(state, queues, exact, sizes, i, now):
+    return state[0][i], -1
 
 
 @register_router("session_affinity")
 class SessionAffinityRouter(Router):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    choose = staticmethod(choose)
+
+    def state(self, requests):
         vnodes = int(self.params.get("virtual_nodes", 100))
         points = sorted((stable_key(f"replica-{r}-vnode-{v}"), r) for r in range(self.n) for v in range(vnodes))
-        self.ring_keys = [p for p, _ in points]
-        self.ring_owner = [r for _, r in points]
-        self.first_block = self.params.get("key", "conversation") == "first_block"
-
-    def choose(self, i, cluster):
-        req = cluster.requests
-        key = first_block_key(req.blocks[i]) if self.first_block else req.session_key[i]
-        j = bisect.bisect_left(self.ring_keys, key)
-        return self.ring_owner[j % len(self.ring_owner)], None
+        ring_keys = np.array([p for p, _ in points], dtype=np.uint64)
+        ring_owner = np.array([r for _, r in points], dtype=np.int64)
+        if self.params.get("key", "conversation") == "first_block":
+            keys = [first_block_key(b) for b in requests.blocks]
+        else:
+            keys = requests.session_key
+        j = np.searchsorted(ring_keys, np.array(keys, dtype=np.uint64), side="left")
+        return (ring_owner[j % len(ring_owner)],)

@@ -20,50 +20,64 @@ counts characters, here blocks). Parameters: conf/router/sglang_cache_aware.yaml
 
 from __future__ import annotations
 
-from prefix_study.cluster.approx_index import ApproxPrefixIndex
+import numpy as np
+
+from prefix_study.cluster import approx_index
+from prefix_study.cluster.queue import in_flight
 from prefix_study.cluster.routers import register_router
-from prefix_study.cluster.routers._base import Router, overrode_affinity
+from prefix_study.cluster.routers._base import Router
+from prefix_study.cluster.routers._pick import (argmax_random_ties, argmin_random_ties, overrode_affinity,
+                                                rng_state)
+from prefix_study.replay.kernels._common import jit
+
+# settings[...] of the state.
+CACHE_THRESHOLD, ABS_THRESHOLD, REL_THRESHOLD, APPROXIMATE = range(4)
+
+
+@jit
+def choose(state, queues, exact, sizes, i, now):
+    settings, mt, n_lookup, start, ids, loads, scratch, believed, tree_sizes, index = state
+    for w in range(loads.shape[0]):
+        loads[w] = in_flight(queues, w)
+    hi, lo = loads.max(), loads.min()
+    overlaps = exact
+    if settings[APPROXIMATE]:
+        approx_index.refresh(index, now)
+        overlaps = approx_index.overlaps(index, ids, start[i], n_lookup[i], believed)
+    if hi - lo > settings[ABS_THRESHOLD] and hi > lo * settings[REL_THRESHOLD]:
+        chosen = np.argmin(loads)  # the first least-loaded replica
+        return chosen, overrode_affinity(overlaps, chosen)
+    best = argmax_random_ties(mt, overlaps, scratch)
+    n = n_lookup[i]
+    match_rate = overlaps[best] / n if n else 0.0
+    if match_rate > settings[CACHE_THRESHOLD]:
+        return best, 0
+    if settings[APPROXIMATE]:
+        sizes = approx_index.sizes(index, tree_sizes)
+    return argmin_random_ties(mt, sizes, scratch), 0
+
+
+@jit
+def routed(state, i, replica, now):
+    settings, n_lookup, start, ids, index = state[0], state[2], state[3], state[4], state[9]
+    if settings[APPROXIMATE]:
+        approx_index.insert(index, replica, ids, start[i], n_lookup[i], now, False)
 
 
 @register_router("sglang_cache_aware")
 class SglangCacheAwareRouter(Router):
     prefix_aware = True
+    choose = staticmethod(choose)
+    routed = staticmethod(routed)
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def state(self, requests):
         p = self.params
-        self.cache_threshold = float(p["cache_threshold"])
-        self.abs_threshold = int(p["balance_abs_threshold"])
-        self.rel_threshold = float(p["balance_rel_threshold"])
-        self.index = None
-        if self.variant == "approximate":
-            self.index = ApproxPrefixIndex(self.n, trim_interval_s=float(p["eviction_interval_secs"]),
-                                           trim_size=int(p["max_tree_size"]))
-
-    def choose(self, i, cluster):
-        req = cluster.requests
-        loads = [q.in_flight() for q in cluster.queues]
-        hi, lo = max(loads), min(loads)
-        if self.index is None:
-            overlaps = cluster.exact_overlaps(i)
-        else:
-            self.index.refresh(cluster.now)
-            overlaps = self.index.overlaps(req.blocks[i], req.n_lookup[i])
-        if hi - lo > self.abs_threshold and hi > lo * self.rel_threshold:
-            chosen = loads.index(lo)
-            return chosen, overrode_affinity(overlaps, chosen)
-        best = self.argmax_random_ties(overlaps)
-        n = req.n_lookup[i]
-        match_rate = overlaps[best] / n if n else 0.0
-        if match_rate > self.cache_threshold:
-            return best, False
-        if self.index is None:
-            sizes = cluster.caches.sizes()
-        else:
-            sizes = [self.index.size(r) for r in range(self.n)]
-        return self.argmin_random_ties(sizes), False
-
-    def routed(self, i, replica, cluster):
-        if self.index is not None:
-            req = cluster.requests
-            self.index.insert(replica, req.blocks[i][: req.n_lookup[i]], cluster.now)
+        approximate = self.variant == "approximate"
+        settings = np.array([float(p["cache_threshold"]), int(p["balance_abs_threshold"]),
+                             float(p["balance_rel_threshold"]), approximate], dtype=np.float64)
+        index = approx_index.approx_index(self.n, requests.num_ids if approximate else 0,
+                                          trim_interval_s=float(p["eviction_interval_secs"]),
+                                          trim_size=int(p["max_tree_size"]))
+        return (settings, rng_state(self.name, self.seed), requests.lookup_array, requests.start_array,
+                requests.trace.ids, np.zeros(self.n, dtype=np.int64), np.zeros(self.n, dtype=np.int64),
+                np.zeros(self.n, dtype=np.int64), np.zeros(self.n, dtype=np.int64), index)

@@ -5,8 +5,9 @@ Every online policy is a pair of numba functions over explicit state arrays
 `serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted) ->
 (hits, evictions)` for the whole requests at accesses s..e-1, plus `contains(state,
 id)` for a router's lookup. This module holds what every policy does with
-them: the whole-trace replay (`serve` over runs of whole requests), a cluster replica's
-serve, and the precise routers' overlap of every replica at once.
+them: the whole-trace replay (`serve` over runs of whole requests), and a
+cluster's per-request call (one replica serves, then every replica reports
+its overlap with the next request, what precise routers see).
 
 numba cannot cache a function that takes another jitted function as an
 argument (the dispatcher's identity is part of the cache key), nor a closure
@@ -22,11 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from numba.typed import List
 
 from prefix_study.replay.kernels._common import NOT_LOOKED_UP, REQUEST_START, jit
 
@@ -35,7 +37,7 @@ CHUNK = 4096
 
 _VERSION = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=4).hexdigest()
 
-# The loops below are templates: `serve` and `contains` are the globals that
+# The loops below are templates: `init`, `serve` and `contains` are the globals that
 # `specialise` binds (they are not defined in this module).
 
 
@@ -57,26 +59,39 @@ def _replay(state, ids, flags, cost, category, prefix, hits):  # pragma: no cove
     return hits
 
 
-def _serve_at(states, r, ids, flags, cost, category, s, e, prefix, hits, evicted):  # pragma: no cover
-    return serve(states[r], ids, flags, cost, category, s, e, prefix, hits, evicted)  # noqa: F821
+def _init_states(k, capacity, num_ids, num_accesses, num_categories):  # pragma: no cover - numba
+    # A cluster's k replica states in a typed List, built here (compiled and
+    # cached with the policy) rather than by appending from Python, which
+    # compiles the List's methods for the state's type in every process.
+    states = List()
+    for _ in range(k):
+        states.append(init(capacity, num_ids, num_accesses, num_categories))  # noqa: F821
+    return states
 
 
-def _overlaps(states, ids, flags, s, e, out):  # pragma: no cover - numba
-    for r in range(len(states)):
-        st = states[r]
-        k = s
-        while k < e and not (flags[k] & NOT_LOOKED_UP) and contains(st, ids[k]):  # noqa: F821
-            k += 1
-        out[r] = k - s
+def _holds(states, r, blocks, out):  # pragma: no cover - numba
+    # Which of `blocks` replica r caches (tests check a replica's evictions).
+    for j in range(blocks.shape[0]):
+        out[j] = contains(states[r], blocks[j])  # noqa: F821
     return out
 
 
-@jit
-def occupancy(states, out):
-    """Blocks each state holds (registers[0] by convention: what SGLang's
-    router reads as a replica's tree size)."""
-    for r in range(len(states)):
-        out[r] = states[r][0][0]
+def _serve_and_look(states, r, ids, flags, cost, category, s, e, prefix, hits, evicted, s2, e2, seen,
+                    sizes):  # pragma: no cover - numba
+    # A cluster's one call per request: replica r (none if r < 0) serves the
+    # request at accesses s..e-1, then every replica reports how many leading
+    # looked-up blocks of the request at s2..e2-1 it holds (seen) and how
+    # many blocks it holds (sizes, registers[0] by convention).
+    out = (0, 0)
+    if r >= 0:
+        out = serve(states[r], ids, flags, cost, category, s, e, prefix, hits, evicted)  # noqa: F821
+    for q in range(len(states)):
+        st = states[q]
+        k = s2
+        while k < e2 and not (flags[k] & NOT_LOOKED_UP) and contains(st, ids[k]):  # noqa: F821
+            k += 1
+        seen[q] = k - s2
+        sizes[q] = st[0][0]
     return out
 
 
@@ -90,15 +105,18 @@ class StateMachine:
     (fifo under prefix semantics) can hold.
     replay(state, ids, flags, cost, category, prefix, hits) -> hits: serve
     every request of a trace in order.
-    serve_at(states, r, ...) and overlaps(states, ids, flags, s, e, out):
-    the cluster's entries over a numba typed List of replica states."""
+    init_states(k, capacity, num_ids, num_accesses, num_categories): k
+    states in a numba typed List; serve_and_look(states, r, ..., s2, e2,
+    seen, sizes): the cluster's entry over it (one call per request);
+    holds(states, r, blocks, out): which of `blocks` replica r caches."""
 
     init: Callable
     serve: Callable
     contains: Callable
     replay: Callable
-    serve_at: Callable
-    overlaps: Callable
+    init_states: Callable
+    serve_and_look: Callable
+    holds: Callable
 
 
 def _relocate(template: Callable, bindings: dict, module_file: str, name: str) -> Callable:
@@ -115,6 +133,16 @@ def specialise(init: Callable, serve: Callable, contains: Callable, module_file:
     return StateMachine(
         init, serve, contains,
         replay=_relocate(_replay, bindings, module_file, f"{base}_replay"),
-        serve_at=_relocate(_serve_at, bindings, module_file, f"{base}_serve_at"),
-        overlaps=_relocate(_overlaps, bindings, module_file, f"{base}_overlaps"),
+        init_states=_init_states_of(init, module_file),
+        serve_and_look=_relocate(_serve_and_look, bindings, module_file, f"{base}_serve_and_look"),
+        holds=_relocate(_holds, bindings, module_file, f"{base}_holds"),
     )
+
+
+def with_init(machine: StateMachine, init: Callable, module_file: str) -> StateMachine:
+    """`machine` whose states start from `init` instead (same serve)."""
+    return replace(machine, init=init, init_states=_init_states_of(init, module_file))
+
+
+def _init_states_of(init: Callable, module_file: str) -> Callable:
+    return _relocate(_init_states, {"init": init}, module_file, f"{init.__name__}_{_VERSION}_init_states")

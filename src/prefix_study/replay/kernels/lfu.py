@@ -20,13 +20,12 @@ against a reference implementation of the definition above
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 
 from prefix_study.replay.kernels._common import jit, record_hit, serve_jit
 from prefix_study.replay.kernels._heap import heap_push, heap_remove, heap_update
-from prefix_study.replay.kernels._serve import specialise
+from prefix_study.replay.kernels._serve import specialise, with_init
 from prefix_study.replay.policies import register_policy
 
 
@@ -105,6 +104,6 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
 LFU = specialise(init, serve, contains, __file__)
 
 register_policy("lfu", "LFU with dynamic aging (LFU-DA): evict the smallest L + accesses; L = last evicted priority.",
-                replace(LFU, init=init_aging))
+                with_init(LFU, init_aging, __file__))
 register_policy("lfu_plain", "Plain LFU without aging (libCacheSim's LFU): evict the fewest accesses, FIFO among equals.",
                 LFU)
