@@ -163,9 +163,11 @@ def test_tiny_dag_through_slurm_equals_local_run(slurm, tiny_run, tmp_path):
     local = local_rules()
     assert "stage_config" in local
     assert set(planned) >= {"assets", "workload", "engine_workload_run", "engine_capacity_workload_run",
-                            "block_trace", "stats", "replay", "figures", "report"}, planned
+                            "engine_block_trace", "engine_capacity_trace", "stats", "replay", "mixed",
+                            "savings", "cluster", "figures", "run_index", "report_html"}, planned
     assert planned["engine_workload_run"] == 4  # one job per workload
-    assert planned["engine_capacity_workload_run"] == 4  # one per workload and capacity (one capacity)
+    # One per run of the capacity sweep (4 workloads + their mixed stream) and capacity (one).
+    assert planned["engine_capacity_workload_run"] == 5
 
     # The controller's records: every non-local job of the DAG ran as a SLURM job.
     jobs = slurm.jobs()
@@ -191,7 +193,7 @@ def test_tiny_dag_through_slurm_equals_local_run(slurm, tiny_run, tmp_path):
     stages = {f.relative_to(results).parts[0] for f in files}
     assert {"engine", "traces", "stats", "replay", "figures", "report"} <= stages, stages
     engine_files = [f for f in files if f.relative_to(results).parts[0] == "engine"]
-    assert len(engine_files) >= 2 * 4 * 4, engine_files  # (run + capacity run) x 4 workloads x 4 files
+    assert len(engine_files) >= (4 + 5) * 4, engine_files  # (4 runs + 5 capacity runs) x 4 files
     missing = [str(f.relative_to(results)) for f in files if not (local_results / f.relative_to(results)).exists()]
     assert not missing, missing
     differ = [str(f.relative_to(results)) for f in files
