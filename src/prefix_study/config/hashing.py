@@ -88,7 +88,7 @@ def _select(cfg: Any, key: str) -> Any:
         if key == "tiers:cluster":
             tiers.pop("study")
             return tiers
-        from prefix_study.config.inputs import conf_file
+        from prefix_study.tiers.profiles import conf_file
 
         study = cfg.tiers.study
         return {"tiers": tiers, "profiles": {

@@ -32,17 +32,6 @@ _CHUNK = 1 << 20
 _memory: dict[str, dict[str, Any]] = {}
 
 
-def conf_file(group: str, name: str) -> Path:
-    """conf/<group>/<name>.yaml: a named profile the tiers stage's break-even
-    table reads beside the config's own (`tiers.study.break_even_models`)."""
-    return CONF_DIR / group / f"{name}.yaml"
-
-
-def conf_names(group: str) -> list[str]:
-    """The names of conf/<group>/*.yaml (models, GPUs)."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-
-
 def project_path(path: str | Path) -> Path:
     """`path` if absolute, else the project directory / `path`."""
     p = Path(os.path.expanduser(str(path)))

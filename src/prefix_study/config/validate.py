@@ -423,8 +423,8 @@ def validate_tiers(cfg: Any) -> None:
 def validate_tier_study(cfg: Any, hardware: Any, model: Any) -> None:
     """What the tiers stage (and the cluster's tiers) run: the hierarchy at the
     block sizes of the mix and of the imported traces, and `tiers.study`."""
-    from prefix_study.config.inputs import conf_names
     from prefix_study.registry import online_policy_names
+    from prefix_study.tiers.profiles import conf_names
     from prefix_study.tiers.spec import TierConfigError, hierarchy
     from prefix_study.traces.formats import external_block_tokens
 

@@ -33,6 +33,7 @@ from prefix_study.cost.profiles import HardwareProfile, ModelProfile
 from prefix_study.io import markdown_table, write_parquet, write_text
 from prefix_study.replay.kernels._common import REQUEST_START
 from prefix_study.replay.trace import REPLAY_COLUMNS, BlockTrace, encode_trace, read_trace
+from prefix_study.tiers.profiles import named_profiles
 from prefix_study.tiers.break_even import break_even_bytes_s, recompute_s
 from prefix_study.tiers.replay import TierReplay, tier_replay
 from prefix_study.tiers.spec import Hierarchy, TierSpec, hierarchy
@@ -208,25 +209,6 @@ def tiers_table(cfg: Any, traces: Mapping[str, Path | str], external: Mapping[st
             if progress:
                 print(f"tiers: {name} {point} {cap} {spec.read_bytes_s:.3g} B/s", flush=True)
     return pl.DataFrame(rows, schema=TIERS_SCHEMA)
-
-
-def named_profiles(group: str, names: list[str], own: Any) -> list[Any]:
-    """The config nodes of conf/<group>/<name>.yaml on the schema (the
-    config's own node for its own name; none listed: the config's own)."""
-    from omegaconf import OmegaConf
-
-    from prefix_study.config.inputs import conf_file
-    from prefix_study.config.schema import HardwareProfileConfig, ModelProfileConfig
-
-    schema = {"model": ModelProfileConfig, "hardware": HardwareProfileConfig}[group]
-    out = []
-    for name in names or [str(own.name)]:
-        if name == str(own.name):
-            out.append(own)
-            continue
-        node = OmegaConf.load(conf_file(group, name))
-        out.append(OmegaConf.merge(OmegaConf.structured(schema), {k: v for k, v in node.items() if k != "defaults"}))
-    return out
 
 
 def break_even_table(cfg: Any) -> pl.DataFrame:
