@@ -512,13 +512,14 @@ class TierStudyConfig:
     The stage runs only when the hierarchy has a tier below GPU memory."""
 
     # GPU memory where tiers.tiers[0] leaves capacity / policy null (in gpu_capacity_unit).
-    gpu_capacity: float = 1.0
+    # 0.25 GiB of Llama-3-8B's KV = 64 blocks of 32 tokens, the replay sweep's smallest capacity.
+    gpu_capacity: float = 0.25
     gpu_capacity_unit: CapacityUnit = CapacityUnit.gib
     gpu_policy: str = "lru"
     # The swept tier: tiers.tiers[tier] (1: the first below GPU memory).
     tier: int = 1
     # Its capacities (in its capacity_unit): figure tier_tokens.
-    capacities: list[float] = field(default_factory=lambda: [0.0, 0.25, 1.0, 4.0, 16.0])
+    capacities: list[float] = field(default_factory=lambda: [0.0, 0.125, 0.25, 0.5, 1.0, 4.0])
     # Its read bandwidths in bytes/s: figure tier_ttft.
     read_bytes_s: list[float] = field(default_factory=lambda: [0.25e9, 0.5e9, 1e9, 2e9, 4e9, 8e9, 16e9, 32e9, 64e9])
     # The break-even table: prefix lengths x models (conf/model) x GPUs (conf/hardware);

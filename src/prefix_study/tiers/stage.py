@@ -173,7 +173,7 @@ def traces_of(cfg: Any, traces: Mapping[str, Path | str], external: Mapping[str,
     from prefix_study.traces.formats import external_block_tokens
 
     bs = int(cfg.mix.block_size)
-    frames = {w: read_trace(p, REPLAY_COLUMNS) for w, p in traces.items()}
+    frames = {w: read_trace(p, (*REPLAY_COLUMNS, "time_s")) for w, p in traces.items()}
     for w, f in frames.items():
         yield w, bs, f.with_columns(pl.lit(w).alias("workload"))
     if len(frames) > 1:
@@ -245,10 +245,12 @@ def tiers_markdown(cfg: Any, table: pl.DataFrame) -> str:
     cols = ["workload", "block_size", "gpu_capacity_gib", "gpu_tokens", "tier1", "tier1_tokens", "tier2",
             "tier2_tokens", "recomputed_tokens", "declined_tokens", "tier1_write_amplification",
             "ttft_p90_s", "ttft_gpu_only_p90_s", "ttft_no_cache_p90_s"]
-    sweep_cols = ["workload", "swept_tier", "swept_capacity_gib", "swept_read_bytes_s", "gpu_tokens", "tier1_tokens",
-                  "tier2_tokens", "recomputed_tokens", "ttft_p90_s", "ttft_gpu_only_p90_s", "break_even_bytes_s"]
-    cap = table.filter(pl.col("point") == "capacity")
-    bw = table.filter(pl.col("point") == "read_bytes_s")
+    sweep_cols = ["workload", "swept_tier", "swept_capacity_gib", "read_gb_s", "gpu_tokens", "tier1_tokens",
+                  "tier2_tokens", "recomputed_tokens", "ttft_p90_s", "ttft_gpu_only_p90_s", "break_even_gb_s"]
+    gb = table.with_columns((pl.col("swept_read_bytes_s") / 1e9).alias("read_gb_s"),
+                            (pl.col("break_even_bytes_s") / 1e9).alias("break_even_gb_s"))
+    cap = gb.filter(pl.col("point") == "capacity")
+    bw = gb.filter(pl.col("point") == "read_bytes_s")
     return (f"# KV tiers: preset `{t.name}` (load_policy {t.load_policy})\n\nSource: {t.source}\n\n"
             "Tokens each tier served (GPU memory: its prefix hits; below: loaded), recomputed, found below but "
             "not loaded (declined, load policy); write amplification: bytes written to the tier / bytes loaded "
@@ -270,7 +272,9 @@ def break_even_markdown(table: pl.DataFrame) -> str:
             + markdown_table(pivot, float_digits=3)
             + "\n## Every tier of the preset on each GPU's links\n\n"
             + markdown_table(table.select("model", "hardware", "prefix_tokens", "tier", "recompute_s", "load_s",
-                                          "break_even_bytes_s", "tier_read_bytes_s", "loading_wins"), float_digits=4))
+                                          (pl.col("break_even_bytes_s") / 1e9).alias("break_even_gb_s"),
+                                          (pl.col("tier_read_bytes_s") / 1e9).alias("tier_read_gb_s"),
+                                          "loading_wins"), float_digits=4))
 
 
 def run(cfg: Any, traces: Mapping[str, Path | str], external: Mapping[str, Path | str],
