@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from prefix_study.cluster.queue import CostModelLike, ReplicaQueue
 from prefix_study.cluster.replicas import ReplicaCaches
+from prefix_study.cluster.tiered import TieredReplicaCaches
 from prefix_study.cluster.requests import ClusterRequests
 from prefix_study.cluster.routers import get_router
 from prefix_study.cost import CostModel
@@ -35,7 +36,7 @@ class Cluster:
     """What routers see: the clock, replica queues and (precise) caches."""
 
     def __init__(self, requests: ClusterRequests, num_replicas: int, policy: str,
-                 capacity_blocks: int, cost: CostModelLike, max_batch: int):
+                 capacity_blocks: int, cost: CostModelLike, max_batch: int, tiers: Any = None):
         self.requests = requests
         self.num_replicas = int(num_replicas)
         self.capacity_blocks = int(capacity_blocks)
@@ -45,9 +46,12 @@ class Cluster:
         # The stage's cost model (the config's model on its hardware) also
         # prices recomputes (cost_lru), as in the replay stage; a clock that
         # cannot (EngineClockCost, tests) leaves them to the stand-in.
+        # tiers (a tiers.spec.Hierarchy): KV tiers below each replica's GPU memory (cluster/tiered.py).
+        costs = cost if isinstance(cost, CostModel) else None
         self.caches = ReplicaCaches(requests.trace, policy, num_replicas, capacity_blocks,
-                                    requests.max_request_blocks(),
-                                    cost if isinstance(cost, CostModel) else None, requests.block_size)
+                                    requests.max_request_blocks(), costs, requests.block_size) if tiers is None \
+            else TieredReplicaCaches(requests.trace, policy, num_replicas, capacity_blocks,
+                                     requests.max_request_blocks(), tiers, costs, requests.block_size)
         self.queues = [ReplicaQueue(cost, max_batch, requests.block_size, self.first_token_s, self.finish_s)
                        for _ in range(num_replicas)]
         self.now = 0.0
@@ -78,15 +82,21 @@ class ClusterRun:
     output_tokens: np.ndarray
     replica_prefill_tokens: np.ndarray
     replica_busy_s: np.ndarray
+    # With tiers: blocks each tier served per request (GPU memory first) and the load time.
+    tier_blocks: np.ndarray | None = None
+    load_s: np.ndarray | None = None
 
 
 def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant: str | None,
              router_params: Mapping[str, Any], policy: str, capacity_blocks: int,
-             cost: CostModelLike, max_batch: int, seed: int = 0, progress: bool = False) -> ClusterRun:
-    """Run one (router, replica count) configuration over `requests`."""
+             cost: CostModelLike, max_batch: int, seed: int = 0, progress: bool = False,
+             tiers: Any = None) -> ClusterRun:
+    """Run one (router, replica count) configuration over `requests`; with
+    `tiers` (a tiers.spec.Hierarchy) each replica has those tiers below GPU
+    memory, and a request's first token also waits for its loads."""
     if num_replicas < 1:
         raise ValueError(f"cluster.replicas: {num_replicas} is not a positive number of replicas")
-    cluster = Cluster(requests, num_replicas, policy, capacity_blocks, cost, max_batch)
+    cluster = Cluster(requests, num_replicas, policy, capacity_blocks, cost, max_batch, tiers)
     rt = get_router(router)(router_params, num_replicas, seed=seed, variant=variant,
                             capacity_blocks=capacity_blocks, block_size=requests.block_size)
     n = len(requests)
@@ -125,6 +135,10 @@ def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant:
         cluster._overlaps_of = -1
     for q in queues:
         q.drain()
+    tiered = tiers is not None
+    if tiered:  # loads do not occupy the GPU: they delay the request's own tokens only
+        cluster.first_token_s = (np.asarray(cluster.first_token_s, np.float64) + caches.load_s).tolist()
+        cluster.finish_s = (np.asarray(cluster.finish_s, np.float64) + caches.load_s).tolist()
     return ClusterRun(
         replica=replica, hit_blocks=hits, lookup_blocks=np.asarray(n_lookup, np.int64),
         cached_tokens=cached, arrival_s=np.asarray(arrival, np.float64),
@@ -133,6 +147,7 @@ def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant:
         off_best_prefix=off_best, output_tokens=np.asarray(output, np.int64),
         replica_prefill_tokens=np.array([q.prefill_total for q in queues], np.int64),
         replica_busy_s=np.array([q.busy_s for q in queues], np.float64),
+        tier_blocks=caches.served.copy() if tiered else None, load_s=caches.load_s.copy() if tiered else None,
     )
 
 

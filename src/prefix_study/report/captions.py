@@ -30,7 +30,8 @@ ENGINE_TTFT_FIGURES = {"ttft_prefix_caching": "ttft_prefix_caching"}
 
 #: Figures and tables of the tiers stage (it runs only with a tier below GPU memory).
 TIER_FIGURES = {"tier_tokens": "tier_tokens", "tier_ttft": "tier_ttft"}
-TIER_TABLES = {("tiers", "tiers.md"): "tiers", ("tiers", "break_even.md"): "break_even"}
+TIER_TABLES = {("tiers", "tiers.md"): "tiers", ("tiers", "break_even.md"): "break_even",
+               ("cluster", "cluster_tiers.md"): "cluster_tiers"}
 
 #: (stage, Markdown table file) -> caption file stem.
 TABLES = {
