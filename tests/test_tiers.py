@@ -277,6 +277,10 @@ def test_tiers_stage_tables(tmp_path, profiles):
     assert (be["loading_wins"] == (be["tier_read_bytes_s"] > be["break_even_bytes_s"])).all()
     for name in ("tiers.md", "break_even.md"):
         assert (tmp_path / "out" / name).read_text().startswith("# ")
+    from prefix_study.figures.tiers import plot_tier_tokens, plot_tier_ttft
+
+    files = plot_tier_tokens(table, tmp_path / "tier_tokens") + plot_tier_ttft(table, tmp_path / "tier_ttft")
+    assert [f.name for f in files] == ["tier_tokens.png", "tier_tokens.svg", "tier_ttft.png", "tier_ttft.svg"]
 
 
 def test_gpu_only_runs_no_tiers_stage_and_its_config_reruns_nothing():
