@@ -69,8 +69,12 @@ def plot_tier_ttft(table: pl.DataFrame, out_stem: Path | str) -> list[Path]:
         ax.set_xlabel(f"{d['swept_tier'][0]} read bandwidth (GB/s)")
         ax.set_ylabel("TTFT (s)")
         ax.set_title(w)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.08))
+    legend: dict[str, object] = {}  # every panel's lines (the break-even line is not in every panel)
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=4, frameon=False,
+               bbox_to_anchor=(0.5, -0.08))
     fig.suptitle("TTFT against the lower tier's read bandwidth (request alone, load time included)")
     fig.tight_layout(rect=(0, 0.12, 1, 0.94))
     return save_figure(fig, out_stem)
