@@ -295,3 +295,27 @@ def test_gpu_only_runs_no_tiers_stage_and_its_config_reruns_nothing():
     assert PipelinePaths(with_tiers).tiers_run
     assert stage_hash(with_tiers, "cluster") != stage_hash(base, "cluster")
     assert stage_hash(with_tiers, "replay") == stage_hash(base, "replay")
+
+
+@pytest.mark.pipeline
+@pytest.mark.engine
+def test_tiers_stage_in_the_dag(tiny_run):
+    """With a tier below GPU memory the shared tiny run plans one tiers job
+    (and reruns the cluster, figures and run index, nothing upstream); the
+    job writes the table from the run's traces."""
+    from pipeline_run import UPSTREAM_RULES, job_stats, prefix_study
+
+    from prefix_study.pipeline import PipelinePaths
+
+    overrides, _, _ = tiny_run
+    ov = [*overrides, "tiers=vllm_cpu", "tiers.study.capacities=[0,1]", "tiers.study.read_bytes_s=[1e9]",
+          "tiers.study.break_even_models=[]", "tiers.study.break_even_hardware=[]"]
+    paths = PipelinePaths(compose_config(ov))
+    proc = prefix_study("-n", *ov)
+    stats = job_stats(proc.stdout + proc.stderr)
+    assert stats["tiers"] == 1 and stats["cluster"] == 1 and stats["figures"] == 1
+    assert not UPSTREAM_RULES & set(stats) and not {"replay", "mixed", "savings", "stats"} & set(stats)
+    assert prefix_study(*ov, "--", str(paths.tiers("tiers.parquet"))).returncode == 0
+    table = pl.read_parquet(paths.tiers("tiers.parquet"))
+    assert "mixed" in table["workload"].to_list() and table.height == len(set(table["workload"])) * 4
+    assert (table["gpu_tokens"] + table["tier1_tokens"] + table["recomputed_tokens"] == table["lookup_tokens"]).all()
