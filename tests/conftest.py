@@ -104,7 +104,8 @@ def tiny_run(tmp_path_factory):
     in it (issue 23.4: paths reach the stages without a shell)."""
     from pipeline_run import ROOT, TINY, TINY_ENGINE_CAPACITIES, prefix_study, run_dirs
 
-    from prefix_study.config.hashing import STAGES
+    from prefix_study.config.compose import compose_config
+    from prefix_study.pipeline import PipelinePaths
 
     results = tmp_path_factory.mktemp("pipeline") / "tiny results"
     overrides = [*TINY, TINY_ENGINE_CAPACITIES, f"results_dir={results}"]
@@ -112,6 +113,6 @@ def tiny_run(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-5000:]
     (run,) = run_dirs(proc.stdout)
     run = run if run.is_absolute() else ROOT / run
-    for stage in (*STAGES, "runs"):
+    for stage in (*PipelinePaths(compose_config(overrides)).stages_run, "runs"):
         assert len(list((results / stage).iterdir())) == 1, stage
     return overrides, results, run

@@ -58,6 +58,13 @@ class Hierarchy:
         return ("gpu", *(t.name for t in self.lower))
 
 
+def has_lower_tiers(tiers_cfg: Any) -> bool:
+    """Whether the `tiers` config has a tier below GPU memory: only then do the
+    tiers stage run and the cluster's replicas take tiers (under `gpu_only`
+    both would repeat today's single-tier replay)."""
+    return len(tiers_cfg.tiers) > 1
+
+
 def _fail(key: str, value: Any, allowed: str) -> None:
     raise TierConfigError(f"{key}={value!r} is invalid: allowed {allowed}")
 
