@@ -1,0 +1,83 @@
+"""The tier replay against vLLM's own CPU tier, request for request (issue 18.5).
+
+The engine side is engine/offload_run.py (vLLM's OffloadingConnector and
+CPUOffloadingManager inside the CPU engine); this module builds the same run
+for the tier replay: the prompts' block trace, the `vllm_cpu` preset at the
+engine's capacities, and the per-request comparison of tokens served from
+GPU memory and from the CPU tier.
+
+How vLLM's settings map to the preset (vLLM 0.32, read from its sources):
+- GPU memory: engine capacity C blocks is C - 1 replay blocks (the null
+  block, replay/engine_capacity.py), prefix LRU.
+- CPU tier: `blocks_per_chunk` GPU blocks per chunk (the extra config's
+  `block_size` must be a multiple of the GPU block size), capacity in chunks,
+  `eviction_policy` lru or arc.
+- Store timing: write_through of every full prompt chunk the request computed
+  or loaded, as vLLM's `offload_prompt_only` (default True) stores only
+  prompt blocks; the tier replay never stores generated blocks either.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import polars as pl
+
+if TYPE_CHECKING:
+    from prefix_study.replay.trace import BlockTrace
+    from prefix_study.tiers.replay import TierReplay
+    from prefix_study.tiers.spec import Hierarchy
+
+
+def prompt_trace(prompts: Sequence[Sequence[int]], block_size: int) -> "BlockTrace":
+    """The block trace of `prompts`: each prompt's full blocks, chained as
+    vLLM's block hashes chain; a block past vLLM's GPU lookup limit (the last
+    token is always computed) is not looked up."""
+    from prefix_study.replay.synthetic import trace_from_requests
+    from prefix_study.replay.trace import encode_trace
+
+    requests, lookup = [], []
+    for prompt in prompts:
+        full = len(prompt) // block_size
+        blocks = [hash(tuple(prompt[b * block_size:(b + 1) * block_size])) & 0x7FFF_FFFF_FFFF_FFFF
+                  for b in range(full)]
+        requests.append(blocks)
+        lookup.append([b < (len(prompt) - 1) // block_size for b in range(full)])
+    return encode_trace(trace_from_requests(requests, workload="offload", lookup=lookup))
+
+
+def vllm_cpu_hierarchy(cpu_chunks: int, policy: str, block_size: int, blocks_per_chunk: int = 1) -> "Hierarchy":
+    """The `vllm_cpu` preset with its CPU tier set as the engine's."""
+    from prefix_study.config.compose import compose_config
+    from prefix_study.cost import HardwareProfile, ModelProfile
+    from prefix_study.tiers.spec import hierarchy
+
+    cfg = compose_config(["tiers=vllm_cpu", f"tiers.tiers.1.capacity={cpu_chunks * blocks_per_chunk}",
+                          "tiers.tiers.1.capacity_unit=blocks", f"tiers.tiers.1.policy={policy}",
+                          f"tiers.tiers.1.chunk_tokens={blocks_per_chunk * block_size}",
+                          f"sweep.block_sizes=[{block_size}]"])
+    return hierarchy(cfg.tiers, HardwareProfile.from_config(cfg.hardware), ModelProfile.from_config(cfg.model),
+                     block_size)
+
+
+def compare(engine_requests: Sequence, replay: "TierReplay") -> pl.DataFrame:
+    """One row per request: tokens served from GPU memory and from the CPU
+    tier by vLLM (`engine_requests`: engine/offload_run.OffloadedRequest) and
+    by the tier replay, and `match` (both equal)."""
+    bs = replay.hierarchy.block_size
+    if len(engine_requests) != replay.served_blocks.shape[0]:
+        raise ValueError(f"{len(engine_requests)} engine requests, {replay.served_blocks.shape[0]} replayed")
+    served = replay.served_blocks * bs
+    cpu = served[:, 1] if served.shape[1] > 1 else np.zeros(served.shape[0], dtype=np.int64)
+    frame = pl.DataFrame({
+        "request": np.arange(len(engine_requests)),
+        "prompt_tokens": [r.prompt_tokens for r in engine_requests],
+        "engine_gpu_tokens": [r.gpu_tokens for r in engine_requests],
+        "replay_gpu_tokens": served[:, 0],
+        "engine_cpu_tokens": [r.cpu_tokens for r in engine_requests],
+        "replay_cpu_tokens": cpu,
+    })
+    return frame.with_columns(
+        ((pl.col("engine_gpu_tokens") == pl.col("replay_gpu_tokens"))
+         & (pl.col("engine_cpu_tokens") == pl.col("replay_cpu_tokens"))).alias("match"))
