@@ -67,6 +67,17 @@ def _serve_tier(t, st1, st2, ids, flags, cost, category, n, hits, evicted):  # p
     return serve2(st2, ids, flags, cost, category, 0, n, False, hits, evicted)  # noqa: F821
 
 
+def _gather(idx, nm, ids, cost, category, mids, mflags, mcost, mcat):  # pragma: no cover - numba
+    """The small trace of a tier's chunks (accesses idx[:nm] of the request)."""
+    for q in range(nm):
+        mids[q] = ids[idx[q]]
+        mflags[q] = REQUEST_START if q == 0 else 0
+        if mcost.shape[0] > 0:
+            mcost[q] = cost[idx[q]]
+        if mcat.shape[0] > 0:
+            mcat[q] = category[idx[q]]
+
+
 def _tier_loop(st0, st1, st2, ids, flags, cost, category, starts, num_ids, recompute_s,
                cap, chunk, wpol, whits, minload, rbw, lat, block_bytes, block_size, load_policy, ntiers,
                hits, served, recomputed, declined, read_bytes, written_chunks, load_s):  # pragma: no cover
@@ -78,6 +89,7 @@ def _tier_loop(st0, st1, st2, ids, flags, cost, category, starts, num_ids, recom
     ev0 = np.empty(2 * maxn + 1, dtype=np.int32)
     M = 4 * maxn + 2
     evt = np.empty((T, 2 * M + 1), dtype=np.int32)
+    evc = np.empty(2 * M + 1, dtype=np.int32)
     nev = np.zeros(T, dtype=np.int64)
     idx = np.empty(M, dtype=np.int64)
     mids = np.empty(M, dtype=np.int32)
@@ -181,15 +193,35 @@ def _tier_loop(st0, st1, st2, ids, flags, cost, category, starts, num_ids, recom
             c = chunk[t]
             tag = r * T + t
             nm = 0
-            for j in range(g, m):
-                if src[j] == t:
-                    last = (j // c + 1) * c - 1
-                    x = ids[s + last]
-                    if stamp[x] != tag:
+            nw = 0
+            j0 = 0
+            if wpol[t] == 0:
+                # vLLM's OffloadingConnector: a request that loaded nothing
+                # offers every chunk from its first (a GPU-hit chunk the tier
+                # lost is stored again); one that loaded offers the chunks
+                # after the loaded prefix. Offered chunks the tier holds are
+                # touched first (vLLM keeps them from the eviction), then the
+                # missing ones stored; loaded chunks keep their recency (and
+                # may be evicted) until the request's touches below.
+                j0 = 0 if m == g else ((m + c - 1) // c) * c
+                for phase in range(2):
+                    for last in range(j0 + c - 1, n, c):
+                        x = ids[s + last]
+                        if stamp[x] == tag or _contains_tier(t, st1, st2, x) != (phase == 0):  # noqa: F821
+                            continue
                         stamp[x] = tag
                         idx[nm] = s + last
                         nm += 1
-            nw = 0
+                        nw += phase
+            else:
+                for j in range(g, m):
+                    if src[j] == t:
+                        last = (j // c + 1) * c - 1
+                        x = ids[s + last]
+                        if stamp[x] != tag:
+                            stamp[x] = tag
+                            idx[nm] = s + last
+                            nm += 1
             if wpol[t] == 2:
                 for q in range(nev[t - 1]):
                     x = ev0[q] if t == 1 else evt[t - 1, q]
@@ -199,32 +231,41 @@ def _tier_loop(st0, st1, st2, ids, flags, cost, category, starts, num_ids, recom
                     idx[nm] = last_seen[x]
                     nm += 1
                     nw += 1
-            else:
-                j0 = (g // c) * c if wpol[t] == 0 else 0
-                for last in range(j0 + c - 1, n, c):
+            elif wpol[t] == 1:
+                for last in range(c - 1, n, c):
                     x = ids[s + last]
-                    if stamp[x] == tag:
-                        continue
-                    if wpol[t] == 1 and hitcount[x] < whits[t]:
-                        continue
-                    if _contains_tier(t, st1, st2, x):  # noqa: F821
+                    if stamp[x] == tag or hitcount[x] < whits[t] or _contains_tier(t, st1, st2, x):  # noqa: F821
                         continue
                     stamp[x] = tag
                     idx[nm] = s + last
                     nm += 1
                     nw += 1
             written_chunks[r, t] = nw
-            if nm == 0:
+            if nm > 0:
+                _gather(idx, nm, ids, cost, category, mids, mflags, mcost, mcat)
+                _, ne = _serve_tier(t, st1, st2, mids, mflags, mcost, mcat, nm, mhits, evt[t])  # noqa: F821
+                nev[t] = min(ne, evt.shape[1])
+            if wpol[t] != 0:
                 continue
-            for q in range(nm):
-                mids[q] = ids[idx[q]]
-                mflags[q] = REQUEST_START if q == 0 else 0
-                if has_ctx:
-                    mcost[q] = cost[idx[q]]
-                if mcat.shape[0] > 0:
-                    mcat[q] = category[idx[q]]
-            _, ne = _serve_tier(t, st1, st2, mids, mflags, mcost, mcat, nm, mhits, evt[t])  # noqa: F821
-            nev[t] = min(ne, evt.shape[1])
+            # The request's touches, as vLLM's CPU tier applies them when the
+            # request finishes: every chunk it loaded from or offered to the
+            # tier and the tier still holds, tail first (the head ends most
+            # recent).
+            tag = -2 - tag
+            nm = 0
+            for last in range((n // c) * c - 1, -1, -c):
+                take = last - c + 1 >= j0
+                for j in range(max(last - c + 1, g), min(last + 1, m)):
+                    take = take or src[j] == t
+                x = ids[s + last]
+                if not take or stamp[x] == tag or not _contains_tier(t, st1, st2, x):  # noqa: F821
+                    continue
+                stamp[x] = tag
+                idx[nm] = s + last
+                nm += 1
+            if nm > 0:
+                _gather(idx, nm, ids, cost, category, mids, mflags, mcost, mcat)
+                _serve_tier(t, st1, st2, mids, mflags, mcost, mcat, nm, mhits, evc)  # noqa: F821
     return hits
 
 
@@ -247,4 +288,5 @@ def specialise(gpu_policy: str, lower: tuple[str, ...]):
     here = __file__
     bindings["_contains_tier"] = _relocate(_contains_tier, bindings, here, f"{base}_contains")
     bindings["_serve_tier"] = _relocate(_serve_tier, bindings, here, f"{base}_serve")
+    bindings["_gather"] = _relocate(_gather, bindings, here, f"{base}_gather")
     return _relocate(_tier_loop, bindings, here, f"{base}_loop")
