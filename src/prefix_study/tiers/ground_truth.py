@@ -47,8 +47,15 @@ def prompt_trace(prompts: Sequence[Sequence[int]], block_size: int) -> "BlockTra
     return encode_trace(trace_from_requests(requests, workload="offload", lookup=lookup))
 
 
+#: The tier replay's policy for each `eviction_policy` of vLLM's CPU tier:
+#: vLLM's LRU is the registry's `lru`, its ARC a variant (tiers/vllm_arc.py).
+REPLAY_POLICY = {"lru": "lru", "arc": "vllm_arc"}
+
+
 def vllm_cpu_hierarchy(cpu_chunks: int, policy: str, block_size: int, blocks_per_chunk: int = 1) -> "Hierarchy":
-    """The `vllm_cpu` preset with its CPU tier set as the engine's."""
+    """The `vllm_cpu` preset with its CPU tier set as the engine's (`policy`:
+    vLLM's eviction_policy, or a replay policy name)."""
+    policy = REPLAY_POLICY.get(policy, policy)
     from prefix_study.config.compose import compose_config
     from prefix_study.cost import HardwareProfile, ModelProfile
     from prefix_study.tiers.spec import hierarchy

@@ -43,6 +43,12 @@ from prefix_study.config.schema import MAX_LOWER_TIERS
 from prefix_study.replay.kernels._common import NOT_LOOKED_UP, REQUEST_START
 from prefix_study.replay.kernels._serve import _relocate
 from prefix_study.replay.policies import get_policy
+from prefix_study.tiers.spec import VLLM_ARC
+
+#: Flag bits of the small traces a write_through tier gets at a request's end
+#: (tiers/vllm_arc.py); replay/kernels/_common.py uses the bits 1..8.
+FINISH = 16
+INSERTED = 32
 
 LOAD_CODES = {"always": 0, "min_tokens": 1, "cost": 2}
 WRITE_CODES = {"write_through": 0, "write_through_selective": 1, "write_back": 2}
@@ -104,6 +110,7 @@ def _tier_loop(st0, st1, st2, ids, flags, cost, category, starts, num_ids, recom
     hitcount = np.zeros(num_ids, dtype=np.int64)
     last_seen = np.zeros(num_ids, dtype=np.int64)
     stamp = np.full(num_ids, -1, dtype=np.int64)
+    stored = np.full(num_ids, -1, dtype=np.int64)
     for r in range(nreq):
         s = starts[r]
         e = starts[r + 1]
@@ -210,6 +217,7 @@ def _tier_loop(st0, st1, st2, ids, flags, cost, category, starts, num_ids, recom
                         if stamp[x] == tag or _contains_tier(t, st1, st2, x) != (phase == 0):  # noqa: F821
                             continue
                         stamp[x] = tag
+                        stored[x] = tag if phase == 1 else -1
                         idx[nm] = s + last
                         nm += 1
                         nw += phase
@@ -250,7 +258,10 @@ def _tier_loop(st0, st1, st2, ids, flags, cost, category, starts, num_ids, recom
             # The request's touches, as vLLM's CPU tier applies them when the
             # request finishes: every chunk it loaded from or offered to the
             # tier and the tier still holds, tail first (the head ends most
-            # recent).
+            # recent); flagged FINISH, and INSERTED when this request stored
+            # it (tiers/vllm_arc.py reads both; the other policies no flag
+            # above BYPASS).
+            wtag = tag
             tag = -2 - tag
             nm = 0
             for last in range((n // c) * c - 1, -1, -c):
@@ -265,12 +276,24 @@ def _tier_loop(st0, st1, st2, ids, flags, cost, category, starts, num_ids, recom
                 nm += 1
             if nm > 0:
                 _gather(idx, nm, ids, cost, category, mids, mflags, mcost, mcat)
+                for q in range(nm):
+                    mflags[q] |= FINISH | (INSERTED if stored[mids[q]] == wtag else 0)
                 _serve_tier(t, st1, st2, mids, mflags, mcost, mcat, nm, mhits, evc)  # noqa: F821
     return hits
 
 
+def tier_policy(name: str):
+    """A lower tier's policy: a registered online policy, or vLLM's CPU-tier
+    ARC (tiers/vllm_arc.py, a lower-tier policy only)."""
+    if name == VLLM_ARC:
+        from prefix_study.tiers.vllm_arc import POLICY
+
+        return POLICY
+    return get_policy(name)
+
+
 def _machine(policy: str):
-    return get_policy(policy).state_machine("block")
+    return tier_policy(policy).state_machine("block")
 
 
 @lru_cache(maxsize=None)

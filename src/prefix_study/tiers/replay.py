@@ -17,7 +17,7 @@ from prefix_study.config.schema import MAX_LOWER_TIERS
 from prefix_study.replay.kernels._common import REQUEST_START
 from prefix_study.replay.policies import get_policy
 from prefix_study.replay.simulate import recompute_cost, replay_context
-from prefix_study.tiers.kernel import LOAD_CODES, UNUSED, WRITE_CODES, specialise
+from prefix_study.tiers.kernel import LOAD_CODES, UNUSED, WRITE_CODES, specialise, tier_policy
 from prefix_study.tiers.spec import Hierarchy
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def tier_replay(trace: "BlockTrace", tiers: Hierarchy, gpu_policy: Optional[str]
         raise ValueError("tier_replay: load_policy=cost needs a cost model (recompute times)")
     lower = tiers.lower
     T = MAX_LOWER_TIERS + 1
-    policies = [get_policy(gpu_policy), *(get_policy(t.policy) for t in lower)]
+    policies = [get_policy(gpu_policy), *(tier_policy(t.policy) for t in lower)]
     needs_context = any(p.needs_context for p in policies)
     cost, category, num_categories = replay_context(trace, needs_context, cost_model, tiers.block_size)
     recompute_s = recompute_cost(trace.positions, tiers.block_size, cost_model) if cost_model is not None \
