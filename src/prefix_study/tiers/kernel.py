@@ -18,13 +18,22 @@ Per request (accesses s..e-1 of an encoded trace), in order:
    bytes / read bandwidth; recompute = the blocks' marginal prefill compute
    time; within a segment the gain is convex, so segment ends suffice).
    Everything after the loaded prefix is recomputed.
-4. Writes, top tier down, each tier's `serve` called once on a small trace of
-   its chunks (block semantics): chunks loaded from it (a touch), then the
-   chunks its write policy stores and it does not hold: write_through every
-   chunk the request brought into GPU memory (loaded or recomputed, from the
-   chunk around block g on), write_through_selective every chunk of the
-   request whose last block has been served from cache at least write_hits
-   times, write_back the units the tier above evicted in this request.
+4. Writes, top tier down. write_through follows vLLM's OffloadingConnector
+   and CPUOffloadingManager (vLLM 0.32) in two small traces of the tier's
+   chunks (block semantics): (a) the store: the request offers the chunks of
+   its looked-up blocks, from its first chunk when it loaded nothing (a
+   GPU-hit chunk the tier lost is stored again) and from the chunk after the
+   loaded prefix when it loaded; the offered chunks the tier holds come first
+   (vLLM keeps them from this store's eviction), then the missing ones are
+   stored; (b) the request's end: every chunk it loaded from or offered to
+   the tier that the tier still holds, tail first, so the prefix head ends
+   most recent (flags FINISH, and INSERTED on the chunks it stored:
+   tiers/vllm_arc.py reads them). A loaded chunk is not touched before (b),
+   so the store may evict it. The other write policies get one small trace:
+   the chunks loaded from the tier (a touch), then the chunks they store that
+   the tier does not hold: write_through_selective every chunk of the request
+   whose last block has been served from cache at least write_hits times,
+   write_back the units the tier above evicted in this request.
 
 numba cannot cache a loop that takes jitted functions as arguments, so (as
 replay/kernels/_serve.py does for one policy) `specialise` binds the policies'
@@ -206,13 +215,14 @@ def _tier_loop(st0, st1, st2, ids, flags, cost, category, starts, num_ids, recom
                 # vLLM's OffloadingConnector: a request that loaded nothing
                 # offers every chunk from its first (a GPU-hit chunk the tier
                 # lost is stored again); one that loaded offers the chunks
-                # after the loaded prefix. Offered chunks the tier holds are
+                # after the loaded prefix; only chunks of looked-up blocks
+                # (`offload_prompt_only`: no output block is stored). Offered chunks the tier holds are
                 # touched first (vLLM keeps them from the eviction), then the
                 # missing ones stored; loaded chunks keep their recency (and
                 # may be evicted) until the request's touches below.
                 j0 = 0 if m == g else ((m + c - 1) // c) * c
                 for phase in range(2):
-                    for last in range(j0 + c - 1, n, c):
+                    for last in range(j0 + c - 1, L, c):
                         x = ids[s + last]
                         if stamp[x] == tag or _contains_tier(t, st1, st2, x) != (phase == 0):  # noqa: F821
                             continue
@@ -265,7 +275,7 @@ def _tier_loop(st0, st1, st2, ids, flags, cost, category, starts, num_ids, recom
             tag = -2 - tag
             nm = 0
             for last in range((n // c) * c - 1, -1, -c):
-                take = last - c + 1 >= j0
+                take = last - c + 1 >= j0 and last < L
                 for j in range(max(last - c + 1, g), min(last + 1, m)):
                     take = take or src[j] == t
                 x = ids[s + last]
