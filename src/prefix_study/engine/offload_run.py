@@ -15,8 +15,9 @@ the order in which the tier replay applies a request's writes.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from prefix_study.engine.runtime import Engine
 
@@ -31,6 +32,20 @@ class OffloadedRequest:
     gpu_tokens: int
     cpu_tokens: int
     num_cached_tokens: int
+
+
+@contextmanager
+def worker_connector(engine: Engine) -> Iterator[None]:
+    """Install the engine's worker-side connector as vLLM's process-wide one
+    while the engine steps (engine/runtime.py keeps it out otherwise)."""
+    from vllm.distributed.kv_transfer import kv_transfer_state
+
+    saved = kv_transfer_state._KV_CONNECTOR_AGENT
+    kv_transfer_state._KV_CONNECTOR_AGENT = engine.kv_worker_connector
+    try:
+        yield
+    finally:
+        kv_transfer_state._KV_CONNECTOR_AGENT = saved
 
 
 def connector(engine: Engine) -> Any:
@@ -90,19 +105,19 @@ def run_offloaded(engine: Engine, prompts: Sequence[Sequence[int]]) -> list[Offl
     llm_engine = engine.llm.llm_engine
     out = []
     try:
-        engine.reset()
-        for i, prompt in enumerate(prompts):
-            rid = f"offload-{i}"
-            internal = llm_engine.add_request(rid, {"prompt_token_ids": list(prompt)},
-                                   simulator_params("echo", len(prompt), None, max_tokens=1))
-            finished = []
-            while engine.scheduler.has_requests():
-                finished += [o for o in llm_engine.step() if o.finished]
-            (result,) = finished
-            got = seen.pop(internal)  # the scheduler's request id
-            out.append(OffloadedRequest(prompt_tokens=len(prompt), gpu_tokens=got["gpu"],
-                                        cpu_tokens=got.get("cpu", 0),
-                                        num_cached_tokens=int(result.num_cached_tokens or 0)))
+        with worker_connector(engine):
+            engine.reset()
+            for i, prompt in enumerate(prompts):
+                internal = llm_engine.add_request(f"offload-{i}", {"prompt_token_ids": list(prompt)},
+                                                  simulator_params("echo", len(prompt), None, max_tokens=1))
+                finished = []
+                while engine.scheduler.has_requests():
+                    finished += [o for o in llm_engine.step() if o.finished]
+                (result,) = finished
+                got = seen.pop(internal)  # the scheduler's request id
+                out.append(OffloadedRequest(prompt_tokens=len(prompt), gpu_tokens=got["gpu"],
+                                            cpu_tokens=got.get("cpu", 0),
+                                            num_cached_tokens=int(result.num_cached_tokens or 0)))
     finally:
         del conn.get_num_new_matched_tokens, conn.update_state_after_alloc
     return out

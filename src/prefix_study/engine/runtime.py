@@ -246,6 +246,10 @@ class Engine:
     request_workloads: dict[str, str] = field(default_factory=dict)
     eviction: Any = None
     schedule: Any = None  # engine.schedule.ScheduleRecorder when instrumented
+    # The worker side of vLLM's KV connector (EngineSpec.cpu_offload): vLLM
+    # keeps it in a process-wide global, which build_engine clears so other
+    # engines run without it; engine/offload_run.py installs it while stepping.
+    kv_worker_connector: Any = None
 
     @property
     def scheduler(self) -> Any:
@@ -320,19 +324,25 @@ def build_engine(spec: EngineSpec, instrument: bool = True) -> Engine:
     if instrument:
         kwargs["kv_events_config"] = KVEventsConfig(enable_kv_cache_events=True, publisher="null")
     if spec.cpu_offload is not None:
+        from vllm.distributed.kv_transfer import kv_transfer_state
+
         from prefix_study.engine.offload_spec import kv_transfer_config
 
         tier = spec.cpu_offload
         kwargs["kv_transfer_config"] = kv_transfer_config(tier.chunks, tier.policy, tier.blocks_per_chunk)
+        kv_transfer_state._KV_CONNECTOR_AGENT = None  # this engine's worker builds its own
     with _hidden_modules():
         llm = LLM(**kwargs)
+    worker_connector = None
+    if spec.cpu_offload is not None:
+        worker_connector, kv_transfer_state._KV_CONNECTOR_AGENT = kv_transfer_state._KV_CONNECTOR_AGENT, None
     scheduler = llm.llm_engine.engine_core.engine_core.scheduler
     events = KVEventRecorder()
     lookups = PrefixLookupRecorder(events=events, block_pool=scheduler.kv_cache_manager.block_pool)
     if instrument:
         scheduler.kv_event_publisher = events
         lookups.wrap(scheduler.kv_cache_manager)
-    engine = Engine(llm=llm, spec=spec, events=events, lookups=lookups)
+    engine = Engine(llm=llm, spec=spec, events=events, lookups=lookups, kv_worker_connector=worker_connector)
     from prefix_study.engine.eviction import install_eviction_policy
 
     engine.eviction = install_eviction_policy(scheduler, spec.eviction, spec.cache_friendly,

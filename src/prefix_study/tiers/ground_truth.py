@@ -31,20 +31,24 @@ if TYPE_CHECKING:
 
 
 def prompt_trace(prompts: Sequence[Sequence[int]], block_size: int) -> "BlockTrace":
-    """The block trace of `prompts`: each prompt's full blocks, chained as
-    vLLM's block hashes chain; a block past vLLM's GPU lookup limit (the last
-    token is always computed) is not looked up."""
+    """The block trace of `prompts` run with one output token each
+    (engine/offload_run.py): each prompt's full blocks, chained as vLLM's
+    block hashes chain; a block past vLLM's GPU lookup limit (the last token
+    is always computed) is not looked up; a prompt that ends inside a block
+    holds that partial block in GPU memory while it runs (PARTIAL_TAIL)."""
     from prefix_study.replay.synthetic import trace_from_requests
     from prefix_study.replay.trace import encode_trace
 
-    requests, lookup = [], []
+    requests, lookup, partial = [], [], []
     for prompt in prompts:
         full = len(prompt) // block_size
         blocks = [hash(tuple(prompt[b * block_size:(b + 1) * block_size])) & 0x7FFF_FFFF_FFFF_FFFF
                   for b in range(full)]
         requests.append(blocks)
         lookup.append([b < (len(prompt) - 1) // block_size for b in range(full)])
-    return encode_trace(trace_from_requests(requests, workload="offload", lookup=lookup))
+        partial += [len(prompt) % block_size != 0] * full
+    frame = trace_from_requests(requests, workload="offload", lookup=lookup)
+    return encode_trace(frame.with_columns(pl.Series("partial_tail", partial, dtype=pl.Boolean)))
 
 
 #: The tier replay's policy for each `eviction_policy` of vLLM's CPU tier:

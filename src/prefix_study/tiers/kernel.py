@@ -22,10 +22,11 @@ Per request (accesses s..e-1 of an encoded trace), in order:
    and CPUOffloadingManager (vLLM 0.32) in two small traces of the tier's
    chunks (block semantics): (a) the store: the request offers the chunks of
    its looked-up blocks, from its first chunk when it loaded nothing (a
-   GPU-hit chunk the tier lost is stored again) and from the chunk after the
-   loaded prefix when it loaded; the offered chunks the tier holds come first
-   (vLLM keeps them from this store's eviction), then the missing ones are
-   stored; (b) the request's end: every chunk it loaded from or offered to
+   GPU-hit chunk the tier lost is stored again), else from the chunk around
+   block g on but those loaded from this tier (with one tier, vLLM's rule:
+   the chunks after the loaded prefix); the offered chunks the tier holds
+   come first (vLLM keeps them from this store's eviction), then the missing
+   ones are stored; (b) the request's end: every chunk it loaded from or offered to
    the tier that the tier still holds, tail first, so the prefix head ends
    most recent (flags FINISH, and INSERTED on the chunks it stored:
    tiers/vllm_arc.py reads them). A loaded chunk is not touched before (b),
@@ -80,6 +81,14 @@ def _serve_tier(t, st1, st2, ids, flags, cost, category, n, hits, evicted):  # p
     if t == 1:
         return serve1(st1, ids, flags, cost, category, 0, n, False, hits, evicted)  # noqa: F821
     return serve2(st2, ids, flags, cost, category, 0, n, False, hits, evicted)  # noqa: F821
+
+
+def _loaded_from(t, last, c, g, m, src):  # pragma: no cover - numba
+    """Whether the request loaded a block of the chunk ending at `last` from tier t."""
+    for j in range(max(last - c + 1, g), min(last + 1, m)):
+        if src[j] == t:
+            return True
+    return False
 
 
 def _gather(idx, nm, ids, cost, category, mids, mflags, mcost, mcat):  # pragma: no cover - numba
@@ -215,16 +224,19 @@ def _tier_loop(st0, st1, st2, ids, flags, cost, category, starts, num_ids, recom
                 # vLLM's OffloadingConnector: a request that loaded nothing
                 # offers every chunk from its first (a GPU-hit chunk the tier
                 # lost is stored again); one that loaded offers the chunks
-                # after the loaded prefix; only chunks of looked-up blocks
-                # (`offload_prompt_only`: no output block is stored). Offered chunks the tier holds are
+                # from its GPU prefix on but those loaded from this tier
+                # (vLLM, one tier: the chunks after the loaded prefix); only
+                # chunks of looked-up blocks (`offload_prompt_only`: no
+                # output block is stored). Offered chunks the tier holds are
                 # touched first (vLLM keeps them from the eviction), then the
                 # missing ones stored; loaded chunks keep their recency (and
                 # may be evicted) until the request's touches below.
-                j0 = 0 if m == g else ((m + c - 1) // c) * c
+                j0 = 0 if m == g else (g // c) * c
                 for phase in range(2):
                     for last in range(j0 + c - 1, L, c):
                         x = ids[s + last]
-                        if stamp[x] == tag or _contains_tier(t, st1, st2, x) != (phase == 0):  # noqa: F821
+                        if stamp[x] == tag or _loaded_from(t, last, c, g, m, src) \
+                                or _contains_tier(t, st1, st2, x) != (phase == 0):  # noqa: F821
                             continue
                         stamp[x] = tag
                         stored[x] = tag if phase == 1 else -1
@@ -269,15 +281,13 @@ def _tier_loop(st0, st1, st2, ids, flags, cost, category, starts, num_ids, recom
             # request finishes: every chunk it loaded from or offered to the
             # tier and the tier still holds, tail first (the head ends most
             # recent); flagged FINISH, and INSERTED when this request stored
-            # it (tiers/vllm_arc.py reads both; the other policies no flag
-            # above BYPASS).
+            # it (tiers/vllm_arc.py reads both; the registry's policies read
+            # no flag above BYPASS).
             wtag = tag
             tag = -2 - tag
             nm = 0
             for last in range((n // c) * c - 1, -1, -c):
-                take = last - c + 1 >= j0 and last < L
-                for j in range(max(last - c + 1, g), min(last + 1, m)):
-                    take = take or src[j] == t
+                take = (last - c + 1 >= j0 and last < L) or _loaded_from(t, last, c, g, m, src)
                 x = ids[s + last]
                 if not take or stamp[x] == tag or not _contains_tier(t, st1, st2, x):  # noqa: F821
                     continue
@@ -322,4 +332,5 @@ def specialise(gpu_policy: str, lower: tuple[str, ...]):
     bindings["_contains_tier"] = _relocate(_contains_tier, bindings, here, f"{base}_contains")
     bindings["_serve_tier"] = _relocate(_serve_tier, bindings, here, f"{base}_serve")
     bindings["_gather"] = _relocate(_gather, bindings, here, f"{base}_gather")
+    bindings["_loaded_from"] = _relocate(_loaded_from, bindings, here, f"{base}_loaded_from")
     return _relocate(_tier_loop, bindings, here, f"{base}_loop")
