@@ -12,10 +12,12 @@ for (lru, lru), shared with tests/test_tiers.py, and (lru, vllm_arc)."""
 from __future__ import annotations
 
 import random
+from functools import cache
 
 import pytest
 import vllm  # noqa: F401  (a missing vLLM is an error, not a skip)
 
+from prefix_study.config.compose import compose_config
 from prefix_study.engine.offload_run import run_offloaded, set_cpu_tier
 from prefix_study.engine.runtime import CpuOffload
 from prefix_study.tiers.ground_truth import compare, prompt_trace, vllm_cpu_hierarchy
@@ -52,8 +54,13 @@ def offload_engine(engine_factory):
                           cpu_offload=CpuOffload(chunks=HOST_CHUNKS, policy="lru"))
 
 
+@cache
+def vllm_cpu_config():
+    return compose_config(["tiers=vllm_cpu", f"sweep.block_sizes=[{BS}]"])
+
+
 def replay(trace, chunks: int, policy: str):
-    return tier_replay(trace, vllm_cpu_hierarchy(chunks, policy, BS), "lru", GPU_BLOCKS - 1)
+    return tier_replay(trace, vllm_cpu_hierarchy(vllm_cpu_config(), chunks, policy, BS), "lru", GPU_BLOCKS - 1)
 
 
 @pytest.mark.parametrize("chunks", [12, 16])

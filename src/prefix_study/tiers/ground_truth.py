@@ -19,7 +19,7 @@ How vLLM's settings map to the preset (vLLM 0.32, read from its sources):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import polars as pl
@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     from prefix_study.replay.trace import BlockTrace
     from prefix_study.tiers.replay import TierReplay
     from prefix_study.tiers.spec import Hierarchy
+
+
+#: The tier replay's policy for each `eviction_policy` of vLLM's CPU tier:
+#: vLLM's LRU is the registry's `lru`, its ARC a variant (tiers/vllm_arc.py).
+REPLAY_POLICY = {"lru": "lru", "arc": "vllm_arc"}
 
 
 def prompt_trace(prompts: Sequence[Sequence[int]], block_size: int) -> "BlockTrace":
@@ -51,25 +56,24 @@ def prompt_trace(prompts: Sequence[Sequence[int]], block_size: int) -> "BlockTra
     return encode_trace(frame.with_columns(pl.Series("partial_tail", partial, dtype=pl.Boolean)))
 
 
-#: The tier replay's policy for each `eviction_policy` of vLLM's CPU tier:
-#: vLLM's LRU is the registry's `lru`, its ARC a variant (tiers/vllm_arc.py).
-REPLAY_POLICY = {"lru": "lru", "arc": "vllm_arc"}
+def vllm_cpu_hierarchy(cfg: Any, cpu_chunks: int, policy: str, block_size: int,
+                       blocks_per_chunk: int = 1) -> "Hierarchy":
+    """The `vllm_cpu` preset of a composed config (`tiers=vllm_cpu`) with its
+    CPU tier set as the engine's (`policy`: vLLM's eviction_policy, or a
+    replay policy name), resolved and checked by tiers/spec.py."""
+    from omegaconf import OmegaConf
 
-
-def vllm_cpu_hierarchy(cpu_chunks: int, policy: str, block_size: int, blocks_per_chunk: int = 1) -> "Hierarchy":
-    """The `vllm_cpu` preset with its CPU tier set as the engine's (`policy`:
-    vLLM's eviction_policy, or a replay policy name)."""
-    policy = REPLAY_POLICY.get(policy, policy)
-    from prefix_study.config.compose import compose_config
     from prefix_study.cost import HardwareProfile, ModelProfile
     from prefix_study.tiers.spec import hierarchy
 
-    cfg = compose_config(["tiers=vllm_cpu", f"tiers.tiers.1.capacity={cpu_chunks * blocks_per_chunk}",
-                          "tiers.tiers.1.capacity_unit=blocks", f"tiers.tiers.1.policy={policy}",
-                          f"tiers.tiers.1.chunk_tokens={blocks_per_chunk * block_size}",
-                          f"sweep.block_sizes=[{block_size}]"])
-    return hierarchy(cfg.tiers, HardwareProfile.from_config(cfg.hardware), ModelProfile.from_config(cfg.model),
-                     block_size)
+    if str(cfg.tiers.name) != "vllm_cpu":
+        raise ValueError(f"vllm_cpu_hierarchy needs a config composed with tiers=vllm_cpu, got {cfg.tiers.name!r}")
+    tiers = OmegaConf.to_container(cfg.tiers, enum_to_str=True)
+    tiers["tiers"][1].update(capacity=cpu_chunks * blocks_per_chunk, capacity_unit="blocks",
+                             policy=REPLAY_POLICY.get(policy, policy),
+                             chunk_tokens=blocks_per_chunk * block_size)
+    return hierarchy(OmegaConf.create(tiers), HardwareProfile.from_config(cfg.hardware),
+                     ModelProfile.from_config(cfg.model), block_size)
 
 
 def compare(engine_requests: Sequence, replay: "TierReplay") -> pl.DataFrame:

@@ -53,12 +53,9 @@ from prefix_study.config.schema import MAX_LOWER_TIERS
 from prefix_study.replay.kernels._common import NOT_LOOKED_UP, REQUEST_START
 from prefix_study.replay.kernels._serve import _relocate
 from prefix_study.replay.policies import get_policy
+from prefix_study.tiers import vllm_arc
 from prefix_study.tiers.spec import VLLM_ARC
-
-#: Flag bits of the small traces a write_through tier gets at a request's end
-#: (tiers/vllm_arc.py); replay/kernels/_common.py uses the bits 1..8.
-FINISH = 16
-INSERTED = 32
+from prefix_study.tiers.vllm_arc import FINISH, INSERTED
 
 LOAD_CODES = {"always": 0, "min_tokens": 1, "cost": 2}
 WRITE_CODES = {"write_through": 0, "write_through_selective": 1, "write_back": 2}
@@ -305,11 +302,7 @@ def _tier_loop(st0, st1, st2, ids, flags, cost, category, starts, num_ids, recom
 def tier_policy(name: str):
     """A lower tier's policy: a registered online policy, or vLLM's CPU-tier
     ARC (tiers/vllm_arc.py, a lower-tier policy only)."""
-    if name == VLLM_ARC:
-        from prefix_study.tiers.vllm_arc import POLICY
-
-        return POLICY
-    return get_policy(name)
+    return vllm_arc.POLICY if name == VLLM_ARC else get_policy(name)
 
 
 def _machine(policy: str):

@@ -28,7 +28,14 @@ from prefix_study.replay.kernels._dlist import init_lists, pop_tail, push_head, 
 from prefix_study.replay.kernels._serve import specialise
 from prefix_study.replay.policies import Policy
 
-from prefix_study.tiers.kernel import FINISH, INSERTED, VLLM_ARC
+from prefix_study.tiers.spec import VLLM_ARC
+
+#: Flag bits of the tier loop's small traces (kernel.py), on top of the trace
+#: flags (replay/kernels/_common.py: bits 1..8, which the registry's policies
+#: read; they read no other): every access of a request's end trace, and the
+#: chunks the request stored itself.
+FINISH = 16
+INSERTED = 32
 
 _NONE, _T1, _T2, _B1, _B2 = 0, 1, 2, 3, 4
 
