@@ -79,3 +79,28 @@ def test_tier_replay_equals_vllm_cpu_offloading(offload_engine, chunks):
         # A broken replay fails the comparison: one chunk too few, or the other policy.
         assert not compare(engine, replay(trace, chunks - 1, policy))["match"].all(), (policy, chunks)
         assert not compare(engine, replay(trace, chunks, other))["match"].all(), (policy, chunks)
+
+
+def test_cpu_tensor_worker_round_trips_blocks():
+    """The spec's worker (no engine): blocks stored into chunks of two and
+    loaded back into other blocks keep their bytes, a first chunk entered
+    part way (block_indices) included."""
+    import torch
+    from vllm.v1.kv_offload.base import (CanonicalKVCacheRef, CanonicalKVCaches, CanonicalKVCacheTensor,
+                                         GPULoadStoreSpec)
+    from vllm.v1.kv_offload.cpu.common import CPULoadStoreSpec
+
+    from prefix_study.engine.offload_spec import CPUTensorOffloadingWorker
+
+    blocks = torch.randint(-128, 127, (10, 64), dtype=torch.int8)
+    caches = CanonicalKVCaches([CanonicalKVCacheTensor(blocks, 64)], [[CanonicalKVCacheRef(0, 64)]])
+    worker = CPUTensorOffloadingWorker(caches, blocks_per_chunk=2, num_chunks=4)
+    original = blocks.clone()
+    # Request blocks 1..3 (GPU blocks 5, 7, 2): chunk 3 gets slot 1 (block 1), chunk 0 both (blocks 2, 3).
+    assert worker.submit_store(0, GPULoadStoreSpec([5, 7, 2], [3], [1]), CPULoadStoreSpec([3, 0]))
+    host = worker.host_tensors[0]
+    assert torch.equal(host[3, 1], original[5]) and torch.equal(host[0], original[[7, 2]])
+    blocks[[5, 7, 2]] = 0
+    assert worker.submit_load(1, CPULoadStoreSpec([3, 0]), GPULoadStoreSpec([8, 9, 4], [3], [1]))
+    assert torch.equal(blocks[[8, 9, 4]], original[[5, 7, 2]])
+    assert [r.job_id for r in worker.get_finished()] == [0, 1] and worker.get_finished() == []

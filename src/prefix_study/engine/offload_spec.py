@@ -117,9 +117,6 @@ class CPUTensorOffloadingSpec(CPUOffloadingSpec):
                 raise ValueError(f"num_cpu_chunks={chunks!r}: a non-negative number of chunks")
             self.num_chunks = int(chunks)
 
-    def _uses_shared_region(self) -> bool:
-        return False
-
     def get_worker(self, kv_caches: CanonicalKVCaches) -> OffloadingWorker:
         if self._worker is None:
             self._worker = CPUTensorOffloadingWorker(kv_caches, self.blocks_per_chunk, self.num_chunks)
