@@ -62,7 +62,10 @@ WRITE_CODES = {"write_through": 0, "write_through_selective": 1, "write_back": 2
 #: The policy that fills an unused lower-tier slot (capacity 0: never holds anything).
 UNUSED = "lru"
 
-_VERSION = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=4).hexdigest()
+# numba keys its cache on this file alone: the version names the code the loop
+# inlines from this package too (tiers/vllm_arc.py).
+_VERSION = hashlib.blake2b(Path(__file__).read_bytes() + Path(vllm_arc.__file__).read_bytes(),
+                           digest_size=4).hexdigest()
 
 # Templates: serve0/contains0 (GPU memory), serve1/contains1, serve2/contains2
 # (the tiers below) and the helpers are globals bound by `specialise`.

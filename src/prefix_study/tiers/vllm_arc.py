@@ -123,19 +123,19 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
     need = missing - (capacity - t1 - t2)
     if need > 0:
         # Select all victims first (vLLM's evict is atomic), scanning each
-        # list once from its LRU end.
+        # list once from its LRU end; each list's victims leave in its order.
         c1 = T1
         c2 = T2
         vt1 = t1
-        chosen = 0
-        for _ in range(need):
+        victims = np.empty(need, dtype=np.int64)
+        from_t1 = np.empty(need, dtype=np.bool_)
+        for k in range(need):
             v = -1
             if vt1 >= int(p):
                 y = _next_candidate(nxt, prv, T1, c1, where, mark, store)
                 if y != T1:
                     c1 = y
                     v = y
-                    vt1 -= 1
             if v < 0:
                 y = _next_candidate(nxt, prv, T2, c2, where, mark, store)
                 if y != T2:
@@ -148,31 +148,26 @@ def serve(state, ids, flags, cost, category, s, e, prefix, hits, evicted):
                     return nh, 0  # cannot evict enough: vLLM stores nothing
                 c1 = y
                 v = y
+            victims[k] = v
+            from_t1[k] = where[v] == _T1
+            if from_t1[k]:
                 vt1 -= 1
-            mark[v] = -2 - store  # chosen (distinct from every store number)
-            chosen += 1
-        # Apply in selection order: T1's victims from its LRU end, T2's likewise.
-        for lst in range(2):
-            sentinel = T1 if lst == 0 else T2
-            x = prv[sentinel]
-            while x != sentinel:
-                y = prv[x]
-                if mark[x] == -2 - store:
-                    unlink(nxt, prv, x)
-                    if lst == 0:
-                        push_head(nxt, prv, B1, x)
-                        where[x] = _B1
-                        t1 -= 1
-                        b1 += 1
-                    else:
-                        push_head(nxt, prv, B2, x)
-                        where[x] = _B2
-                        t2 -= 1
-                        b2 += 1
-                    if ne < evicted.shape[0]:
-                        evicted[ne] = x
-                    ne += 1
-                x = y
+        for k in range(need):
+            x = victims[k]
+            unlink(nxt, prv, x)
+            if from_t1[k]:
+                push_head(nxt, prv, B1, x)
+                where[x] = _B1
+                t1 -= 1
+                b1 += 1
+            else:
+                push_head(nxt, prv, B2, x)
+                where[x] = _B2
+                t2 -= 1
+                b2 += 1
+            if ne < evicted.shape[0]:
+                evicted[ne] = x
+            ne += 1
         while b1 > capacity:
             where[pop_tail(nxt, prv, B1)] = _NONE
             b1 -= 1
