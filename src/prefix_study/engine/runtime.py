@@ -331,11 +331,13 @@ def build_engine(spec: EngineSpec, instrument: bool = True) -> Engine:
         tier = spec.cpu_offload
         kwargs["kv_transfer_config"] = kv_transfer_config(tier.chunks, tier.policy, tier.blocks_per_chunk)
         kv_transfer_state._KV_CONNECTOR_AGENT = None  # this engine's worker builds its own
-    with _hidden_modules():
-        llm = LLM(**kwargs)
     worker_connector = None
-    if spec.cpu_offload is not None:
-        worker_connector, kv_transfer_state._KV_CONNECTOR_AGENT = kv_transfer_state._KV_CONNECTOR_AGENT, None
+    try:
+        with _hidden_modules():
+            llm = LLM(**kwargs)
+    finally:
+        if spec.cpu_offload is not None:
+            worker_connector, kv_transfer_state._KV_CONNECTOR_AGENT = kv_transfer_state._KV_CONNECTOR_AGENT, None
     scheduler = llm.llm_engine.engine_core.engine_core.scheduler
     events = KVEventRecorder()
     lookups = PrefixLookupRecorder(events=events, block_pool=scheduler.kv_cache_manager.block_pool)

@@ -11,10 +11,12 @@ How vLLM's settings map to the preset (vLLM 0.32, read from its sources):
   block, replay/engine_capacity.py), prefix LRU.
 - CPU tier: `blocks_per_chunk` GPU blocks per chunk (the extra config's
   `block_size` must be a multiple of the GPU block size), capacity in chunks,
-  `eviction_policy` lru or arc.
-- Store timing: write_through of every full prompt chunk the request computed
-  or loaded, as vLLM's `offload_prompt_only` (default True) stores only
-  prompt blocks; the tier replay never stores generated blocks either.
+  `eviction_policy` lru (the registry's `lru`) or arc (`vllm_arc`).
+- Stores and recency: the tier replay's write_through is vLLM's store path
+  (tiers/kernel.py, step 4): chunks of looked-up blocks only
+  (`offload_prompt_only`, vLLM's default), offered while the request runs,
+  touched tail first when it ends. The engine runs one request at a time,
+  so every store completes before the next lookup, as in the replay.
 """
 
 from __future__ import annotations
