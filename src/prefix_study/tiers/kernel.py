@@ -62,10 +62,7 @@ WRITE_CODES = {"write_through": 0, "write_through_selective": 1, "write_back": 2
 #: The policy that fills an unused lower-tier slot (capacity 0: never holds anything).
 UNUSED = "lru"
 
-# numba keys its cache on this file alone: the version names the code the loop
-# inlines from this package too (tiers/vllm_arc.py).
-_VERSION = hashlib.blake2b(Path(__file__).read_bytes() + Path(vllm_arc.__file__).read_bytes(),
-                           digest_size=4).hexdigest()
+_VERSION = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=4).hexdigest()
 
 # Templates: serve0/contains0 (GPU memory), serve1/contains1, serve2/contains2
 # (the tiers below) and the helpers are globals bound by `specialise`.
@@ -323,7 +320,11 @@ def specialise(gpu_policy: str, lower: tuple[str, ...]):
     m1, m2 = (_machine(p) for p in padded)
     bindings = {"serve0": gpu.serve, "contains0": gpu.contains, "serve1": m1.serve, "contains1": m1.contains,
                 "serve2": m2.serve, "contains2": m2.contains}
-    base = f"tiers_{gpu_policy}_{'_'.join(padded)}_{_VERSION}"
+    # numba keys a cached loop on this file alone: the name also carries the
+    # sources of the policies it inlines, so editing one recompiles the loop.
+    sources = sorted({m.serve.py_func.__code__.co_filename for m in (gpu, m1, m2)})
+    inlined = hashlib.blake2b(b"".join(Path(f).read_bytes() for f in sources), digest_size=4).hexdigest()
+    base = f"tiers_{gpu_policy}_{'_'.join(padded)}_{_VERSION}{inlined}"
     here = __file__
     bindings["_contains_tier"] = _relocate(_contains_tier, bindings, here, f"{base}_contains")
     bindings["_serve_tier"] = _relocate(_serve_tier, bindings, here, f"{base}_serve")
