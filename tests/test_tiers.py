@@ -61,6 +61,8 @@ def hand_trace(*requests: list[int]):
     (["tiers=vllm_cpu", "tiers.tiers.1.write_policy=write_around"], "write_policy"),
     (["tiers=mooncake", "tiers.tiers.2.chunk_tokens=64"], "tiers.tiers[2].chunk_tokens"),  # write_back unit
     (["tiers=vllm_cpu", "tiers.load_policy=sometimes"], "tiers.load_policy"),
+    (["tiers=vllm_cpu", "tiers.tiers.0.policy=vllm_arc"], "tiers.tiers[0].policy"),  # lower tiers only
+    (["tiers=mooncake", "tiers.tiers.2.policy=vllm_arc"], "tiers.tiers[2].write_policy"),  # written through
 ])
 def test_bad_tiers_are_refused_by_the_cli_naming_the_key(overrides, key, capsys):
     assert main(["--print-run-dir", *overrides]) == EXIT_CONFIG
