@@ -64,6 +64,8 @@ def hand_trace(*requests: list[int]):
     (["tiers=vllm_cpu", "tiers.load_policy=sometimes"], "tiers.load_policy"),
     (["tiers=vllm_cpu", "tiers.study.tier=2"], "tiers.study.tier"),
     (["tiers=vllm_cpu", "tiers.study.break_even_hardware=[tpu_v9]"], "tiers.study.break_even_hardware"),
+    (["tiers=vllm_cpu", "tiers.tiers.0.policy=vllm_arc"], "tiers.tiers[0].policy"),  # lower tiers only
+    (["tiers=mooncake", "tiers.tiers.2.policy=vllm_arc"], "tiers.tiers[2].write_policy"),  # written through
 ])
 def test_bad_tiers_are_refused_by_the_cli_naming_the_key(overrides, key, capsys):
     assert main(["--print-run-dir", *overrides]) == EXIT_CONFIG

@@ -29,7 +29,7 @@ from prefix_study.replay.kernels._common import REQUEST_START
 from prefix_study.replay.policies import get_policy, unsupported_reason
 from prefix_study.replay.simulate import replay_context
 from prefix_study.replay.trace import BlockTrace
-from prefix_study.tiers.kernel import scratch, specialise
+from prefix_study.tiers.kernel import scratch, specialise, tier_policy
 from prefix_study.tiers.replay import (kernel_params, lower_capacities, lower_states, new_outputs,
                                        recompute_times)
 from prefix_study.tiers.spec import Hierarchy
@@ -57,7 +57,7 @@ class TieredReplicaCaches:
         self.tiers = tiers
         self.machine = m = p.state_machine("prefix")
         self.ids, self.flags = trace.ids, trace.flags
-        needs_context = p.needs_context or any(get_policy(t.policy).needs_context for t in tiers.lower)
+        needs_context = p.needs_context or any(tier_policy(t.policy).needs_context for t in tiers.lower)
         self.cost, self.category, num_categories = replay_context(trace, needs_context, cost_model, block_size)
         self.recompute_s = recompute_times(trace, tiers, cost_model)
         self.states = m.init_states(n, np.int64(capacity), np.int64(trace.num_ids), np.int64(trace.accesses),

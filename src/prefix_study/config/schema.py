@@ -486,7 +486,8 @@ class TierConfig:
     capacity_unit: CapacityUnit = CapacityUnit.gib
     # Tokens per stored and looked-up unit, a multiple of the block size; null: one block.
     chunk_tokens: Optional[int] = None
-    # An online policy of the replay registry (null on the GPU tier: the replay's).
+    # An online policy of the replay registry (null on the GPU tier: the replay's);
+    # below GPU memory also vllm_arc, vLLM's CPU-tier ARC (tiers/vllm_arc.py).
     policy: Optional[str] = "lru"
     write_policy: WritePolicy = WritePolicy.write_through
     # write_through_selective: times a block is served from cache before it is written.

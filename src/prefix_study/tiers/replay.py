@@ -17,7 +17,7 @@ from prefix_study.config.schema import MAX_LOWER_TIERS
 from prefix_study.replay.kernels._common import REQUEST_START
 from prefix_study.replay.policies import get_policy
 from prefix_study.replay.simulate import recompute_cost, replay_context
-from prefix_study.tiers.kernel import LOAD_CODES, UNUSED, WRITE_CODES, scratch, specialise
+from prefix_study.tiers.kernel import LOAD_CODES, UNUSED, WRITE_CODES, scratch, specialise, tier_policy
 from prefix_study.tiers.spec import Hierarchy
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def lower_states(tiers: Hierarchy, caps: Sequence[int], trace: "BlockTrace", num
     """Empty states of the lower tiers (block semantics), the unused slots
     filled with capacity-0 UNUSED states."""
     n, acc, cats = np.int64(trace.num_ids), np.int64(trace.accesses), np.int64(num_categories)
-    states = [get_policy(t.policy).state_machine("block").init(np.int64(c), n, acc, cats)
+    states = [tier_policy(t.policy).state_machine("block").init(np.int64(c), n, acc, cats)
               for t, c in zip(tiers.lower, caps)]
     unused = get_policy(UNUSED).state_machine("block")
     while len(states) < MAX_LOWER_TIERS:
@@ -154,7 +154,7 @@ def tier_replay(trace: "BlockTrace", tiers: Hierarchy, gpu_policy: Optional[str]
     gpu_capacity = _capacity(gpu_capacity_blocks if gpu_capacity_blocks is not None else tiers.gpu_capacity_blocks,
                              trace.num_ids, "GPU memory")
     recompute_s = recompute_times(trace, tiers, cost_model)
-    policies = [get_policy(gpu_policy), *(get_policy(t.policy) for t in tiers.lower)]
+    policies = [get_policy(gpu_policy), *(tier_policy(t.policy) for t in tiers.lower)]
     needs_context = any(p.needs_context for p in policies)
     cost, category, num_categories = replay_context(trace, needs_context, cost_model, tiers.block_size)
     st0 = policies[0].state_machine("prefix").init(np.int64(gpu_capacity), np.int64(trace.num_ids),
