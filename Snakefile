@@ -38,6 +38,7 @@ include: "workflow/rules/replay.smk"
 include: "workflow/rules/mixed.smk"
 include: "workflow/rules/savings.smk"
 include: "workflow/rules/cluster.smk"
+include: "workflow/rules/tiers.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 

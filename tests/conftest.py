@@ -70,7 +70,8 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def engine_factory(model_dir):
-    """Engines cached for the session, one per setting. Never let an engine be
+    """Engines cached for the session, one per setting (`cpu_offload`: an
+    engine.runtime.CpuOffload, vLLM's CPU tier). Never let an engine be
     garbage-collected mid-session: vLLM then tears down its process-wide
     distributed state and every other engine in the process stops working."""
     from dataclasses import replace
@@ -81,15 +82,15 @@ def engine_factory(model_dir):
     cache = {}
 
     def make(block_size=32, prefix_caching=True, capacity_blocks=1024, max_model_len=2048,
-             max_num_seqs=16, eviction="lru", cache_friendly=()):
+             max_num_seqs=16, eviction="lru", cache_friendly=(), cpu_offload=None):
         key = (block_size, prefix_caching, capacity_blocks, max_model_len, max_num_seqs, eviction,
-               tuple(cache_friendly))
+               tuple(cache_friendly), cpu_offload)
         if key not in cache:
             spec = EngineSpec.from_config(EngineConfig(
                 prefix_caching=prefix_caching, capacity_blocks=capacity_blocks,
                 max_model_len=max_model_len, max_num_seqs=max_num_seqs,
                 max_num_batched_tokens=max_model_len, eviction=eviction), model_dir, block_size)
-            cache[key] = build_engine(replace(spec, cache_friendly=tuple(cache_friendly)))
+            cache[key] = build_engine(replace(spec, cache_friendly=tuple(cache_friendly), cpu_offload=cpu_offload))
         engine = cache[key]
         engine.reset()
         return engine
@@ -104,7 +105,8 @@ def tiny_run(tmp_path_factory):
     in it (issue 23.4: paths reach the stages without a shell)."""
     from pipeline_run import ROOT, TINY, TINY_ENGINE_CAPACITIES, prefix_study, run_dirs
 
-    from prefix_study.config.hashing import STAGES
+    from prefix_study.config.compose import compose_config
+    from prefix_study.pipeline import PipelinePaths
 
     results = tmp_path_factory.mktemp("pipeline") / "tiny results"
     overrides = [*TINY, TINY_ENGINE_CAPACITIES, f"results_dir={results}"]
@@ -112,6 +114,6 @@ def tiny_run(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-5000:]
     (run,) = run_dirs(proc.stdout)
     run = run if run.is_absolute() else ROOT / run
-    for stage in (*STAGES, "runs"):
+    for stage in (*PipelinePaths(compose_config(overrides)).stages_run, "runs"):
         assert len(list((results / stage).iterdir())) == 1, stage
     return overrides, results, run

@@ -36,9 +36,10 @@ STAGE_RANK = {"assets": 0, "workloads": 1, "capture": 1, "engine": 2, "traces": 
 #: library, not a stage: it depends on contracts only, and replay, mixed and
 #: savings use it, so it ranks with the first stage library.
 STAGE_RANK["cost"] = 0
-#: `tiers` (KV tiers below GPU memory) is a library over the replay's policies
-#: and the cost model; the cluster will take it, so it ranks before cluster.
-STAGE_RANK["tiers"] = 5
+#: `tiers` (KV tiers below GPU memory, and the tiers stage) uses the replay's
+#: policies, the cost model and the mixed stage's interleave; the cluster takes
+#: it, so it ranks after mixed and before cluster (beside savings: neither imports the other).
+STAGE_RANK["tiers"] = 6
 #: Stage libraries no other library imports: the engine starts vLLM (and sets
 #: its environment); later stages read its outputs from files, never its code.
 SEALED_STAGES = {"engine"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import polars as pl
 import pytest
 
 from prefix_study.cli import EXIT_CONFIG, main
@@ -61,6 +62,10 @@ def hand_trace(*requests: list[int]):
     (["tiers=vllm_cpu", "tiers.tiers.1.write_policy=write_around"], "write_policy"),
     (["tiers=mooncake", "tiers.tiers.2.chunk_tokens=64"], "tiers.tiers[2].chunk_tokens"),  # write_back unit
     (["tiers=vllm_cpu", "tiers.load_policy=sometimes"], "tiers.load_policy"),
+    (["tiers=vllm_cpu", "tiers.study.tier=2"], "tiers.study.tier"),
+    (["tiers=vllm_cpu", "tiers.study.break_even_hardware=[tpu_v9]"], "tiers.study.break_even_hardware"),
+    (["tiers=vllm_cpu", "tiers.tiers.0.policy=vllm_arc"], "tiers.tiers[0].policy"),  # lower tiers only
+    (["tiers=mooncake", "tiers.tiers.2.policy=vllm_arc"], "tiers.tiers[2].write_policy"),  # written through
 ])
 def test_bad_tiers_are_refused_by_the_cli_naming_the_key(overrides, key, capsys):
     assert main(["--print-run-dir", *overrides]) == EXIT_CONFIG
@@ -186,3 +191,133 @@ def test_break_even_bandwidth_is_where_cost_switches(profiles):
         res = tier_replay(trace, h, "lru", 3, cost_model=cost_model)
         assert res.served_blocks[2, 1] == (3 if loads else 0)
     assert break_even_bytes_s(cost_model, 3 * BS, BS, latency_s=1.0) == float("inf")
+
+
+# --- cluster: replicas take the tiers; a shared pool is one state -----------------------
+
+
+def _requests(*requests: list[int]):
+    from prefix_study.cluster.requests import requests_from_trace
+
+    return requests_from_trace(trace_from_requests([list(r) for r in requests]), BS)
+
+
+@pytest.mark.parametrize("scope", ["per_replica", "shared"])
+def test_one_replica_with_tiers_is_the_tier_replay(profiles, scope):
+    from prefix_study.cluster.requests import requests_from_trace
+    from prefix_study.cluster.simulate import simulate
+    from prefix_study.cluster.tiered import with_scope
+    from prefix_study.replay.synthetic import SyntheticTraceConfig, synthetic_trace
+
+    _, _, cost_model = profiles
+    reqs = requests_from_trace(synthetic_trace(SyntheticTraceConfig(num_requests=200, seed=3)), BS)
+    h = with_scope(tiers(dram(capacity_blocks=40), dram(name="ssd", capacity_blocks=-1, write_policy="write_back")),
+                   scope)
+    ref = tier_replay(reqs.trace, h, "lru", 32)
+    run = simulate(reqs, 1, "round_robin", None, {}, "lru", 32, cost_model, 4, tiers=h)
+    assert np.array_equal(run.tier_blocks, ref.served_blocks) and np.array_equal(run.load_s, ref.load_s)
+    assert run.tier_blocks[:, 1:].sum() > 0
+    assert np.array_equal(run.hit_blocks, ref.served_blocks.sum(axis=1))
+
+
+def test_shared_pool_serves_across_replicas_and_empty_tiers_change_nothing(profiles):
+    from prefix_study.cluster.simulate import simulate
+    from prefix_study.cluster.tiered import with_scope
+
+    _, _, cost_model = profiles
+    # Round robin over 2 replicas of 3 GPU blocks and 5 DRAM blocks each:
+    # A on replica 0, B on 1, C on 0, then A on replica 1.
+    reqs = _requests(A, B, [7, 8, 9], A)
+    h = tiers(dram(capacity_blocks=5))
+    own = simulate(reqs, 2, "round_robin", None, {}, "lru", 3, cost_model, 4, tiers=with_scope(h, "per_replica"))
+    pool = simulate(reqs, 2, "round_robin", None, {}, "lru", 3, cost_model, 4, tiers=with_scope(h, "shared"))
+    # Replica 1 served B then A: its own DRAM never saw A; the pool (2 x 5 blocks) holds A, B and C.
+    assert own.tier_blocks[3].tolist() == [0, 0] and pool.tier_blocks[3].tolist() == [0, 3]
+    assert pool.load_s[3] == pytest.approx(3000 / 1e9) and own.load_s[3] == 0
+    plain = simulate(reqs, 2, "round_robin", None, {}, "lru", 3, cost_model, 4)
+    empty = simulate(reqs, 2, "round_robin", None, {}, "lru", 3, cost_model, 4, tiers=tiers(dram(capacity_blocks=0)))
+    for field in ("replica", "hit_blocks", "cached_tokens", "first_token_s", "finish_s"):
+        assert np.array_equal(getattr(plain, field), getattr(empty, field)), field
+
+
+# --- the tiers stage -----------------------------------------------------------------
+
+
+def test_tiers_stage_tables(tmp_path, profiles):
+    from prefix_study.io import write_parquet
+    from prefix_study.tiers.stage import run
+
+    model, _, _ = profiles
+    paths = {}
+    for w, reqs in (("a", [A, A, B, A, [1, 2, 3, 4]]), ("b", [B, [4, 5], B, [9, 9, 9]])):
+        paths[w] = tmp_path / f"{w}.parquet"
+        write_parquet(trace_from_requests(reqs, workload=w), paths[w])
+    gpu_tokens = 3 * 32  # GPU memory: 3 blocks of mix.block_size 32
+    cfg = compose_config(["tiers=vllm_cpu", "mix.block_size=32", "tiers.study.gpu_capacity=" + str(gpu_tokens),
+                          "tiers.study.gpu_capacity_unit=tokens", "tiers.tiers.1.capacity_unit=blocks",
+                          "tiers.study.capacities=[0,2,100]", "tiers.study.read_bytes_s=[1e9,64e9]",
+                          "tiers.study.prefix_tokens=[1024,8192]", "tiers.study.break_even_models=[]",
+                          "tiers.study.break_even_hardware=[h100_sxm,l40s]"])
+    table = run(cfg, paths, {}, {}, tmp_path / "out")
+    assert table["workload"].unique(maintain_order=True).to_list() == ["a", "b", "mixed"]
+    assert table.height == 3 * (1 + 3 + 2)
+    # Every looked-up token is served by one tier or recomputed.
+    assert (table["gpu_tokens"] + table["tier1_tokens"] + table["recomputed_tokens"]
+            == table["lookup_tokens"]).all()
+    cap = table.filter(pl.col("point") == "capacity").sort("workload", "swept_capacity")
+    a = cap.filter(pl.col("workload") == "a")
+    # B evicts A from GPU memory; a DRAM of 2 blocks lost A's first block (then
+    # nothing after it counts: prefix rule), one of 100 gives all 3 back.
+    assert a["tier1_tokens"].to_list() == [0, 0, 3 * 32]
+    assert a["gpu_tokens"].n_unique() == 1  # GPU memory does not depend on the tiers below
+    slow, fast = table.filter((pl.col("point") == "read_bytes_s") & (pl.col("workload") == "a")) \
+        .sort("swept_read_bytes_s").iter_rows(named=True)
+    assert slow["ttft_p99_s"] > fast["ttft_p99_s"] and slow["tier1_tokens"] == fast["tier1_tokens"]
+    be = pl.read_parquet(tmp_path / "out" / "break_even.parquet")
+    assert be.height == 2 * 2 and set(be["hardware"]) == {"h100_sxm", "l40s"}
+    assert be["model"].unique().to_list() == [model.name]
+    assert (be["loading_wins"] == (be["tier_read_bytes_s"] > be["break_even_bytes_s"])).all()
+    for name in ("tiers.md", "break_even.md"):
+        assert (tmp_path / "out" / name).read_text().startswith("# ")
+    from prefix_study.figures.tiers import plot_tier_tokens, plot_tier_ttft
+
+    files = plot_tier_tokens(table, tmp_path / "tier_tokens") + plot_tier_ttft(table, tmp_path / "tier_ttft")
+    assert [f.name for f in files] == ["tier_tokens.png", "tier_tokens.svg", "tier_ttft.png", "tier_ttft.svg"]
+
+
+def test_gpu_only_runs_no_tiers_stage_and_its_config_reruns_nothing():
+    from prefix_study.config.hashing import STAGES, stage_hash
+    from prefix_study.pipeline import PipelinePaths
+
+    base = compose_config()
+    moved = compose_config(["tiers.study.capacities=[1,2]", "tiers.study.break_even_models=[llama2_7b]"])
+    assert not PipelinePaths(base).tiers_run and "tiers" not in PipelinePaths(base).stages_run
+    assert all(stage_hash(base, s) == stage_hash(moved, s) for s in STAGES)
+    with_tiers = compose_config(["tiers=vllm_cpu"])
+    assert PipelinePaths(with_tiers).tiers_run
+    assert stage_hash(with_tiers, "cluster") != stage_hash(base, "cluster")
+    assert stage_hash(with_tiers, "replay") == stage_hash(base, "replay")
+
+
+@pytest.mark.pipeline
+@pytest.mark.engine
+def test_tiers_stage_in_the_dag(tiny_run):
+    """With a tier below GPU memory the shared tiny run plans one tiers job
+    (and reruns the cluster, figures and run index, nothing upstream); the
+    job writes the table from the run's traces."""
+    from pipeline_run import UPSTREAM_RULES, job_stats, prefix_study
+
+    from prefix_study.pipeline import PipelinePaths
+
+    overrides, _, _ = tiny_run
+    ov = [*overrides, "tiers=vllm_cpu", "tiers.study.capacities=[0,1]", "tiers.study.read_bytes_s=[1e9]",
+          "tiers.study.break_even_models=[]", "tiers.study.break_even_hardware=[]"]
+    paths = PipelinePaths(compose_config(ov))
+    proc = prefix_study("-n", *ov)
+    stats = job_stats(proc.stdout + proc.stderr)
+    assert stats["tiers"] == 1 and stats["cluster"] == 1 and stats["figures"] == 1
+    assert not UPSTREAM_RULES & set(stats) and not {"replay", "mixed", "savings", "stats"} & set(stats)
+    assert prefix_study(*ov, "--", str(paths.tiers("tiers.parquet"))).returncode == 0
+    table = pl.read_parquet(paths.tiers("tiers.parquet"))
+    assert "mixed" in table["workload"].to_list() and table.height == len(set(table["workload"])) * 4
+    assert (table["gpu_tokens"] + table["tier1_tokens"] + table["recomputed_tokens"] == table["lookup_tokens"]).all()

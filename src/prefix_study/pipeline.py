@@ -212,6 +212,21 @@ class PipelinePaths:
     def cluster(self, name: str) -> Path:
         return self.stage("cluster") / name
 
+    @property
+    def tiers_run(self) -> bool:
+        """Whether the tiers stage runs (a tier below GPU memory is configured)."""
+        from prefix_study.tiers.spec import has_lower_tiers
+
+        return has_lower_tiers(self.cfg.tiers)
+
+    @property
+    def stages_run(self) -> list[str]:
+        """The stages this config runs (every stage, but tiers only with tiers below GPU memory)."""
+        return [s for s in STAGES if s != "tiers" or self.tiers_run]
+
+    def tiers(self, name: str) -> Path:
+        return self.stage("tiers") / name
+
     def figure(self, name: str) -> Path:
         """figures/<name>.png (its .svg beside it): every figure of the run."""
         return self.stage("figures") / f"{name}.png"

@@ -154,10 +154,20 @@ def cluster(job: Job) -> None:
         progress=False)
 
 
+def tiers(job: Job) -> None:
+    """params: traces {workload: trace at mix.block_size}, external {imported
+    trace: trace}, streams {ShareGPT workload: request stream}, out_dir."""
+    from prefix_study.tiers.stage import run
+
+    p = job.params
+    run(job.cfg, p["traces"], p["external"], p["streams"], Path(p["out_dir"]), progress=True)
+
+
 #: Stage -> runner (every stage of config.hashing.STAGES has one).
 RUNNERS: dict[str, Callable[[Job], None]] = {
     "assets": assets, "workloads": workloads, "engine": engine, "traces": traces, "stats": stats,
     "replay": replay, "mixed": mixed, "figures": figures, "savings": savings, "cluster": cluster,
+    "tiers": tiers,
 }
 
 

@@ -15,6 +15,10 @@ rule cluster:
     output:
         table=P.cluster("cluster.parquet"),
         md=report(P.cluster("cluster.md"), caption=str(caption_path("cluster")), category="Tables"),
+        # With a tier below GPU memory: a shared pool against per-replica tiers.
+        **({"tiers": P.cluster("cluster_tiers.parquet"),
+            "tiers_md": report(P.cluster("cluster_tiers.md"), caption=str(caption_path("cluster_tiers")),
+                               category="Tables")} if P.tiers_run else {}),
     params:
         stage="cluster",
         traces=CLUSTER_TRACES,

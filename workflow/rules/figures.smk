@@ -1,12 +1,14 @@
-from prefix_study.report.captions import ENGINE_TTFT_FIGURES
+from prefix_study.report.captions import ENGINE_TTFT_FIGURES, TIER_FIGURES
 
-#: Every figure of the run (the engine TTFT one under engine.clock=cost_model).
-RUN_FIGURES = {**FIGURES, **(ENGINE_TTFT_FIGURES if SAVINGS_COMPARE else {})}
+#: Every figure of the run (the engine TTFT one under engine.clock=cost_model,
+#: the tier ones with a tier below GPU memory).
+RUN_FIGURES = {**FIGURES, **(ENGINE_TTFT_FIGURES if SAVINGS_COMPARE else {}),
+               **(TIER_FIGURES if P.tiers_run else {})}
 
 
 rule figures:
     """Every plot of the run (PNG + SVG, one style), drawn from the tables of the
-    stats, replay, mixed, savings and cluster stages; it computes nothing."""
+    stats, replay, mixed, savings, cluster and tiers stages; it computes nothing."""
     input:
         cfg=P.stage_config("figures"),
         reuse_cdfs=P.stats("reuse_cdfs.parquet"),
@@ -19,6 +21,7 @@ rule figures:
         savings=P.savings("savings.parquet"),
         cluster=P.cluster("cluster.parquet"),
         **({"engine_ttft": P.savings("engine_ttft.parquet")} if SAVINGS_COMPARE else {}),
+        **({"tiers": P.tiers("tiers.parquet")} if P.tiers_run else {}),
     output:
         **{name: report(P.figure(name), caption=str(caption_path(stem)), category="Figures")
            for name, stem in RUN_FIGURES.items()},

@@ -2,7 +2,7 @@ rule run_index:
     """results/runs/<experiment>-<hash>/: resolved config, index.md, stage times."""
     input:
         figures=[P.figure(n) for n in RUN_FIGURES],
-        tables=[P.stage(stage) / name for stage, name in TABLES],
+        tables=[P.stage(stage) / name for stage, name in {**TABLES, **RUN_TIER_TABLES}],
         workloads=[P.workload_summary(w) for w in P.engine_workloads],
         checks=[P.trace_check(w, b) for w, b in P.trace_pairs()],
         blocks=[P.trace_blocks(w, b) for w, b in P.engine_pairs()],

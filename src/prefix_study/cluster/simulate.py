@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from prefix_study.cluster.queue import ReplicaQueues, advance, place
 from prefix_study.cluster.replicas import ReplicaCaches
+from prefix_study.cluster.tiered import TieredReplicaCaches
 from prefix_study.cluster.requests import ClusterRequests
 from prefix_study.cluster.routers import get_router
 from prefix_study.cost import CostModel
@@ -47,12 +48,18 @@ class ClusterRun:
     output_tokens: np.ndarray
     replica_prefill_tokens: np.ndarray
     replica_busy_s: np.ndarray
+    # With tiers: blocks each tier served per request (GPU memory first) and the load time.
+    tier_blocks: np.ndarray | None = None
+    load_s: np.ndarray | None = None
 
 
 def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant: str | None,
              router_params: Mapping[str, Any], policy: str, capacity_blocks: int,
-             cost: Any, max_batch: int, seed: int = 0, progress: bool = False) -> ClusterRun:
-    """Run one (router, replica count) configuration over `requests`.
+             cost: Any, max_batch: int, seed: int = 0, progress: bool = False,
+             tiers: Any = None) -> ClusterRun:
+    """Run one (router, replica count) configuration over `requests`; with
+    `tiers` (a tiers.spec.Hierarchy) each replica has those tiers below GPU
+    memory (cluster/tiered.py), and a request's first token also waits for its loads.
 
     Per request, three or four numba calls: the router's `choose`, the
     policy's `serve_and_look` (the chosen replica serves it, then every
@@ -74,8 +81,11 @@ def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant:
     # The stage's cost model (the config's model on its hardware) also
     # prices recomputes (cost_lru), as in the replay stage; a clock that
     # cannot (EngineClockCost, tests) leaves them to the stand-in.
+    costs = cost if isinstance(cost, CostModel) else None
     caches = ReplicaCaches(requests.trace, policy, num_replicas, capacity_blocks, requests.max_request_blocks(),
-                           cost if isinstance(cost, CostModel) else None, requests.block_size)
+                           costs, requests.block_size) if tiers is None \
+        else TieredReplicaCaches(requests.trace, policy, num_replicas, capacity_blocks,
+                                 requests.max_request_blocks(), tiers, costs, requests.block_size)
     queues = ReplicaQueues(cost, max_batch, num_replicas, requests.prompt_tokens, requests.output_tokens)
     q = queues.state
     serve_and_look = caches.serve_and_look
@@ -102,12 +112,18 @@ def simulate(requests: ClusterRequests, num_replicas: int, router: str, variant:
         if routed is not None:
             routed(rstate, i, r, t)
         seen, seen_next = seen_next, seen
+    tiered = tiers is not None
+    first_token_s, finish_s = queues.first_token_s.copy(), queues.finish_s.copy()
+    if tiered:  # loads do not occupy the GPU: they delay the request's own tokens only
+        first_token_s += caches.load_s
+        finish_s += caches.load_s
     return ClusterRun(
         replica=out[0].astype(np.int32), hit_blocks=out[1], lookup_blocks=requests.lookup_array.copy(),
-        cached_tokens=out[2], arrival_s=arrival, first_token_s=queues.first_token_s.copy(),
-        finish_s=queues.finish_s.copy(), overrode=out[3].astype(np.int8),
+        cached_tokens=out[2], arrival_s=arrival, first_token_s=first_token_s,
+        finish_s=finish_s, overrode=out[3].astype(np.int8),
         off_best_prefix=out[4].astype(np.bool_), output_tokens=np.asarray(requests.output_tokens, np.int64),
         replica_prefill_tokens=queues.prefill_tokens, replica_busy_s=queues.busy_s,
+        tier_blocks=caches.served.copy() if tiered else None, load_s=caches.load_s.copy() if tiered else None,
     )
 
 

@@ -40,9 +40,14 @@ STAGE_DEPENDENCIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "mixed": (("traces",), ("mix", "workloads", "model", "hardware", "cost")),
     "savings": (("workloads", "replay", "mixed"), ("model", "hardware", "cost")),
     # model/hardware/cost: the cost model that times the replicas.
-    "cluster": (("traces",), ("cluster", "model", "hardware", "cost")),
+    "cluster": (("traces",), ("cluster", "model", "hardware", "cost", "tiers:cluster")),
+    # Runs only with a tier below GPU memory (tiers/spec.py:has_lower_tiers).
+    # tiers:lower: the tiers config and the break-even table's named models and
+    # GPUs (their conf files); mix: the block size and interleaving of the
+    # ShareGPT traces.
+    "tiers": (("traces",), ("tiers:lower", "mix", "model", "hardware", "cost")),
     # Draws every figure from the tables of the stages before it.
-    "figures": (("stats", "replay", "mixed", "savings", "cluster"), ()),
+    "figures": (("stats", "replay", "mixed", "savings", "cluster", "tiers"), ()),
 }
 STAGES = tuple(STAGE_DEPENDENCIES)
 
@@ -74,6 +79,22 @@ def _select(cfg: Any, key: str) -> Any:
         if cfg.engine.eviction != "wa_lru":
             return None
         return sorted(str(w) for w in cfg.mix.cache_friendly)
+    if key in ("tiers:lower", "tiers:cluster"):
+        # Under gpu_only (no tier below GPU memory) neither the tiers stage nor
+        # the cluster reads the tiers config: changing it reruns nothing.
+        if len(cfg.tiers.tiers) < 2:
+            return None
+        tiers = OmegaConf.to_container(cfg.tiers, resolve=True, enum_to_str=True)
+        if key == "tiers:cluster":
+            tiers.pop("study")
+            return tiers
+        from prefix_study.tiers.profiles import conf_file
+
+        study = cfg.tiers.study
+        return {"tiers": tiers, "profiles": {
+            f"{group}/{name}": conf_file(group, name).read_text()
+            for group, names in (("model", study.break_even_models), ("hardware", study.break_even_hardware))
+            for name in names}}
     if key == "files:dataset":
         return {"sharegpt_sha256": file_checksum(dataset_file(cfg))}
     if key == "files:traces":

@@ -486,7 +486,8 @@ class TierConfig:
     capacity_unit: CapacityUnit = CapacityUnit.gib
     # Tokens per stored and looked-up unit, a multiple of the block size; null: one block.
     chunk_tokens: Optional[int] = None
-    # An online policy of the replay registry (null on the GPU tier: the replay's).
+    # An online policy of the replay registry (null on the GPU tier: the replay's);
+    # below GPU memory also vllm_arc, vLLM's CPU-tier ARC (tiers/vllm_arc.py).
     policy: Optional[str] = "lru"
     write_policy: WritePolicy = WritePolicy.write_through
     # write_through_selective: times a block is served from cache before it is written.
@@ -507,6 +508,29 @@ def _gpu_tier() -> list[TierConfig]:
 
 
 @dataclass
+class TierStudyConfig:
+    """What the tiers stage (rule `tiers`, tiers/stage.py) replays and sweeps.
+    The stage runs only when the hierarchy has a tier below GPU memory."""
+
+    # GPU memory where tiers.tiers[0] leaves capacity / policy null (in gpu_capacity_unit).
+    # 0.25 GiB of Llama-3-8B's KV = 64 blocks of 32 tokens, the replay sweep's smallest capacity.
+    gpu_capacity: float = 0.25
+    gpu_capacity_unit: CapacityUnit = CapacityUnit.gib
+    gpu_policy: str = "lru"
+    # The swept tier: tiers.tiers[tier] (1: the first below GPU memory).
+    tier: int = 1
+    # Its capacities (in its capacity_unit): figure tier_tokens.
+    capacities: list[float] = field(default_factory=lambda: [0.0, 0.125, 0.25, 0.5, 1.0, 4.0])
+    # Its read bandwidths in bytes/s: figure tier_ttft.
+    read_bytes_s: list[float] = field(default_factory=lambda: [0.25e9, 0.5e9, 1e9, 2e9, 4e9, 8e9, 16e9, 32e9, 64e9])
+    # The break-even table: prefix lengths x models (conf/model) x GPUs (conf/hardware);
+    # empty lists: the config's model / hardware.
+    prefix_tokens: list[int] = field(default_factory=lambda: [1024, 2048, 4096, 8192, 16384, 32768])
+    break_even_models: list[str] = field(default_factory=lambda: ["llama3_8b", "llama3_70b", "qwen3_32b"])
+    break_even_hardware: list[str] = field(default_factory=lambda: ["h100_sxm", "a100_80gb", "l40s"])
+
+
+@dataclass
 class TiersConfig:
     """The KV tier hierarchy, top (GPU memory) down (conf/tiers/)."""
 
@@ -514,6 +538,7 @@ class TiersConfig:
     source: str = "today's single tier: vLLM's prefix cache in GPU memory"
     load_policy: LoadPolicy = LoadPolicy.always
     tiers: list[TierConfig] = field(default_factory=_gpu_tier)
+    study: TierStudyConfig = field(default_factory=TierStudyConfig)
 
 
 # --- cluster stage (issue 10): N replicas behind a router ------------------

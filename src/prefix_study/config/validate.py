@@ -416,6 +416,43 @@ def validate_tiers(cfg: Any) -> None:
             hierarchy(cfg.tiers, hardware, model, int(bs))
         except TierConfigError as exc:
             raise ConfigError(f"{exc} (sweep.block_sizes: {list(cfg.sweep.block_sizes)})") from None
+    if len(cfg.tiers.tiers) > 1:
+        validate_tier_study(cfg, hardware, model)
+
+
+def validate_tier_study(cfg: Any, hardware: Any, model: Any) -> None:
+    """What the tiers stage (and the cluster's tiers) run: the hierarchy at the
+    block sizes of the mix and of the imported traces, and `tiers.study`."""
+    from prefix_study.registry import online_policy_names
+    from prefix_study.tiers.profiles import conf_names
+    from prefix_study.tiers.spec import TierConfigError, hierarchy
+    from prefix_study.traces.formats import external_block_tokens
+
+    sizes = {"mix.block_size": int(cfg.mix.block_size), "cluster.block_size": int(cfg.cluster.block_size)}
+    sizes |= {f"workloads.{w}.block_tokens": int(external_block_tokens(wl)) for w, wl in cfg.workloads.items()
+              if wl.kind in EXTERNAL_TRACE_KINDS}
+    for where, bs in sizes.items():
+        try:
+            hierarchy(cfg.tiers, hardware, model, bs)
+        except TierConfigError as exc:
+            raise ConfigError(f"{exc} ({where}: {bs})") from None
+    study = "tiers.study"
+    tier = _get(cfg, f"{study}.tier")
+    _require(_is_int(tier) and 1 <= tier < len(cfg.tiers.tiers), f"{study}.tier", tier,
+             f"the index of a tier below GPU memory, 1..{len(cfg.tiers.tiers) - 1}")
+    _require(math.isfinite(cfg.tiers.study.gpu_capacity) and cfg.tiers.study.gpu_capacity > 0,
+             f"{study}.gpu_capacity", cfg.tiers.study.gpu_capacity, "a positive capacity")
+    _name_list(cfg, f"{study}.break_even_models", conf_names("model"), empty_ok=True)
+    _name_list(cfg, f"{study}.break_even_hardware", conf_names("hardware"), empty_ok=True)
+    policies = online_policy_names()
+    _require(str(cfg.tiers.study.gpu_policy) in policies, f"{study}.gpu_policy", cfg.tiers.study.gpu_policy,
+             f"an online policy from {policies}")
+    for v in cfg.tiers.study.capacities:
+        _require(math.isfinite(float(v)) and float(v) >= 0, f"{study}.capacities", v, "non-negative capacities")
+    for v in cfg.tiers.study.read_bytes_s:
+        _require(math.isfinite(float(v)) and float(v) > 0, f"{study}.read_bytes_s", v, "positive bytes/s")
+    for v in cfg.tiers.study.prefix_tokens:
+        _require(_is_int(v) and v > 0, f"{study}.prefix_tokens", v, "positive numbers of tokens")
 
 
 def validate_cluster(cfg: Any) -> None:

@@ -122,6 +122,9 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
           clock: ClockModel | None = None, progress: bool = True,
           desc: str = "engine") -> DriveResult:
     """Run `stream` (a checked request stream) through `engine`."""
+    if engine.kv_worker_connector is not None:
+        raise ValueError("an engine with vLLM's CPU tier (EngineSpec.cpu_offload) runs through "
+                         "engine/offload_run.py:run_offloaded, which installs its KV connector")
     clock = clock or ClockModel()
     llm_engine = engine.llm.llm_engine
     observer = StepObserver()

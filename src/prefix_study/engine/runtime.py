@@ -29,6 +29,17 @@ env.apply()
 
 
 @dataclass(frozen=True)
+class CpuOffload:
+    """vLLM's KV offloading to a CPU tier (its OffloadingConnector and
+    CPUOffloadingManager; the worker is engine/offload_spec.py's): `chunks`
+    chunks of `blocks_per_chunk` blocks under `policy` ("lru" or "arc")."""
+
+    chunks: int
+    policy: str
+    blocks_per_chunk: int = 1
+
+
+@dataclass(frozen=True)
 class EngineSpec:
     """Everything that shapes one engine instance.
 
@@ -49,6 +60,8 @@ class EngineSpec:
     # cache-friendly workloads (mix.cache_friendly).
     eviction: str
     cache_friendly: tuple[str, ...] = ()
+    # A CPU tier below GPU memory through vLLM's OffloadingConnector (issue 18.5).
+    cpu_offload: CpuOffload | None = None
 
     @classmethod
     def from_config(cls, engine_cfg: Any, model_dir: str | Path, block_size: int,
@@ -91,9 +104,12 @@ class KVEventRecorder:
     _spill_path: Path | None = None
 
     def publish(self, batch: Any) -> None:
-        from vllm.distributed.kv_events import AllBlocksCleared, BlockRemoved, BlockStored
+        from vllm.distributed.kv_events import MEDIUM_GPU, AllBlocksCleared, BlockRemoved, BlockStored
 
         for event in batch.events:
+            if getattr(event, "medium", None) not in (None, MEDIUM_GPU):
+                # A tier below GPU memory (OffloadingConnector): not the GPU block pool's.
+                continue
             if isinstance(event, BlockStored):
                 parent = event.parent_block_hash
                 per_block = len(event.token_ids) // max(1, len(event.block_hashes))
@@ -230,6 +246,10 @@ class Engine:
     request_workloads: dict[str, str] = field(default_factory=dict)
     eviction: Any = None
     schedule: Any = None  # engine.schedule.ScheduleRecorder when instrumented
+    # The worker side of vLLM's KV connector (EngineSpec.cpu_offload): vLLM
+    # keeps it in a process-wide global, which build_engine clears so other
+    # engines run without it; engine/offload_run.py installs it while stepping.
+    kv_worker_connector: Any = None
 
     @property
     def scheduler(self) -> Any:
@@ -303,15 +323,28 @@ def build_engine(spec: EngineSpec, instrument: bool = True) -> Engine:
     )
     if instrument:
         kwargs["kv_events_config"] = KVEventsConfig(enable_kv_cache_events=True, publisher="null")
-    with _hidden_modules():
-        llm = LLM(**kwargs)
+    if spec.cpu_offload is not None:
+        from vllm.distributed.kv_transfer import kv_transfer_state
+
+        from prefix_study.engine.offload_spec import kv_transfer_config
+
+        tier = spec.cpu_offload
+        kwargs["kv_transfer_config"] = kv_transfer_config(tier.chunks, tier.policy, tier.blocks_per_chunk)
+        kv_transfer_state._KV_CONNECTOR_AGENT = None  # this engine's worker builds its own
+    worker_connector = None
+    try:
+        with _hidden_modules():
+            llm = LLM(**kwargs)
+    finally:
+        if spec.cpu_offload is not None:
+            worker_connector, kv_transfer_state._KV_CONNECTOR_AGENT = kv_transfer_state._KV_CONNECTOR_AGENT, None
     scheduler = llm.llm_engine.engine_core.engine_core.scheduler
     events = KVEventRecorder()
     lookups = PrefixLookupRecorder(events=events, block_pool=scheduler.kv_cache_manager.block_pool)
     if instrument:
         scheduler.kv_event_publisher = events
         lookups.wrap(scheduler.kv_cache_manager)
-    engine = Engine(llm=llm, spec=spec, events=events, lookups=lookups)
+    engine = Engine(llm=llm, spec=spec, events=events, lookups=lookups, kv_worker_connector=worker_connector)
     from prefix_study.engine.eviction import install_eviction_policy
 
     engine.eviction = install_eviction_policy(scheduler, spec.eviction, spec.cache_friendly,

@@ -16,6 +16,7 @@ from prefix_study.figures.hit_rates import plot_hit_rate_vs_capacity
 from prefix_study.figures.mixed import plot_mixed_comparison
 from prefix_study.figures.reuse import plot_reuse_cdfs
 from prefix_study.figures.savings import plot_cost_savings, plot_hit_rate_vs_memory, plot_ttft_prefix_caching
+from prefix_study.figures.tiers import plot_tier_tokens, plot_tier_ttft
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class FigureInputs:
     savings: str | Path             # savings/savings.parquet
     cluster: str | Path             # cluster/cluster.parquet
     engine_ttft: str | Path | None = None  # savings/engine_ttft.parquet (engine.clock=cost_model)
+    tiers: str | Path | None = None        # tiers/tiers.parquet (a tier below GPU memory)
 
 
 def run(inputs: FigureInputs, cfg: Any, out_dir: str | Path) -> list[Path]:
@@ -58,4 +60,8 @@ def run(inputs: FigureInputs, cfg: Any, out_dir: str | Path) -> list[Path]:
     files += plot_cluster_scaling(read(inputs.cluster), out / "cluster_scaling")
     if inputs.engine_ttft is not None:
         files += plot_ttft_prefix_caching(read(inputs.engine_ttft), out / "ttft_prefix_caching", model, hardware)
+    if inputs.tiers is not None:
+        tiers = read(inputs.tiers)
+        files += plot_tier_tokens(tiers, out / "tier_tokens")
+        files += plot_tier_ttft(tiers, out / "tier_ttft")
     return files

@@ -28,6 +28,11 @@ FIGURES = {
 #: Figures drawn only under engine.clock=cost_model (the engine TTFT comparison).
 ENGINE_TTFT_FIGURES = {"ttft_prefix_caching": "ttft_prefix_caching"}
 
+#: Figures and tables of the tiers stage (it runs only with a tier below GPU memory).
+TIER_FIGURES = {"tier_tokens": "tier_tokens", "tier_ttft": "tier_ttft"}
+TIER_TABLES = {("tiers", "tiers.md"): "tiers", ("tiers", "break_even.md"): "break_even",
+               ("cluster", "cluster_tiers.md"): "cluster_tiers"}
+
 #: (stage, Markdown table file) -> caption file stem.
 TABLES = {
     ("stats", "reuse_summary.md"): "reuse_summary",

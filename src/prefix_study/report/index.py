@@ -13,10 +13,9 @@ from typing import Any
 import polars as pl
 from omegaconf import OmegaConf
 
-from prefix_study.config.hashing import STAGES
 from prefix_study.io import markdown_table, write_text
 from prefix_study.pipeline import PipelinePaths
-from prefix_study.report.captions import FIGURES, TABLES, caption
+from prefix_study.report.captions import FIGURES, TABLES, TIER_FIGURES, TIER_TABLES, caption
 
 
 def package_versions() -> dict[str, str]:
@@ -93,7 +92,7 @@ def write_run_index(cfg: Any, paths: PipelinePaths, benchmark_files: list[Path])
         "## Figures",
         "",
     ]
-    for name, stem in FIGURES.items():
+    for name, stem in {**FIGURES, **(TIER_FIGURES if paths.tiers_run else {})}.items():
         png = paths.figure(name)
         lines += [f"- [{name}]({rel(png)}) ([svg]({rel(png.with_suffix('.svg'))})): {caption(stem)}", "",
                   f"  ![{name}]({rel(png)})", ""]
@@ -101,7 +100,7 @@ def write_run_index(cfg: Any, paths: PipelinePaths, benchmark_files: list[Path])
 
     lines += savings_index_lines(paths, rel)
     lines += ["## Tables", ""]
-    for (stage, name), stem in TABLES.items():
+    for (stage, name), stem in {**TABLES, **(TIER_TABLES if paths.tiers_run else {})}.items():
         lines.append(f"- [{stage}/{name}]({rel(paths.stage(stage) / name)}): {caption(stem)}")
     blocks = [(w, b) for w, b in paths.engine_pairs()]
     if blocks:
@@ -109,7 +108,7 @@ def write_run_index(cfg: Any, paths: PipelinePaths, benchmark_files: list[Path])
                   "evicted): " + ", ".join(f"[{w} b{b}]({rel(paths.trace_blocks(w, b))})" for w, b in blocks)
                   + "."]
     lines += ["", "## Stage outputs used", ""]
-    for stage in STAGES:
+    for stage in paths.stages_run:
         lines.append(f"- {stage}: [{paths.stage(stage)}]({rel(paths.stage(stage))})")
     lines += ["", "## Time per stage", "", markdown_table(times) if times.height else "(no benchmarks)\n",
               "## Versions", ""]

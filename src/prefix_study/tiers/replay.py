@@ -9,7 +9,7 @@ is kernel.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from prefix_study.config.schema import MAX_LOWER_TIERS
 from prefix_study.replay.kernels._common import REQUEST_START
 from prefix_study.replay.policies import get_policy
 from prefix_study.replay.simulate import recompute_cost, replay_context
-from prefix_study.tiers.kernel import LOAD_CODES, UNUSED, WRITE_CODES, specialise
+from prefix_study.tiers.kernel import LOAD_CODES, UNUSED, WRITE_CODES, scratch, specialise, tier_policy
 from prefix_study.tiers.spec import Hierarchy
 
 if TYPE_CHECKING:
@@ -69,6 +69,78 @@ def _capacity(blocks: Optional[int], num_ids: int, what: str) -> int:
     return num_ids if blocks < 0 else int(blocks)
 
 
+def lower_capacities(tiers: Hierarchy, num_ids: int, scale: Sequence[int] | None = None) -> list[int]:
+    """Each lower tier's capacity in its chunks (unbounded: every id), times
+    `scale[i]` (a shared pool of n replicas' tiers)."""
+    caps = [_capacity(t.capacity_blocks, num_ids, t.name) // t.chunk_blocks for t in tiers.lower]
+    return caps if scale is None else [c * int(k) for c, k in zip(caps, scale)]
+
+
+def lower_states(tiers: Hierarchy, caps: Sequence[int], trace: "BlockTrace", num_categories: int) -> list:
+    """Empty states of the lower tiers (block semantics), the unused slots
+    filled with capacity-0 UNUSED states."""
+    n, acc, cats = np.int64(trace.num_ids), np.int64(trace.accesses), np.int64(num_categories)
+    states = [tier_policy(t.policy).state_machine("block").init(np.int64(c), n, acc, cats)
+              for t, c in zip(tiers.lower, caps)]
+    unused = get_policy(UNUSED).state_machine("block")
+    while len(states) < MAX_LOWER_TIERS:
+        states.append(unused.init(np.int64(0), n, acc, cats))
+    return states
+
+
+def kernel_params(tiers: Hierarchy, caps: Sequence[int]) -> tuple:
+    """The per-tier parameters of the tier loop (kernel.py `par`)."""
+    lower = tiers.lower
+
+    def per_tier(values, dtype, fill):
+        out = np.full(MAX_LOWER_TIERS + 1, fill, dtype=dtype)
+        out[1:1 + len(lower)] = values
+        return out
+
+    return (per_tier(list(caps), np.int64, 0), per_tier([t.chunk_blocks for t in lower], np.int64, 1),
+            per_tier([WRITE_CODES[t.write_policy] for t in lower], np.int64, 0),
+            per_tier([t.write_hits for t in lower], np.int64, 1),
+            per_tier([t.min_load_tokens for t in lower], np.int64, 0),
+            per_tier([t.read_bytes_s for t in lower], np.float64, 1.0),
+            per_tier([t.latency_s for t in lower], np.float64, 0.0),
+            float(tiers.block_bytes), np.int64(tiers.block_size), np.int64(LOAD_CODES[tiers.load_policy]),
+            np.int64(len(lower)))
+
+
+def new_outputs(num_requests: int, num_accesses: int) -> tuple:
+    """The tier loop's output arrays (kernel.py `out`)."""
+    T = MAX_LOWER_TIERS + 1
+    return (np.zeros(num_accesses, dtype=np.bool_), np.zeros((num_requests, T), dtype=np.int64),
+            np.zeros(num_requests, dtype=np.int64), np.zeros(num_requests, dtype=np.int64),
+            np.zeros((num_requests, T), dtype=np.float64), np.zeros((num_requests, T), dtype=np.int64),
+            np.zeros(num_requests, dtype=np.float64))
+
+
+def recompute_times(trace: "BlockTrace", tiers: Hierarchy, cost_model: "CostModel | None") -> np.ndarray:
+    """Per access, its block's marginal recompute time (load_policy=cost); empty without a cost model."""
+    if tiers.load_policy == "cost" and cost_model is None:
+        raise ValueError("tier_replay: load_policy=cost needs a cost model (recompute times)")
+    return recompute_cost(trace.positions, tiers.block_size, cost_model) if cost_model is not None \
+        else np.zeros(0, dtype=np.float64)
+
+
+def tier_result(tiers: Hierarchy, gpu_policy: str, gpu_capacity: int, out: tuple) -> TierReplay:
+    """A TierReplay from the tier loop's outputs (bytes written and per link)."""
+    hits, served, recomputed, declined, read_bytes, written, load_s = out
+    lower = tiers.lower
+    k = 1 + len(lower)
+    chunk = np.array([1, *(t.chunk_blocks for t in lower)], dtype=np.int64)
+    write_bytes = written[:, :k] * (chunk * tiers.block_bytes)[None, :].astype(np.float64)
+    write_bytes[:, 0] = 0.0
+    links: dict[str, np.ndarray] = {}
+    for t, spec in enumerate(lower, start=1):
+        for link in spec.links:
+            links.setdefault(link, np.zeros(served.shape[0], dtype=np.float64))
+            links[link] += read_bytes[:, t] + write_bytes[:, t]
+    return TierReplay(tiers, gpu_policy, gpu_capacity, hits, served[:, :k], recomputed, declined,
+                      read_bytes[:, :k], write_bytes, load_s, links)
+
+
 def tier_replay(trace: "BlockTrace", tiers: Hierarchy, gpu_policy: Optional[str] = None,
                 gpu_capacity_blocks: Optional[int] = None,
                 cost_model: "CostModel | None" = None) -> TierReplay:
@@ -81,58 +153,21 @@ def tier_replay(trace: "BlockTrace", tiers: Hierarchy, gpu_policy: Optional[str]
         raise ValueError("tier_replay: no GPU policy (give one, or set tiers.tiers[0].policy)")
     gpu_capacity = _capacity(gpu_capacity_blocks if gpu_capacity_blocks is not None else tiers.gpu_capacity_blocks,
                              trace.num_ids, "GPU memory")
-    if tiers.load_policy == "cost" and cost_model is None:
-        raise ValueError("tier_replay: load_policy=cost needs a cost model (recompute times)")
-    lower = tiers.lower
-    T = MAX_LOWER_TIERS + 1
-    policies = [get_policy(gpu_policy), *(get_policy(t.policy) for t in lower)]
+    recompute_s = recompute_times(trace, tiers, cost_model)
+    policies = [get_policy(gpu_policy), *(tier_policy(t.policy) for t in tiers.lower)]
     needs_context = any(p.needs_context for p in policies)
     cost, category, num_categories = replay_context(trace, needs_context, cost_model, tiers.block_size)
-    recompute_s = recompute_cost(trace.positions, tiers.block_size, cost_model) if cost_model is not None \
-        else np.zeros(0, dtype=np.float64)
-    n = np.int64(trace.num_ids)
-    acc = np.int64(trace.accesses)
-    cats = np.int64(num_categories)
-    st0 = policies[0].state_machine("prefix").init(np.int64(gpu_capacity), n, acc, cats)
-    caps = [_capacity(t.capacity_blocks, trace.num_ids, t.name) // t.chunk_blocks for t in lower]
-    states = [p.state_machine("block").init(np.int64(c), n, acc, cats) for p, c in zip(policies[1:], caps)]
-    unused = get_policy(UNUSED).state_machine("block")
-    while len(states) < MAX_LOWER_TIERS:
-        states.append(unused.init(np.int64(0), n, acc, cats))
-
-    def per_tier(values, dtype, fill):
-        out = np.full(T, fill, dtype=dtype)
-        out[1:1 + len(lower)] = values
-        return out
-
-    cap = per_tier(caps, np.int64, 0)
-    chunk = per_tier([t.chunk_blocks for t in lower], np.int64, 1)
-    wpol = per_tier([WRITE_CODES[t.write_policy] for t in lower], np.int64, 0)
-    whits = per_tier([t.write_hits for t in lower], np.int64, 1)
-    minload = per_tier([t.min_load_tokens for t in lower], np.int64, 0)
-    rbw = per_tier([t.read_bytes_s for t in lower], np.float64, 1.0)
-    lat = per_tier([t.latency_s for t in lower], np.float64, 0.0)
+    st0 = policies[0].state_machine("prefix").init(np.int64(gpu_capacity), np.int64(trace.num_ids),
+                                                    np.int64(trace.accesses), np.int64(num_categories))
+    caps = lower_capacities(tiers, trace.num_ids)
+    st1, st2 = lower_states(tiers, caps, trace, num_categories)
     starts = np.append(np.flatnonzero(trace.flags & REQUEST_START), trace.accesses).astype(np.int64)
     nreq = starts.shape[0] - 1
-    hits = np.zeros(trace.accesses, dtype=np.bool_)
-    served = np.zeros((nreq, T), dtype=np.int64)
-    recomputed = np.zeros(nreq, dtype=np.int64)
-    declined = np.zeros(nreq, dtype=np.int64)
-    read_bytes = np.zeros((nreq, T), dtype=np.float64)
-    written = np.zeros((nreq, T), dtype=np.int64)
-    load_s = np.zeros(nreq, dtype=np.float64)
-    loop = specialise(gpu_policy, tuple(t.policy for t in lower))
-    loop(st0, states[0], states[1], trace.ids, trace.flags, cost, category, starts, n, recompute_s,
-         cap, chunk, wpol, whits, minload, rbw, lat, float(tiers.block_bytes), np.int64(tiers.block_size),
-         np.int64(LOAD_CODES[tiers.load_policy]), np.int64(len(lower)),
-         hits, served, recomputed, declined, read_bytes, written, load_s)
-    k = 1 + len(lower)
-    write_bytes = written[:, :k] * (chunk[:k] * tiers.block_bytes)[None, :].astype(np.float64)
-    write_bytes[:, 0] = 0.0
-    links: dict[str, np.ndarray] = {}
-    for t, spec in enumerate(lower, start=1):
-        for link in spec.links:
-            links.setdefault(link, np.zeros(nreq, dtype=np.float64))
-            links[link] += read_bytes[:, t] + write_bytes[:, t]
-    return TierReplay(tiers, gpu_policy, gpu_capacity, hits, served[:, :k], recomputed, declined,
-                      read_bytes[:, :k], write_bytes, load_s, links)
+    longest = int(np.diff(starts).max()) if nreq else 1
+    work = scratch(np.int64(longest), np.int64(MAX_LOWER_TIERS + 1), np.int64(trace.num_ids),
+                   cost.shape[0] > 0, category.shape[0] > 0)
+    out = new_outputs(nreq, trace.accesses)
+    loops = specialise(gpu_policy, tuple(t.policy for t in tiers.lower))
+    loops.loop(st0, st1, st2, trace.ids, trace.flags, cost, category, starts, recompute_s,
+               kernel_params(tiers, caps), work, out)
+    return tier_result(tiers, gpu_policy, gpu_capacity, out)

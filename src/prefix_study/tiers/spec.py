@@ -18,6 +18,11 @@ from prefix_study.cost.capacity import capacity_blocks
 from prefix_study.cost.profiles import HardwareProfile, ModelProfile
 
 
+#: vLLM's CPU-tier ARC (tiers/vllm_arc.py): a policy of the tiers below GPU
+#: memory only, outside the replay's policy registry, written through.
+VLLM_ARC = "vllm_arc"
+
+
 class TierConfigError(ValueError):
     """A `tiers` config value the tier replay cannot run (the message names the key)."""
 
@@ -56,6 +61,13 @@ class Hierarchy:
     @property
     def tier_names(self) -> tuple[str, ...]:
         return ("gpu", *(t.name for t in self.lower))
+
+
+def has_lower_tiers(tiers_cfg: Any) -> bool:
+    """Whether the `tiers` config has a tier below GPU memory: only then do the
+    tiers stage run and the cluster's replicas take tiers (under `gpu_only`
+    both would repeat today's single-tier replay)."""
+    return len(tiers_cfg.tiers) > 1
 
 
 def _fail(key: str, value: Any, allowed: str) -> None:
@@ -121,10 +133,13 @@ def hierarchy(cfg: Any, hardware: HardwareProfile, model: ModelProfile, block_si
                   "write_through on the top tier (GPU memory is written by compute; write_back takes "
                   "the blocks the tier above evicts, and nothing is above it)")
         policy = None if t.policy is None else str(t.policy)
+        allowed = policies if top else [*policies, VLLM_ARC]
         if policy is None and not top:
-            _fail(f"{key}.policy", None, f"an online policy from {policies}")
-        if policy is not None and policy not in policies:
-            _fail(f"{key}.policy", policy, f"an online policy from {policies}")
+            _fail(f"{key}.policy", None, f"an online policy from {allowed}")
+        if policy is not None and policy not in allowed:
+            _fail(f"{key}.policy", policy, f"an online policy from {allowed}")
+        if policy == VLLM_ARC and write_policy != "write_through":
+            _fail(f"{key}.write_policy", write_policy, f"write_through with policy {VLLM_ARC} (vLLM's store path)")
         capacity = t.capacity
         if capacity is None:
             blocks = None
