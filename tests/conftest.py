@@ -25,7 +25,7 @@ env.apply()  # before vLLM is imported anywhere
 def xdist_group(item: pytest.Item) -> str:
     """The worker group of a test: the costliest session fixture it uses, else its file."""
     names = getattr(item, "fixturenames", ())
-    if "tiny_run" in names:
+    if "tiny_run" in names or "slurm" in names:  # one test cluster at a time
         return "tiny_run"
     if "engine_factory" in names or "model_dir" in names:
         return "engine"
