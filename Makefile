@@ -20,11 +20,11 @@ pipeline: setup
 
 # Everything (CI): the pipeline tests share one run of the whole DAG (tests/conftest.py).
 test: setup
-	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # The inner loop: every stage library, no vLLM, no Snakemake, no SLURM (goal: under 60 s; 6.5 min now).
 test-fast: setup
-	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup -m "not engine and not slurm and not pipeline" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile -m "not engine and not slurm and not pipeline" $(PYTEST_ARGS)
 
 clean:
 	find results -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -6,11 +6,12 @@ Markers (pyproject.toml): `engine` starts vLLM, `pipeline` runs the
 `prefix-study` command (Snakemake), `slurm` needs SLURM; `make test-fast`
 runs the rest.
 
-`make test` runs on two pytest-xdist workers (`--dist loadgroup`): every test
-gets a group, so what a session or module fixture builds is built once. The
-tests of the shared DAG run (`tiny_run`) form one group, those of the session
-engines (`engine_factory`) another, and every other test file is a group of
-its own (module fixtures such as a `vllm serve` start once).
+`make test` runs on two pytest-xdist workers (`--dist loadfile`: a test
+file stays on one worker, so its module fixtures, such as a `vllm serve` or
+the SLURM test cluster, start once). Session fixtures (`tiny_run`, the
+engines) are built by each worker that needs them. (`--dist loadgroup` would
+keep every `tiny_run` test on one worker, but with pytest 9.2 and
+pytest-xdist 3.8 it did not group at all here.)
 """
 
 from __future__ import annotations
@@ -20,22 +21,6 @@ import pytest
 from prefix_study import env
 
 env.apply()  # before vLLM is imported anywhere
-
-
-def xdist_group(item: pytest.Item) -> str:
-    """The worker group of a test: the costliest session fixture it uses, else its file."""
-    names = getattr(item, "fixturenames", ())
-    if "tiny_run" in names or "slurm" in names:  # one test cluster at a time
-        return "tiny_run"
-    if "engine_factory" in names or "model_dir" in names:
-        return "engine"
-    return item.nodeid.split("::", 1)[0]
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups from the markers
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
 
 
 @pytest.fixture(scope="module")
