@@ -237,6 +237,52 @@ def test_live_run_lock_is_not_removed(tmp_path):
     assert not (locks / "0.output.lock").exists()
 
 
+def test_stale_lock_of_this_results_dir_goes_while_another_run_goes_on(tmp_path):
+    """Two runs may share a project when their results directories differ (the
+    test suite's workers do). A killed run's lock on results A is stale even
+    while a run on results B goes on; B's lock stays, and so does A's while a
+    live run writes A."""
+    from prefix_study.cli import clear_stale_lock
+    from prefix_study.pipeline import config_arg
+
+    project = _project_copy(tmp_path)
+    locks = project / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    a, b = tmp_path / "results A", tmp_path / "results B"
+    (locks / "0.input.lock").write_text(f"{b}/workloads/x/input.parquet\n")
+    (locks / "0.output.lock").write_text(f"{b}/stats/y/stats.parquet\n")
+    (locks / "1.input.lock").write_text("data/sharegpt.json\n")
+    (locks / "1.output.lock").write_text(f"{a}/stats/y/stats.parquet\n")
+
+    def live_run(results: Path) -> subprocess.Popen:
+        # Looks like Snakemake to /proc (argv[0] is `snakemake`), with the command line prefix-study gives it.
+        return subprocess.Popen(["snakemake", "-c", "import time; time.sleep(60)", "--config",
+                                 config_arg(["sweep=tiny", f"results_dir={results}"])],
+                                executable=sys.executable, cwd=project)
+
+    on_b = live_run(b)
+    try:
+        time.sleep(0.5)
+        message = clear_stale_lock(project, [a])
+        assert "removed a stale Snakemake lock (2 files" in message and f"pid {on_b.pid}" in message
+        assert sorted(p.name for p in locks.iterdir()) == ["0.input.lock", "0.output.lock"]
+        assert clear_stale_lock(project, [a]) is None  # nothing of A is locked now
+        # Without knowing which results directory is meant, a live run keeps every lock.
+        assert "is held by a running Snakemake" in clear_stale_lock(project)
+        (locks / "1.output.lock").write_text(f"{a}/stats/y/stats.parquet\n")
+        on_a = live_run(a)
+        try:
+            time.sleep(0.5)
+            assert f"{on_a.pid}" in clear_stale_lock(project, [a])
+            assert (locks / "1.output.lock").exists()
+        finally:
+            on_a.kill()
+            on_a.wait()
+    finally:
+        on_b.kill()
+        on_b.wait()
+
+
 def test_temporary_names_never_match_output_globs(tmp_path):
     import polars as pl
 

@@ -29,6 +29,7 @@ YAML's base loader, which turns that list back into exactly these strings.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -260,50 +261,102 @@ def _is_snakemake(argv: list[bytes]) -> bool:
     return any(a == b"-m" and b == b"snakemake" for a, b in zip(argv, argv[1:]))
 
 
-def snakemake_processes(project: Path) -> list[int] | None:
-    """Local Snakemake processes whose working directory is `project` (None:
-    this system has no /proc to look at)."""
+def snakemake_processes(project: Path) -> dict[int, list[bytes]] | None:
+    """Local Snakemake processes whose working directory is `project`, with
+    their command lines (None: this system has no /proc to look at)."""
     proc = Path("/proc")
     if not (proc / "self" / "cmdline").exists():
         return None
     target = project.resolve()
-    pids = []
+    found = {}
     for entry in proc.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
             if _is_snakemake(argv) and Path(os.readlink(entry / "cwd")).resolve() == target:
-                pids.append(int(entry.name))
+                found[int(entry.name)] = argv
         except OSError:  # gone, or not ours to inspect
             continue
-    return sorted(pids)
+    return dict(sorted(found.items()))
 
 
-def clear_stale_lock(project: Path) -> str | None:
-    """Remove Snakemake's lock in `project` if no live process holds it.
+def _results_dir_of(argv: list[bytes], project: Path) -> Path | None:
+    """The results directory a Snakemake command line writes (None: it cannot be
+    told, e.g. a config this version cannot compose)."""
+    from prefix_study.config.compose import compose_config
+    from prefix_study.config.overrides import overrides_from_snakemake
+
+    args = [a.decode(errors="replace") for a in argv]
+    value = next((a[len("overrides="):] for a in reversed(args) if a.startswith("overrides=")), None)
+    try:
+        overrides = overrides_from_snakemake(json.loads(value) if value is not None else None)
+        return _absolute(Path(compose_config(overrides).results_dir), project)
+    except Exception:  # noqa: BLE001 - any failure means "cannot tell", the careful answer
+        return None
+
+
+def _absolute(path: Path, project: Path) -> Path:
+    return (path if path.is_absolute() else project / path).resolve()
+
+
+def _lock_pairs(project: Path) -> dict[str, list[Path]]:
+    """Snakemake's lock files by run (`N.input.lock` and `N.output.lock` share N)."""
+    pairs: dict[str, list[Path]] = {}
+    for lock in lock_files(project):
+        pairs.setdefault(lock.name.split(".", 1)[0], []).append(lock)
+    return pairs
+
+
+def _locks_under(locks: list[Path], roots: list[Path], project: Path) -> bool:
+    for lock in locks:
+        for line in lock.read_text(errors="replace").splitlines():
+            if line.strip():
+                path = _absolute(Path(line.strip()), project)
+                if any(path == root or root in path.parents for root in roots):
+                    return True
+    return False
+
+
+def clear_stale_lock(project: Path, results_dirs: Sequence[Path] = ()) -> str | None:
+    """Remove Snakemake's locks in `project` that no live process holds.
 
     A run killed with SIGKILL leaves `.snakemake/locks/` behind and the next
-    run stops with a LockException. The lock is stale when no Snakemake
-    process runs in the project directory on this machine; then it is removed
-    (what `snakemake --unlock` does). Returns what was done or found, or None
-    when there is no lock.
+    run stops with a LockException. With no Snakemake running in the project
+    every lock is stale and all are removed (what `snakemake --unlock` does).
+    Runs on other results directories may go on in the same project (Snakemake
+    allows it; their files do not overlap): then only the locks naming files
+    of `results_dirs` are removed, when no live run writes those directories.
+    Returns what was done or found, or None when there is no lock.
     """
-    locks = lock_files(project)
-    if not locks:
+    pairs = _lock_pairs(project)
+    if not pairs:
         return None
-    pids = snakemake_processes(project)
+    live = snakemake_processes(project)
     where = project / LOCK_DIR
-    if pids is None:
+    if live is None:
         return (f"Snakemake's lock {where} exists and this system cannot tell whether a run holds it; "
                 f"if no run is going on, clear it with `{UNLOCK_COMMAND}` in {project}")
-    if pids:
-        return (f"Snakemake's lock {where} is held by a running Snakemake (pid "
-                f"{', '.join(map(str, pids))}); wait for it, or stop it and run `{UNLOCK_COMMAND}` in {project}")
-    for lock in locks:
+    if not live:
+        stale = [lock for locks in pairs.values() for lock in locks]
+        for lock in stale:
+            lock.unlink(missing_ok=True)
+        return (f"removed a stale Snakemake lock ({len(stale)} files in {where}) left by a killed run: no "
+                f"Snakemake process runs in {project} (the same as `{UNLOCK_COMMAND}` there)")
+    pids = ", ".join(map(str, live))
+    held = {pid: _results_dir_of(argv, project) for pid, argv in live.items()}
+    ours = [_absolute(Path(d), project) for d in results_dirs]
+    if not ours or any(d is None or d in ours for d in held.values()):
+        return (f"Snakemake's lock {where} is held by a running Snakemake (pid {pids}); wait for it, "
+                f"or stop it and run `{UNLOCK_COMMAND}` in {project}")
+    stale = [lock for locks in pairs.values() if _locks_under(locks, ours, project) for lock in locks]
+    if not stale:
+        return None
+    for lock in stale:
         lock.unlink(missing_ok=True)
-    return (f"removed a stale Snakemake lock ({len(locks)} files in {where}) left by a killed run: no "
-            f"Snakemake process runs in {project} (the same as `{UNLOCK_COMMAND}` there)")
+    return (f"removed a stale Snakemake lock ({len(stale)} files in {where}) left by a killed run on "
+            f"{', '.join(map(str, ours))}; the running Snakemake (pid {pids}) writes other results "
+            "directories and keeps its lock")
 
 
 # --- main ------------------------------------------------------------------------
@@ -342,6 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(OmegaConf.to_yaml(cfg, resolve=True), end="")
         return 0
     run_dirs = [run_dir_of(cfg, project) for cfg in cfgs]
+    results_dirs = [_absolute(Path(cfg.results_dir), project) for cfg in cfgs]
     if args.print_run_dir:
         for run in run_dirs:
             print(_show(run))
@@ -351,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = len(combinations)
     dry_run = args.dry_run or any(a in ("-n", "--dry-run", "--dryrun") for a in extra)
     if not dry_run:  # a dry run takes no lock
-        message = clear_stale_lock(project)
+        message = clear_stale_lock(project, results_dirs)
         if message:
             print(f"prefix-study: {message}", file=sys.stderr, flush=True)
     for i, (combo, run) in enumerate(zip(combinations, run_dirs), start=1):
@@ -364,8 +418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"prefix-study: error: snakemake failed (exit {rc}) for [{i}/{n}] {' '.join(combo)}",
                   file=sys.stderr)
             if lock_files(project) and not dry_run:
-                print(f"prefix-study: if snakemake said the directory is locked: {clear_stale_lock(project)}",
-                      file=sys.stderr)
+                found = clear_stale_lock(project, results_dirs)
+                if found:
+                    print(f"prefix-study: if snakemake said the directory is locked: {found}", file=sys.stderr)
             return rc
         if not dry_run:
             not_built = report_target_reason(extra, project, run)
