@@ -8,7 +8,7 @@ stage's directory is keyed by the hash of the config it depends on
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -41,14 +41,17 @@ class PipelinePaths:
     """
 
     cfg: Any
+    #: Stage hashes, computed once per PipelinePaths (its config's files are
+    #: read when first asked: a new PipelinePaths sees changed inputs).
+    _hashes: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def stage(self, name: str) -> Path:
         assert name in STAGES, name
-        return stage_dir(self.cfg, name)
+        return stage_dir(self.cfg, name, self._hashes)
 
     @property
     def run(self) -> Path:
-        return run_dir(self.cfg)
+        return run_dir(self.cfg, self._hashes)
 
     @property
     def report_html(self) -> Path:

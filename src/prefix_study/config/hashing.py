@@ -283,34 +283,41 @@ def code_version(package: str) -> str:
     return h.hexdigest()[:16]
 
 
-def stage_key(cfg: Any, stage: str) -> dict[str, Any]:
+def stage_key(cfg: Any, stage: str, memo: dict[str, str] | None = None) -> dict[str, Any]:
     """The config a stage's outputs depend on, upstream stages included, and
     the version of the stage's code."""
     upstream, keys = STAGE_DEPENDENCIES[stage]
     key: dict[str, Any] = {k: _select(cfg, k) for k in keys}
     key["<code>"] = code_version(stage)
     for up in upstream:
-        key[f"<{up}>"] = stage_hash(cfg, up)
+        key[f"<{up}>"] = stage_hash(cfg, up, memo=memo)
     return key
 
 
-def stage_hash(cfg: Any, stage: str, length: int = 10) -> str:
-    """Short, stable hash of `stage_key` (sorted JSON, sha256)."""
-    blob = json.dumps(stage_key(cfg, stage), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+def stage_hash(cfg: Any, stage: str, length: int = 10, memo: dict[str, str] | None = None) -> str:
+    """Short, stable hash of `stage_key` (sorted JSON, sha256). `memo` keeps
+    the full hashes of one config's stages: the Snakefile asks for them
+    hundreds of times per parse and each upstream stage would be hashed again."""
+    if memo is None or stage not in memo:
+        blob = json.dumps(stage_key(cfg, stage, memo), sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(blob.encode()).hexdigest()
+        if memo is None:
+            return digest[:length]
+        memo[stage] = digest
+    return memo[stage][:length]
 
 
-def stage_dir(cfg: Any, stage: str) -> Path:
-    return Path(cfg.results_dir) / stage / stage_hash(cfg, stage)
+def stage_dir(cfg: Any, stage: str, memo: dict[str, str] | None = None) -> Path:
+    return Path(cfg.results_dir) / stage / stage_hash(cfg, stage, memo=memo)
 
 
-def run_hash(cfg: Any) -> str:
+def run_hash(cfg: Any, memo: dict[str, str] | None = None) -> str:
     """Hash of everything that shapes a run's outputs (the final stages and
     the code that writes the run directory)."""
-    blob = stage_hash(cfg, "figures") + stage_hash(cfg, "savings") + stage_hash(cfg, "cluster") \
-        + code_version("report")
+    blob = stage_hash(cfg, "figures", memo=memo) + stage_hash(cfg, "savings", memo=memo) \
+        + stage_hash(cfg, "cluster", memo=memo) + code_version("report")
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
-def run_dir(cfg: Any) -> Path:
-    return Path(cfg.results_dir) / "runs" / f"{cfg.experiment}-{run_hash(cfg)}"
+def run_dir(cfg: Any, memo: dict[str, str] | None = None) -> Path:
+    return Path(cfg.results_dir) / "runs" / f"{cfg.experiment}-{run_hash(cfg, memo)}"
