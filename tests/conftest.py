@@ -8,13 +8,19 @@ runs the rest.
 
 `make test` runs on two pytest-xdist workers (`--dist loadfile`: a test
 file stays on one worker, so its module fixtures, such as a `vllm serve` or
-the SLURM test cluster, start once). Session fixtures (`tiny_run`, the
-engines) are built by each worker that needs them. (`--dist loadgroup` would
-keep every `tiny_run` test on one worker, but with pytest 9.2 and
-pytest-xdist 3.8 it did not group at all here.)
+the SLURM test cluster, start once). The engines are built by each worker
+that needs them; `tiny_run` once per session, by the first worker that asks
+(a file lock), and the files that run Snakemake on it share one worker
+(`pytest_xdist_make_scheduler` below: `--dist loadgroup` would do it with
+marks, but with pytest 9.2 and pytest-xdist 3.8 it did not group at all here).
 """
 
 from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -84,22 +90,70 @@ def engine_factory(model_dir):
     return make
 
 
+#: Test files whose tests run Snakemake on the shared run's results directory
+#: (`tiny_run`): they must not run at once, so one xdist worker takes them all
+#: (the SLURM test compares against the run's copy made as built, `tiny_run_as_built`).
+TINY_RUN_WRITERS = ("tests/test_pipeline.py", "tests/test_reliability.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, with TINY_RUN_WRITERS as one unit of work."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class TinyRunWritersTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            scope = super()._split_scope(nodeid)
+            return "tiny_run writers" if scope in TINY_RUN_WRITERS else scope
+
+    return TinyRunWritersTogether(config, log)
+
+
+def _shared_tmp(tmp_path_factory) -> Path:
+    """A directory every xdist worker of this session sees (the session's own without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """The full DAG on pipeline_run.TINY (with an engine capacity sweep), once
-    per session: (overrides, results dir, run dir). Its results_dir has a space
-    in it (issue 23.4: paths reach the stages without a shell)."""
+    per session, whichever worker asks first: (overrides, results dir, run
+    dir). Its results_dir has a space in it (issue 23.4: paths reach the
+    stages without a shell). A copy as built is kept for tests on other
+    workers (`tiny_run_as_built`): the tests of TINY_RUN_WRITERS add to and
+    rebuild parts of the live one."""
+    from filelock import FileLock
+
     from pipeline_run import ROOT, TINY, TINY_ENGINE_CAPACITIES, prefix_study, run_dirs
 
     from prefix_study.config.compose import compose_config
     from prefix_study.pipeline import PipelinePaths
 
-    results = tmp_path_factory.mktemp("pipeline") / "tiny results"
+    shared = _shared_tmp(tmp_path_factory)
+    results = shared / "pipeline" / "tiny results"
     overrides = [*TINY, TINY_ENGINE_CAPACITIES, f"results_dir={results}"]
-    proc = prefix_study(*overrides, "--cores", "2")
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    (run,) = run_dirs(proc.stdout)
-    run = run if run.is_absolute() else ROOT / run
-    for stage in (*PipelinePaths(compose_config(overrides)).stages_run, "runs"):
-        assert len(list((results / stage).iterdir())) == 1, stage
-    return overrides, results, run
+    built = shared / "pipeline" / "tiny run.json"
+    with FileLock(shared / "pipeline.lock"):
+        if not built.exists():
+            results.parent.mkdir(exist_ok=True)
+            proc = prefix_study(*overrides, "--cores", "2")
+            assert proc.returncode == 0, proc.stderr[-5000:]
+            (run,) = run_dirs(proc.stdout)
+            run = run if run.is_absolute() else ROOT / run
+            for stage in (*PipelinePaths(compose_config(overrides)).stages_run, "runs"):
+                assert len(list((results / stage).iterdir())) == 1, stage
+            shutil.copytree(results, results.with_name("tiny results as built"), symlinks=True)
+            built.write_text(json.dumps({"run": str(run)}))
+    return overrides, results, Path(json.loads(built.read_text())["run"])
+
+
+@pytest.fixture(scope="session")
+def tiny_run_as_built(tiny_run):
+    """(overrides, results dir, run dir) of the shared run's copy made as it was
+    built: what other workers compare with while its writers change the live one.
+    The copy's text files still name the live directory."""
+    overrides, results, run = tiny_run
+    copy = results.with_name("tiny results as built")
+    return overrides, copy, copy / run.relative_to(results)
