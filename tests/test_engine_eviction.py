@@ -121,6 +121,26 @@ def test_in_engine_wa_lru_equals_the_mixed_wa_lru_replay(engine_factory):
     assert lru.filter(pl.col("workload") == "once")["predicted"].sum() > 0
 
 
+def test_in_engine_wa_lru_lets_other_workloads_hit_admitted_blocks(engine_factory):
+    """In vLLM a request of a workload that is not admitted still looks up the
+    prefix cache: `peek` (not cache-friendly) repeats chat's first prompts and
+    hits the blocks chat cached, as the prefix replay with BYPASS predicts. A
+    replay where every access of a non-admitted workload misses (the block
+    semantics' WA-LRU) would predict no such hit."""
+    capacity = 40
+    engine = engine_factory(32, capacity_blocks=capacity, max_model_len=MAX_LEN, max_num_seqs=1,
+                            eviction="wa_lru", cache_friendly=("chat",))
+    chat = workload_stream("chat", seed=7, conversations=6, turns=3)
+    peek = workload_stream("peek", seed=7, conversations=2, turns=1).with_columns(
+        (pl.col("arrival_s") + 0.3).alias("arrival_s"))  # the same rng: chat's system and first prompts
+    res, frame = run(engine, mixed_request_stream({"chat": chat, "peek": peek}))
+    trace = encode_trace(frame)
+    predicted = per_request_from_mask(frame, trace, wa_lru_hit_mask(trace, ["chat"], capacity - 1, "prefix"))
+    joined = engine_vs(predicted, res.requests)
+    assert joined["predicted"].to_list() == joined["num_cached_tokens"].to_list()
+    assert joined.filter(pl.col("workload") == "peek")["num_cached_tokens"].sum() > 0
+
+
 def test_policy_registry_and_bad_names():
     assert {"lru", "fifo", "wa_lru", "sieve"} <= set(eviction_names())
     with pytest.raises(ValueError, match="engine.eviction='mru'"):

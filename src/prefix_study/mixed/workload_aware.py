@@ -75,7 +75,8 @@ def choose_cache_friendly(
 
 
 def wa_lru_hit_mask(trace: BlockTrace, friendly: Iterable[str], capacity: int, semantics: str) -> np.ndarray:
-    """Per-access hits of WA-LRU admitting only the workloads in `friendly`."""
+    """Per-access hits of WA-LRU admitting only the workloads in `friendly`
+    (the two semantics as in the module doc)."""
     codes = [trace.workload_names.index(w) for w in friendly if w in trace.workload_names]
     keep = np.isin(trace.workload, codes)
     if semantics == "prefix":
@@ -97,17 +98,6 @@ def _per_workload(trace: BlockTrace, hits: np.ndarray) -> tuple[np.ndarray, np.n
     acc = np.bincount(trace.workload, weights=looked, minlength=k).astype(np.int64)
     hit = np.bincount(trace.workload, weights=hits & looked, minlength=k).astype(np.int64)
     return acc, hit
-
-
-def wa_lru_hit_mask(mixed: BlockTrace, friendly: Iterable[str], capacity: int, semantics: str) -> np.ndarray:
-    """Per-access hits of WA-LRU: LRU over the friendly workloads' accesses
-    alone; every other access bypasses the cache (a miss)."""
-    codes = [mixed.workload_names.index(w) for w in friendly if w in mixed.workload_names]
-    keep = np.isin(mixed.workload, codes)
-    hits = np.zeros(mixed.accesses, dtype=np.bool_)
-    if keep.any():
-        hits[keep] = replay_hit_mask(mixed.select(keep), "lru", capacity, semantics)
-    return hits
 
 
 def mixed_hit_rate_table(
