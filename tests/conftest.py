@@ -96,11 +96,26 @@ def engine_factory(model_dir):
 TINY_RUN_WRITERS = ("tests/test_pipeline.py", "tests/test_reliability.py")
 
 
+#: The longest units of work, started first (the SLURM test waits on its
+#: cluster's job polls while the other worker builds and extends `tiny_run`).
+LONG_FIRST = ("tests/test_slurm.py", *TINY_RUN_WRITERS)
+
+
+def pytest_collection_modifyitems(config, items):
+    """LONG_FIRST's files first; the order within a file is kept."""
+    def rank(item) -> int:
+        return next((i for i, f in enumerate(LONG_FIRST) if item.nodeid.startswith(f)), len(LONG_FIRST))
+    items.sort(key=rank)
+
+
 def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile`, with TINY_RUN_WRITERS as one unit of work."""
+    """`--dist loadfile`, with TINY_RUN_WRITERS as one unit of work, in
+    collection order (LONG_FIRST first; not xdist's largest-file-first)."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
+
+    config.option.loadscopereorder = False
 
     class TinyRunWritersTogether(LoadFileScheduling):
         def _split_scope(self, nodeid):
