@@ -1,8 +1,9 @@
 """Shared fixtures: a tiny random-weight GPT-2, real CPU vLLM engines, and one
 run of the whole DAG (`tiny_run`) that every pipeline test reads or extends.
 
-Engine tests import vLLM directly: without it they error, never skip.
-Markers (pyproject.toml): `engine` starts vLLM, `pipeline` runs the
+Engine tests import vLLM at set-up (`_engine_tests_import_vllm`), never at a
+module's top: without it they error, never skip.
+Markers (pyproject.toml): `engine` runs or imports vLLM, `pipeline` runs the
 `prefix-study` command (Snakemake), `slurm` needs SLURM; `make test-fast`
 runs the rest.
 
@@ -27,6 +28,15 @@ import pytest
 from prefix_study import env
 
 env.apply()  # before vLLM is imported anywhere
+
+
+@pytest.fixture(autouse=True)
+def _engine_tests_import_vllm(request):
+    """A test marked `engine` errors when vLLM is missing, never skips. vLLM is
+    imported here, at set-up, not at a test module's top: collecting it costs
+    5-14 s, which every xdist worker of `make test-fast` would pay for nothing."""
+    if request.node.get_closest_marker("engine") is not None:
+        import vllm  # noqa: F401
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
-"""The pure-Python block hash equals vLLM's `hash_block_tokens`, and the traces
-stage runs without importing vLLM or torch."""
+"""The pure-Python block hash equals vLLM's `hash_block_tokens` (engine tier:
+they import vLLM), and the traces stage runs without importing vLLM or torch."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import sys
 
 import polars as pl
 import pytest
-from vllm.utils.hashing import get_hash_fn_by_name, sha256 as vllm_sha256  # a missing vLLM is an error
-from vllm.v1.core import kv_cache_utils
 
 from prefix_study.traces import block_hash
 from prefix_study.traces.block_hash import chained_block_hashes
@@ -20,6 +18,9 @@ from prefix_study.traces.schema import PREFIX_HASH_ALGO
 
 def vllm_chain(tokens: list[int], block_size: int, seed: str) -> list[bytes]:
     """Full digests of every full block, chained with vLLM's own functions."""
+    from vllm.utils.hashing import get_hash_fn_by_name  # a missing vLLM is an error
+    from vllm.v1.core import kv_cache_utils
+
     fn = get_hash_fn_by_name(PREFIX_HASH_ALGO)
     parent = fn(seed)
     out = []
@@ -29,6 +30,7 @@ def vllm_chain(tokens: list[int], block_size: int, seed: str) -> list[bytes]:
     return out
 
 
+@pytest.mark.engine  # imports vLLM (~10 s)
 @pytest.mark.parametrize("block_size", [1, 16, 32, 48, 64, 512])
 @pytest.mark.parametrize("seed", ["0", "vllm-none-hash", "prefix-study-7"])
 def test_chained_hashes_equal_vllms(block_size, seed):
@@ -40,7 +42,11 @@ def test_chained_hashes_equal_vllms(block_size, seed):
         assert len(expected) == len(tokens) // block_size
 
 
+@pytest.mark.engine  # imports vLLM (~10 s)
 def test_single_steps_equal_vllms_including_extra_keys():
+    from vllm.utils.hashing import sha256 as vllm_sha256  # a missing vLLM is an error
+    from vllm.v1.core import kv_cache_utils
+
     rng = random.Random(3)
     none_hash = block_hash.sha256("0")
     assert none_hash == vllm_sha256("0")

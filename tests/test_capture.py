@@ -1,6 +1,6 @@
-"""The KV-event subscriber against vLLM's own ZMQ publisher (no engine):
-replay of dropped batches, gaps recorded where replay cannot help, and a
-capture command that stops cleanly on SIGTERM."""
+"""The KV-event subscriber against vLLM's own ZMQ publisher (no engine, but
+vLLM is imported: the engine tier): replay of dropped batches, gaps recorded
+where replay cannot help, and a capture command that stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from vllm.distributed.kv_events import (  # a missing vLLM is an error, not a skip
-    AllBlocksCleared, BlockRemoved, BlockStored, KVEventBatch, ZmqEventPublisher)
 
 from prefix_study.capture.subscriber import KVEventSubscriber, capture
 from prefix_study.traces.formats import TraceFormatError
@@ -24,9 +22,13 @@ from prefix_study.traces.formats.vllm_kv_events import load_capture
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
+pytestmark = pytest.mark.engine  # imports vLLM (~10 s)
+
 
 def batch(i: int) -> KVEventBatch:
     """Batch i: block i+1 stored under block i (and block i-1 evicted every third)."""
+    from vllm.distributed.kv_events import BlockRemoved, BlockStored, KVEventBatch
+
     events = [BlockStored(block_hashes=[i + 1], parent_block_hash=i or None, token_ids=[i] * 4,
                           block_size=4, lora_id=None, medium="CPU", lora_name=None)]
     if i % 3 == 2:
@@ -36,6 +38,8 @@ def batch(i: int) -> KVEventBatch:
 
 @pytest.fixture
 def publisher(tmp_path):
+    from vllm.distributed.kv_events import ZmqEventPublisher  # a missing vLLM is an error, not a skip
+
     ends = (f"ipc://{tmp_path}/events", f"ipc://{tmp_path}/replay")
     pub = ZmqEventPublisher(0, endpoint=ends[0], replay_endpoint=ends[1], buffer_steps=100)
     yield pub, ends
@@ -86,7 +90,7 @@ def test_without_replay_a_dropped_batch_is_a_gap(publisher):
     assert sub.report.first_seq == 0 and sub.report.batches == 4
 
 
-@pytest.mark.engine  # a new process importing vLLM (~15 s): with the engine tests, out of make test-fast
+# Also a new process importing vLLM (~15 s).
 def test_capture_command_stops_on_sigterm_and_the_import_checks_it(publisher, tmp_path):
     pub, (events, replay) = publisher
     out = tmp_path / "cap"

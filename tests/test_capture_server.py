@@ -17,7 +17,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import vllm  # noqa: F401  (a missing vLLM is an error, not a skip)
 
 from prefix_study.config.schema import EngineConfig
 from prefix_study.engine import check_request_stream, drive

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-import vllm  # noqa: F401  (a missing vLLM is an error, not a skip)
 
 from prefix_study.cluster.costs import EngineClockCost
 from prefix_study.cluster.requests import requests_from_trace

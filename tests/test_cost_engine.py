@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-import vllm  # noqa: F401  (a missing vLLM is an error, not a skip)
 
 from prefix_study.config.compose import compose_config
 from prefix_study.cost import CostModel

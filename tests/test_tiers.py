@@ -74,13 +74,14 @@ def test_bad_tiers_are_refused_by_the_cli_naming_the_key(overrides, key, capsys)
 
 def test_presets_resolve_with_sources(profiles):
     model, hardware, _ = profiles
+    resolved = {}
     for name in ("gpu_only", "vllm_cpu", "lmcache", "sglang_hicache", "mooncake"):
         cfg = compose_config([f"tiers={name}"])
         assert cfg.tiers.source, name
-        h = hierarchy(cfg.tiers, hardware, model, 32)
+        h = resolved[name] = hierarchy(cfg.tiers, hardware, model, 32)
         assert h.gpu_capacity_blocks is None and h.gpu_policy is None  # the replay's
         assert len(h.lower) == {"gpu_only": 0, "vllm_cpu": 1}.get(name, 2)
-    lm = hierarchy(compose_config(["tiers=lmcache"]).tiers, hardware, model, 32)
+    lm = resolved["lmcache"]
     assert [t.chunk_blocks for t in lm.lower] == [8, 8]  # 256-token chunks
     assert lm.lower[1].read_bytes_s == min(hardware.nvme_read_bytes_s, hardware.host_link_bytes_s)
 

