@@ -11,9 +11,8 @@ runs the rest.
 file stays on one worker, so its module fixtures, such as a `vllm serve` or
 the SLURM test cluster, start once). The engines are built by each worker
 that needs them; `tiny_run` once per session, by the first worker that asks
-(a file lock), and the files that run Snakemake on it share one worker
-(`pytest_xdist_make_scheduler` below: `--dist loadgroup` would do it with
-marks, but with pytest 9.2 and pytest-xdist 3.8 it did not group at all here).
+(a file lock). No test changes it: a test that runs Snakemake on the shared
+run gets its own copy (`tiny_copy`), so such tests run on both workers at once.
 """
 
 from __future__ import annotations
@@ -100,15 +99,9 @@ def engine_factory(model_dir):
     return make
 
 
-#: Test files whose tests run Snakemake on the shared run's results directory
-#: (`tiny_run`): they must not run at once, so one xdist worker takes them all
-#: (the SLURM test compares against the run's copy made as built, `tiny_run_as_built`).
-TINY_RUN_WRITERS = ("tests/test_pipeline.py", "tests/test_reliability.py")
-
-
 #: The longest units of work, started first (the SLURM test waits on its
-#: cluster's job polls while the other worker builds and extends `tiny_run`).
-LONG_FIRST = ("tests/test_slurm.py", *TINY_RUN_WRITERS)
+#: cluster's job polls while the other worker builds `tiny_run`).
+LONG_FIRST = ("tests/test_slurm.py", "tests/test_pipeline.py", "tests/test_reliability.py")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -119,20 +112,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile`, with TINY_RUN_WRITERS as one unit of work, in
-    collection order (LONG_FIRST first; not xdist's largest-file-first)."""
+    """`--dist loadfile` in collection order (LONG_FIRST first; not xdist's
+    largest-file-first)."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
 
     config.option.loadscopereorder = False
-
-    class TinyRunWritersTogether(LoadFileScheduling):
-        def _split_scope(self, nodeid):
-            scope = super()._split_scope(nodeid)
-            return "tiny_run writers" if scope in TINY_RUN_WRITERS else scope
-
-    return TinyRunWritersTogether(config, log)
+    return LoadFileScheduling(config, log)
 
 
 def _shared_tmp(tmp_path_factory) -> Path:
@@ -146,9 +133,8 @@ def tiny_run(tmp_path_factory):
     """The full DAG on pipeline_run.TINY (with an engine capacity sweep), once
     per session, whichever worker asks first: (overrides, results dir, run
     dir). Its results_dir has a space in it (issue 23.4: paths reach the
-    stages without a shell). A copy as built is kept for tests on other
-    workers (`tiny_run_as_built`): the tests of TINY_RUN_WRITERS add to and
-    rebuild parts of the live one."""
+    stages without a shell). Tests read it and plan on it (`-n`); a test that
+    runs jobs takes `tiny_copy`."""
     from filelock import FileLock
 
     from pipeline_run import ROOT, TINY, TINY_ENGINE_CAPACITIES, prefix_study, run_dirs
@@ -169,16 +155,18 @@ def tiny_run(tmp_path_factory):
             run = run if run.is_absolute() else ROOT / run
             for stage in (*PipelinePaths(compose_config(overrides)).stages_run, "runs"):
                 assert len(list((results / stage).iterdir())) == 1, stage
-            shutil.copytree(results, results.with_name("tiny results as built"), symlinks=True)
             built.write_text(json.dumps({"run": str(run)}))
     return overrides, results, Path(json.loads(built.read_text())["run"])
 
 
-@pytest.fixture(scope="session")
-def tiny_run_as_built(tiny_run):
-    """(overrides, results dir, run dir) of the shared run's copy made as it was
-    built: what other workers compare with while its writers change the live one.
-    The copy's text files still name the live directory."""
+@pytest.fixture
+def tiny_copy(tiny_run, tmp_path):
+    """(overrides, results dir, run dir) of a copy of the shared run (files
+    and their times; ~40 MB) in this test's own directory, for a test that
+    runs jobs on it. Snakemake plans on the copy as on the original: nothing
+    is to be done until the test changes something."""
     overrides, results, run = tiny_run
-    copy = results.with_name("tiny results as built")
-    return overrides, copy, copy / run.relative_to(results)
+    copy = tmp_path / results.name
+    shutil.copytree(results, copy, symlinks=True)
+    moved = [o for o in overrides if not o.startswith("results_dir=")] + [f"results_dir={copy}"]
+    return moved, copy, copy / run.relative_to(results)

@@ -4,14 +4,17 @@ test_reliability.py and the session-scoped `tiny_run` fixture in conftest.py).""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The installed console command (the SLURM test and the tests of killed runs start it).
 CLI = Path(sys.executable).parent / "prefix-study"
-TIMEOUT = 900
 
 #: A configuration that runs the full DAG, an engine capacity sweep at a
 #: binding capacity included, in a few minutes on 2 cores.
@@ -34,9 +37,38 @@ UPSTREAM_RULES = {"assets", "workload", "engine_run", "block_trace", "engine_blo
 
 
 def prefix_study(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """Run the installed console command; its output is shown when a test fails."""
-    assert CLI.exists(), f"{CLI} missing: install the project (pip install -e .)"
-    proc = subprocess.run([str(CLI), *args], cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT)
+    """`prefix-study ARGS` run from `cwd`: the console command's main() in this
+    process (what the installed script calls, without a Python start-up, its
+    imports and a config composition each time: ~3 s of every call). Its output
+    and its Snakemake's are read at file descriptors 1 and 2, as from the
+    command, and shown when a test fails."""
+    from prefix_study.cli import main
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, contextlib.chdir(cwd):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        stdout = open(1, "w", buffering=1, closefd=False)
+        stderr = open(2, "w", buffering=1, closefd=False)
+        try:
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                try:
+                    code = main(list(args))
+                except SystemExit as exc:  # argparse's usage errors
+                    code = exc.code if isinstance(exc.code, int) else 2
+        finally:
+            stdout.flush()
+            stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+        out.seek(0)
+        err.seek(0)
+        proc = subprocess.CompletedProcess(["prefix-study", *args], code, out.read().decode(),
+                                           err.read().decode())
     print(f"$ prefix-study {' '.join(args)}\n[exit {proc.returncode}]\n{proc.stdout}\n{proc.stderr}")
     return proc
 

@@ -159,3 +159,21 @@ def test_semantics_have_one_home():
     from prefix_study.replay import simulate
 
     assert simulate.SEMANTICS is SEMANTICS and SEMANTICS == tuple(s.value for s in Semantics)
+
+
+def test_a_composition_is_reused_until_a_conf_file_changes(tmp_path):
+    """compose_config shares Hydra's composition between equal requests; an
+    edited conf/ file is composed again, and each result has its own overrides."""
+    import shutil
+
+    from prefix_study.config.inputs import CONF_DIR
+
+    conf = shutil.copytree(CONF_DIR, tmp_path / "conf")
+    first = compose_config(["sweep=tiny"], conf_dir=conf)
+    with_caps = compose_config(["sweep=tiny", "sweep.capacities=[64]"], conf_dir=conf)
+    assert list(first.sweep.capacities) == [64, 256] and list(with_caps.sweep.capacities) == [64]
+    assert list(first.overrides) == ["sweep=tiny"]
+    assert compose_config(["sweep=tiny"], conf_dir=conf) == first
+    tiny = conf / "sweep" / "tiny.yaml"
+    tiny.write_text(tiny.read_text().replace("capacities: [64, 256]", "capacities: [96]"))
+    assert list(compose_config(["sweep=tiny"], conf_dir=conf).sweep.capacities) == [96]

@@ -235,8 +235,8 @@ def test_capacity_change_reruns_only_replay_and_downstream(tiny_run):
 
 @pytest.mark.pipeline
 @pytest.mark.engine
-def test_multirun_sweep_shares_upstream_outputs(tiny_run):
-    overrides, results, first_run = tiny_run
+def test_multirun_sweep_shares_upstream_outputs(tiny_copy):
+    overrides, results, first_run = tiny_copy
     upstream = sorted(p for stage in ("assets", "workloads", "engine", "traces", "stats", "mixed")
                       for p in (results / stage).rglob("*") if p.is_file())
     before = {p: p.stat().st_mtime_ns for p in upstream}
@@ -286,7 +286,7 @@ def test_default_workloads_show_the_expected_reuse_ordering(tiny_run):
     assert len(checks) == 4 and all(c["ok"] and c["derived_equals_engine"] for c in checks)
 
 
-# --- issue 13 on the tiny DAG (these add stage directories: keep them last) ------------------
+# --- issue 13 on the tiny DAG (each on its own copy of the shared run) -------------------------
 
 
 def write_jsonl(path: Path, records: list) -> Path:
@@ -306,12 +306,12 @@ def with_mooncake(overrides: list[str], trace: Path, *more: str) -> list[str]:
 
 @pytest.mark.pipeline
 @pytest.mark.engine
-def test_changed_trace_file_replans_traces_and_downstream_only(tiny_run, tmp_path):
+def test_changed_trace_file_replans_traces_and_downstream_only(tiny_copy, tmp_path):
     """13.1: a trace file replaced at the same path is new input: the traces
     stage and everything after it are planned again (nothing upstream), and
     the new run reads the new content. 13.5: a killed writer's leftover next
     to the output is removed by the rerun."""
-    overrides, _, _ = tiny_run
+    overrides, _, _ = tiny_copy
     trace = write_jsonl(tmp_path / "mc.jsonl", mooncake_records(3))
     ov = with_mooncake(overrides, trace)
     paths = PipelinePaths(compose_config(ov))
@@ -345,13 +345,13 @@ def test_changed_trace_file_replans_traces_and_downstream_only(tiny_run, tmp_pat
 
 @pytest.mark.pipeline
 @pytest.mark.engine
-def test_changed_dataset_file_replans_workloads_and_downstream_only(tiny_run, tmp_path):
+def test_changed_dataset_file_replans_workloads_and_downstream_only(tiny_copy, tmp_path):
     """13.1: the ShareGPT file's content is in the workloads stage hash."""
     import ijson
 
     from prefix_study.config.inputs import packaged_sharegpt_file
 
-    overrides, _, _ = tiny_run
+    overrides, _, _ = tiny_copy
     with packaged_sharegpt_file().open("rb") as f:
         records = [r for _, r in zip(range(400), ijson.items(f, "item", use_float=True))]
     data = tmp_path / "sharegpt.json"
@@ -385,9 +385,9 @@ def test_changed_dataset_file_replans_workloads_and_downstream_only(tiny_run, tm
 
 @pytest.mark.pipeline
 @pytest.mark.engine
-def test_infinite_timestamp_is_a_bad_line(tiny_run, tmp_path):
+def test_infinite_timestamp_is_a_bad_line(tiny_copy, tmp_path):
     """13.8: JSON `Infinity` is not a timestamp; the error names file and line."""
-    overrides, _, _ = tiny_run
+    overrides, _, _ = tiny_copy
     records = mooncake_records(3)
     records[1]["timestamp"] = float("inf")
     trace = write_jsonl(tmp_path / "inf.jsonl", records)
@@ -407,10 +407,10 @@ def test_infinite_timestamp_is_a_bad_line(tiny_run, tmp_path):
 
 @pytest.mark.pipeline
 @pytest.mark.engine
-def test_report_header_names_the_block_size_of_its_numbers(tiny_run):
+def test_report_header_names_the_block_size_of_its_numbers(tiny_copy):
     """13.7: with no sweep block size equal to mix.block_size the findings are
     at the sweep's block size, and the header says so."""
-    overrides, _, _ = tiny_run
+    overrides, _, _ = tiny_copy
     proc = prefix_study(*overrides, "sweep.block_sizes=[48]", "--cores", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = run_dirs(proc.stdout)

@@ -393,9 +393,7 @@ def test_compressed_traces_import_and_bad_lines_name_file_and_line(tmp_path):
         overrides += [f"+workload@workloads.{name}=mooncake", f"workloads.{name}.trace_path={path}"]
     paths = PipelinePaths(compose_config(overrides))
     targets = {name: paths.trace(name, 512) for name in files}
-    proc = subprocess.run([str(CLI), *overrides, "--", "--keep-going", *map(str, targets.values())],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
-    print(proc.stdout[-3000:], proc.stderr[-3000:])
+    proc = prefix_study(*overrides, "--", "--keep-going", *map(str, targets.values()))
     assert proc.returncode != 0
     gz, zst = (pl.read_parquet(targets[name]).select("time_s", "position", "block_hash") for name in ("gz", "zst"))
     assert gz.equals(zst) and gz["position"].to_list() == [0, 1, 0, 1]  # both requests, both blocks
@@ -438,7 +436,7 @@ def _index_links_resolve(index: Path) -> list[str]:
 
 
 @pytest.mark.pipeline
-def test_killed_forcerun_is_rebuilt_and_the_index_links_only_files_that_exist(tiny_run):
+def test_killed_forcerun_is_rebuilt_and_the_index_links_only_files_that_exist(tiny_copy):
     """1: `--forcerun cluster` deletes the cluster outputs; kill -9 the run while
     the job runs and the next plain run must rebuild them (and the index and
     report after them), not find nothing to do. 10 (absolute results_dir):
@@ -446,7 +444,7 @@ def test_killed_forcerun_is_rebuilt_and_the_index_links_only_files_that_exist(ti
     from prefix_study.config.compose import compose_config
     from prefix_study.pipeline import PipelinePaths
 
-    overrides, _, run = tiny_run
+    overrides, _, run = tiny_copy
     assert _index_links_resolve(run / "index.md") == []
     cluster = PipelinePaths(compose_config(overrides)).stage("cluster")
     argv = [str(CLI), *overrides, "--", "--forcerun", "cluster"]
@@ -472,10 +470,10 @@ def test_killed_forcerun_is_rebuilt_and_the_index_links_only_files_that_exist(ti
 
 
 @pytest.mark.pipeline
-def test_index_links_resolve_under_a_nested_relative_results_dir(tiny_run, tmp_path):
+def test_index_links_resolve_under_a_nested_relative_results_dir(tiny_copy, tmp_path):
     """10: index.md written for results_dir=nested/dir/results (relative to
     the project directory) links files that exist."""
-    overrides, results, run = tiny_run
+    overrides, results, run = tiny_copy
     project = _project_copy(tmp_path)
     (project / "nested" / "dir").mkdir(parents=True)
     (project / "nested" / "dir" / "results").symlink_to(results)
@@ -490,12 +488,12 @@ def test_index_links_resolve_under_a_nested_relative_results_dir(tiny_run, tmp_p
 
 
 @pytest.mark.pipeline
-def test_report_line_only_for_a_report_the_run_built(tiny_run):
+def test_report_line_only_for_a_report_the_run_built(tiny_copy):
     """11: with explicit targets after `--` the command does not claim a report."""
     from prefix_study.config.compose import compose_config
     from prefix_study.pipeline import PipelinePaths
 
-    overrides, _, _ = tiny_run
+    overrides, _, _ = tiny_copy
     stats = PipelinePaths(compose_config(overrides)).stage("stats") / "reuse_summary.md"
     assert stats.exists()
     proc = prefix_study(*overrides, "--", str(stats))

@@ -10,8 +10,8 @@ capacity sweep, as the session's local run `tiny_run` has it: the engine jobs,
 then traces, statistics, replays, mix, savings, cluster, figures and the
 report):
 - every rule of that DAG ran as a SLURM job (the controller's job records);
-- its outputs equal the local run of the same config byte for byte (the copy
-  of conftest's `tiny_run` made as built), so SLURM leaves the results unchanged;
+- its outputs equal the local run of the same config byte for byte (conftest's
+  `tiny_run`), so SLURM leaves the results unchanged;
 - an engine job cancelled on the node (`scancel` mid-run) is resubmitted by the
   profile's `retries` and the DAG completes.
 A second run shows a job that fails for a real reason (a corrupt dataset file)
@@ -192,9 +192,8 @@ def test_tiny_dag_through_slurm_equals_local_run(slurm, request, tmp_path):
 
     # Byte for byte what the local run wrote, stage by stage, figures included (asked for
     # only now: another worker may be building it meanwhile).
-    local_overrides, local_results, local_run = request.getfixturevalue("tiny_run_as_built")
+    local_overrides, local_results, local_run = request.getfixturevalue("tiny_run")
     assert local_overrides[:-1] == overrides[:-1]  # the same config, results_dir aside
-    live_results = request.getfixturevalue("tiny_run")[1]
     files = sorted(p for p in results.rglob("*") if p.is_file() and p.suffix in COMPARED
                    and "logs" not in p.parts and "benchmarks" not in p.parts and "runs" not in p.parts)
     stages = {f.relative_to(results).parts[0] for f in files}
@@ -204,7 +203,7 @@ def test_tiny_dag_through_slurm_equals_local_run(slurm, request, tmp_path):
     missing = [str(f.relative_to(results)) for f in files if not (local_results / f.relative_to(results)).exists()]
     assert not missing, missing
     differ = [str(f.relative_to(results)) for f in files
-              if comparable(f, results) != comparable(local_results / f.relative_to(results), live_results)]
+              if comparable(f, results) != comparable(local_results / f.relative_to(results), local_results)]
     assert not differ, differ
     figures = sorted(p for p in (results / "figures").rglob("*.png"))
     assert len(figures) >= 5, figures

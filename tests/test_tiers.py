@@ -302,15 +302,15 @@ def test_gpu_only_runs_no_tiers_stage_and_its_config_reruns_nothing():
 
 @pytest.mark.pipeline
 @pytest.mark.engine
-def test_tiers_stage_in_the_dag(tiny_run):
-    """With a tier below GPU memory the shared tiny run plans one tiers job
+def test_tiers_stage_in_the_dag(tiny_copy):
+    """With a tier below GPU memory (a copy of) the shared tiny run plans one tiers job
     (and reruns the cluster, figures and run index, nothing upstream); the
     job writes the table from the run's traces."""
     from pipeline_run import UPSTREAM_RULES, job_stats, prefix_study
 
     from prefix_study.pipeline import PipelinePaths
 
-    overrides, _, _ = tiny_run
+    overrides, _, _ = tiny_copy
     ov = [*overrides, "tiers=vllm_cpu", "tiers.study.capacities=[0,1]", "tiers.study.read_bytes_s=[1e9]",
           "tiers.study.break_even_models=[]", "tiers.study.break_even_hardware=[]"]
     paths = PipelinePaths(compose_config(ov))

@@ -16,7 +16,11 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:  # polars and pyarrow load in ~1 s: config.inputs and the Snakefile need none of them
+    import polars as pl
+    import pyarrow as pa
 
 FILE_MODE = 0o644
 DIR_MODE = 0o755
@@ -51,10 +55,6 @@ def make_readable(root: Path) -> None:
                 os.chmod(os.path.join(dirpath, d), DIR_MODE)
             for f in filenames:
                 os.chmod(os.path.join(dirpath, f), FILE_MODE)
-
-import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 
 @contextmanager
@@ -95,7 +95,9 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
 
 def write_parquet(frame: pl.DataFrame | pa.Table, path: Path | str) -> Path:
     """Write Parquet atomically, with stable settings so equal data gives equal bytes."""
-    table = frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
+    import pyarrow.parquet as pq
+
+    table = frame.to_arrow() if hasattr(frame, "to_arrow") else frame  # polars -> Arrow
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", write_statistics=True)
     return Path(path)

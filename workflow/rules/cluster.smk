@@ -1,4 +1,4 @@
-from prefix_study.cluster.stage import cluster_traces
+from prefix_study.cluster.capacity import cluster_traces
 
 CLUSTER_TRACES = {w: P.trace(w, b) for w, b in cluster_traces(CFG)}
 #: The engine's requests of ShareGPT workloads (token counts, conversations).

@@ -1,4 +1,5 @@
-"""Per-replica capacity in blocks, and the workloads the stage replays."""
+"""Per-replica capacity in blocks, and the workloads and traces the stage replays
+(the Snakefile reads these: no numba, no polars here)."""
 
 from __future__ import annotations
 
@@ -28,3 +29,16 @@ def capacity_error(cfg: Any, block_size: int, request_blocks: int, what: str) ->
 def selected_workloads(cfg: Any) -> list[str]:
     """The workloads the cluster stage replays (cluster.workloads, or all)."""
     return list(cfg.cluster.workloads) or list(cfg.workloads)
+
+
+def cluster_traces(cfg: Any) -> list[tuple[str, int]]:
+    """(workload, block size) of every trace the stage reads."""
+    from prefix_study.config.schema import EXTERNAL_TRACE_KINDS
+    from prefix_study.traces.formats import external_block_tokens
+
+    out = []
+    for w in selected_workloads(cfg):
+        kind = cfg.workloads[w].kind
+        out.append((w, external_block_tokens(cfg.workloads[w]) if kind in EXTERNAL_TRACE_KINDS
+                    else int(cfg.cluster.block_size)))
+    return out

@@ -18,12 +18,11 @@ from prefix_study.cluster.costs import cost_model
 from prefix_study.cluster.requests import ClusterRequests, requests_from_trace
 from prefix_study.cluster.routers import router_labels
 from prefix_study.cluster.simulate import run_metrics, simulate
-from prefix_study.cluster.capacity import capacity_blocks, capacity_error, selected_workloads
+from prefix_study.cluster.capacity import capacity_blocks, capacity_error, cluster_traces
 from prefix_study.config.schema import EXTERNAL_TRACE_KINDS
 from prefix_study.io import markdown_table, write_parquet, write_text
 from prefix_study.replay.trace import REPLAY_COLUMNS, read_trace
 from prefix_study.tiers.spec import has_lower_tiers
-from prefix_study.traces.formats import external_block_tokens
 
 MIXED = "mixed"
 
@@ -35,16 +34,6 @@ CLUSTER_SCHEMA = {
     "ttft_p99_s": pl.Float64, "throughput_tok_s": pl.Float64, "requests_per_s": pl.Float64,
     "affinity_override_rate": pl.Float64, "off_best_prefix_rate": pl.Float64,
 }
-
-
-def cluster_traces(cfg: Any) -> list[tuple[str, int]]:
-    """(workload, block size) of every trace the stage reads."""
-    out = []
-    for w in selected_workloads(cfg):
-        kind = cfg.workloads[w].kind
-        out.append((w, external_block_tokens(cfg.workloads[w]) if kind in EXTERNAL_TRACE_KINDS
-                    else int(cfg.cluster.block_size)))
-    return out
 
 
 def engine_lengths(requests_parquet: Path | str, workload: str) -> pl.DataFrame:

@@ -73,10 +73,10 @@ def config_groups() -> set[str]:
     return set(GlobalHydra.instance().config_loader().list_groups("")) - {"hydra"}
 
 
-def _finish(cfg: Any) -> DictConfig:
-    """Merge onto the schema, type every workload by its kind, validate."""
+def _finish(cfg: Any, *more: Any) -> DictConfig:
+    """Merge `cfg` (and `more`) onto the schema, type every workload by its kind, validate."""
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(PrefixStudyConfig), cfg)
+        cfg = OmegaConf.merge(OmegaConf.structured(PrefixStudyConfig), cfg, *more)
         typed_workloads(cfg)
     except ConfigError:
         raise
@@ -84,6 +84,31 @@ def _finish(cfg: Any) -> DictConfig:
         raise ConfigError(f"invalid configuration: {exc}") from exc
     validate(cfg)
     return cfg
+
+
+#: Hydra's compositions in this process, by the state of conf/ (every file's
+#: path, size and mtime), the config name and the overrides. Composing is most
+#: of the cost of a config (~0.3 s); the CLI, the Snakefile and the tests ask
+#: for the same composition many times. Validation is not cached: it reads
+#: input files (traces, dataset) whose state may change.
+_COMPOSED: dict[tuple, DictConfig] = {}
+
+
+def _conf_state(conf_dir: Path) -> tuple:
+    return tuple(sorted((str(p), st.st_size, st.st_mtime_ns)
+                        for p in conf_dir.rglob("*") if (st := p.stat()) and p.is_file()))
+
+
+def _compose(overrides: list[str], config_name: str, conf_dir: Path | str | None) -> DictConfig:
+    """Hydra's composition, shared by equal requests (merged onto the schema,
+    which copies it, never changed)."""
+    conf = Path(conf_dir or CONF_DIR).resolve()
+    key = (_conf_state(conf), config_name, tuple(overrides))
+    if key not in _COMPOSED:
+        with hydra_context(conf):
+            check_additions(parse_overrides(overrides), config_groups())
+            _COMPOSED[key] = compose(config_name=config_name, overrides=overrides)
+    return _COMPOSED[key]
 
 
 def compose_config(
@@ -94,15 +119,12 @@ def compose_config(
     """Compose and validate the config; raise ConfigError naming a bad key."""
     overrides = list(overrides)
     try:
-        with hydra_context(conf_dir):
-            check_additions(parse_overrides(overrides), config_groups())
-            cfg = compose(config_name=config_name, overrides=overrides)
+        composed = _compose(overrides, config_name, conf_dir)
     except ConfigError:
         raise
     except Exception as exc:  # Hydra/OmegaConf errors name the key already
         raise ConfigError(f"invalid configuration: {exc}") from exc
-    OmegaConf.update(cfg, "overrides", overrides, force_add=True)
-    cfg = _finish(cfg)
+    cfg = _finish(composed, {"overrides": overrides})
     OmegaConf.set_readonly(cfg, True)
     return cfg
 
