@@ -2,7 +2,9 @@
 
 One session-scoped run (`tiny_run` in conftest.py) builds every stage, real
 CPU vLLM engine and an engine capacity sweep included, into a temporary
-results directory; the other tests read it, dry-run against it or extend it.
+results directory; the other tests read it or dry-run against it, and a test
+that runs jobs extends its own copy (`tiny_copy`). The command runs in the
+test's process (pipeline_run.prefix_study); its Snakemake is a new process.
 Nothing here skips: without vLLM the engine jobs fail and so do these tests.
 """
 

@@ -5,7 +5,7 @@ named, nothing written); a run killed with SIGKILL must not block or litter
 the next one. The cases that need stage outputs (stale inputs, the report
 header, infinite timestamps, leftover temp files) are in test_pipeline.py,
 on its tiny DAG; issue 23's killed rerun, code versions and index links use
-the same run (`tiny_run`, conftest.py).
+the same run (`tiny_run`, or a copy of it, `tiny_copy`: conftest.py).
 """
 
 from __future__ import annotations
