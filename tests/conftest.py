@@ -100,8 +100,11 @@ def engine_factory(model_dir):
 
 
 #: The longest units of work, started first (the SLURM test waits on its
-#: cluster's job polls while the other worker builds `tiny_run`).
-LONG_FIRST = ("tests/test_slurm.py", "tests/test_pipeline.py", "tests/test_reliability.py")
+#: cluster's job polls while the other worker builds `tiny_run`), then the
+#: longest files of `make test-fast` (so no long file starts last).
+LONG_FIRST = ("tests/test_slurm.py", "tests/test_pipeline.py", "tests/test_reliability.py",
+              "tests/test_workloads.py", "tests/test_figures.py", "tests/test_replay_properties.py",
+              "tests/test_tiers.py")
 
 
 def pytest_collection_modifyitems(config, items):

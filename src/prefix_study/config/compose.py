@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -73,10 +75,16 @@ def config_groups() -> set[str]:
     return set(GlobalHydra.instance().config_loader().list_groups("")) - {"hydra"}
 
 
+@cache
+def _schema() -> DictConfig:
+    """The structured schema as a config (merging copies it, never changes it)."""
+    return OmegaConf.structured(PrefixStudyConfig)
+
+
 def _finish(cfg: Any, *more: Any) -> DictConfig:
     """Merge `cfg` (and `more`) onto the schema, type every workload by its kind, validate."""
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(PrefixStudyConfig), cfg, *more)
+        cfg = OmegaConf.merge(_schema(), cfg, *more)
         typed_workloads(cfg)
     except ConfigError:
         raise
@@ -86,11 +94,14 @@ def _finish(cfg: Any, *more: Any) -> DictConfig:
     return cfg
 
 
-#: Hydra's compositions in this process, by the state of conf/ (every file's
-#: path, size and mtime), the config name and the overrides. Composing is most
-#: of the cost of a config (~0.3 s); the CLI, the Snakefile and the tests ask
-#: for the same composition many times. Validation is not cached: it reads
-#: input files (traces, dataset) whose state may change.
+#: Hydra's compositions of the defaults list in this process, by the state of
+#: conf/ (every file's path, size and mtime), the config name and the group
+#: overrides (`sweep=tiny`, `+workload@workloads.x=mooncake`). Composing is
+#: most of the cost of a config (~0.3 s); the CLI, the Snakefile and the tests
+#: ask for the same defaults many times with other values. Value overrides
+#: (`sweep.capacities=[64]`) are applied to a copy afterwards, by the function
+#: Hydra's own composition applies them with, in the same order. Validation
+#: is not cached: it reads input files (traces, dataset) whose state may change.
 _COMPOSED: dict[tuple, DictConfig] = {}
 
 
@@ -100,15 +111,25 @@ def _conf_state(conf_dir: Path) -> tuple:
 
 
 def _compose(overrides: list[str], config_name: str, conf_dir: Path | str | None) -> DictConfig:
-    """Hydra's composition, shared by equal requests (merged onto the schema,
-    which copies it, never changed)."""
+    """Hydra's composition: its defaults list shared by equal group overrides,
+    the value overrides applied to a copy as Hydra applies them."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
     conf = Path(conf_dir or CONF_DIR).resolve()
-    key = (_conf_state(conf), config_name, tuple(overrides))
-    if key not in _COMPOSED:
-        with hydra_context(conf):
-            check_additions(parse_overrides(overrides), config_groups())
-            _COMPOSED[key] = compose(config_name=config_name, overrides=overrides)
-    return _COMPOSED[key]
+    with hydra_context(conf):
+        parsed = parse_overrides(overrides)
+        check_additions(parsed, config_groups())
+        if any(o.is_sweep_override() for o in parsed):  # Hydra's compose says why it refuses
+            return compose(config_name=config_name, overrides=overrides)
+        repo = GlobalHydra.instance().config_loader().repository
+        is_group = [repo.group_exists(o.key_or_group) and not isinstance(o.value(), dict) for o in parsed]
+        groups = [o.input_line for o, g in zip(parsed, is_group) if g]
+        key = (_conf_state(conf), config_name, tuple(groups))
+        if key not in _COMPOSED:
+            _COMPOSED[key] = compose(config_name=config_name, overrides=groups)
+    cfg = copy.deepcopy(_COMPOSED[key])
+    ConfigLoaderImpl._apply_overrides_to_config([o for o, g in zip(parsed, is_group) if not g], cfg)
+    return cfg
 
 
 def compose_config(
