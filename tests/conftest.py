@@ -99,9 +99,9 @@ def engine_factory(model_dir):
     return make
 
 
-#: The longest units of work, started first (the SLURM test waits on its
-#: cluster's job polls while the other worker builds `tiny_run`), then the
-#: longest files of `make test-fast` (so no long file starts last).
+#: The longest units of work, started first (the SLURM test starts its
+#: cluster, then waits for `tiny_run`, which the other worker builds), then
+#: the longest files of `make test-fast` (so no long file starts last).
 LONG_FIRST = ("tests/test_slurm.py", "tests/test_pipeline.py", "tests/test_reliability.py",
               "tests/test_workloads.py", "tests/test_figures.py", "tests/test_replay_properties.py",
               "tests/test_tiers.py")

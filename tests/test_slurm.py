@@ -155,7 +155,11 @@ class CancelEngineJobMidRun:
                 return
 
 
-def test_tiny_dag_through_slurm_equals_local_run(slurm, request, tmp_path):
+def test_tiny_dag_through_slurm_equals_local_run(slurm, tiny_run, tmp_path):
+    # The local run is built first (by whichever worker asks first): its jobs compile the
+    # numba kernels once, and the SLURM jobs load them from the cache next to the source
+    # instead of compiling them at the same time on the same two cores.
+    local_overrides, local_results, local_run = tiny_run
     results = tmp_path / "results"
     overrides = [*TINY, TINY_ENGINE_CAPACITIES, f"results_dir={results}"]
     paths = PipelinePaths(compose_config(overrides))
@@ -190,9 +194,7 @@ def test_tiny_dag_through_slurm_equals_local_run(slurm, request, tmp_path):
     retried = [j for j in done if j["Comment"] == killed["Comment"]]
     assert len(retried) == 1 and int(retried[0]["JobId"]) > int(killed["JobId"]), retried
 
-    # Byte for byte what the local run wrote, stage by stage, figures included (asked for
-    # only now: another worker may be building it meanwhile).
-    local_overrides, local_results, local_run = request.getfixturevalue("tiny_run")
+    # Byte for byte what the local run wrote, stage by stage, figures included.
     assert local_overrides[:-1] == overrides[:-1]  # the same config, results_dir aside
     files = sorted(p for p in results.rglob("*") if p.is_file() and p.suffix in COMPARED
                    and "logs" not in p.parts and "benchmarks" not in p.parts and "runs" not in p.parts)

@@ -100,7 +100,8 @@ def _finish(cfg: Any, *more: Any) -> DictConfig:
 #: most of the cost of a config (~0.3 s); the CLI, the Snakefile and the tests
 #: ask for the same defaults many times with other values. Value overrides
 #: (`sweep.capacities=[64]`) are applied to a copy afterwards, by the function
-#: Hydra's own composition applies them with, in the same order. Validation
+#: Hydra's own composition applies them with (`ConfigLoaderImpl.
+#: _apply_overrides_to_config`, hydra-core 1.3 as pinned), in the same order. Validation
 #: is not cached: it reads input files (traces, dataset) whose state may change.
 _COMPOSED: dict[tuple, DictConfig] = {}
 
