@@ -22,9 +22,8 @@ pipeline: setup
 test: setup
 	$(VENV)/bin/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
-# The inner loop: every stage library, no vLLM, no Snakemake, no SLURM (goal: under 60 s; not met:
-# 382 tests, warm numba cache, 152 s against 198 s before on the same loaded machine (load 4-6);
-# before: 98 s at load ~2.7. Cold numba cache: 233 s, before 308 s. See README.)
+# The inner loop: every stage library, no vLLM, no Snakemake, no SLURM (goal: under 60 s;
+# 383 tests: 52.9 s on the idle machine with a warm numba cache, 118 s cold. See README.)
 test-fast: setup
 	$(VENV)/bin/python -m pytest -n 2 --dist loadfile -m "not engine and not slurm and not pipeline" $(PYTEST_ARGS)
 
