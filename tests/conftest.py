@@ -100,7 +100,7 @@ def engine_factory(model_dir):
 
 
 #: The longest units of work, started first (the SLURM test starts its
-#: cluster, then waits for `tiny_run`, which the other worker builds), then
+#: cluster, then asks for `tiny_run`: whichever worker asks first builds it), then
 #: the longest files of `make test-fast` (so no long file starts last).
 LONG_FIRST = ("tests/test_slurm.py", "tests/test_pipeline.py", "tests/test_reliability.py",
               "tests/test_workloads.py", "tests/test_figures.py", "tests/test_replay_properties.py",

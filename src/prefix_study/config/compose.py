@@ -107,8 +107,9 @@ _COMPOSED: dict[tuple, DictConfig] = {}
 
 
 def _conf_state(conf_dir: Path) -> tuple:
-    return tuple(sorted((str(p), st.st_size, st.st_mtime_ns)
-                        for p in conf_dir.rglob("*") if (st := p.stat()) and p.is_file()))
+    """Every file of conf/ with its size and mtime: an edit there is a new composition."""
+    files = sorted(p for p in conf_dir.rglob("*") if p.is_file())
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 
 
 def _compose(overrides: list[str], config_name: str, conf_dir: Path | str | None) -> DictConfig:
