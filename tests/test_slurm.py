@@ -14,8 +14,9 @@ report):
   `tiny_run`), so SLURM leaves the results unchanged;
 - an engine job cancelled on the node (`scancel` mid-run) is resubmitted by the
   profile's `retries` and the DAG completes.
-A second run shows a job that fails for a real reason (a corrupt dataset file)
-failing the DAG after the profile's one retry, with the rule's log shown.
+A second run, on the cluster at the same time (each run's jobs carry its run
+ID), shows a job that fails for a real reason (a corrupt dataset file) failing
+the DAG after the profile's one retry, with the rule's log shown.
 
 Engine fan-out (`engine.fan_out=workload`, one engine job per workload) is not
 run here: its nine vLLM starts tripled this test's time. Its jobs call the
@@ -103,30 +104,52 @@ def slurm(tmp_path_factory):
     assert cluster.daemon_pids() == {} and cluster.job_processes() == []
 
 
-def run_through_slurm(cluster, overrides, targets, on_job=None):
-    """`prefix-study OVERRIDES -- --profile workflow/profiles/slurm TARGETS` against
-    the cluster; `on_job(cluster)` is polled while it runs."""
-    cmd = [str(CLI), *overrides, "--", *PROFILE, *map(str, targets)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=cluster.env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    out: list[str] = []
-    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + SLURM_TIMEOUT
-    try:
-        while proc.poll() is None:
-            assert time.monotonic() < deadline, "".join(out)[-5000:]
-            if on_job is not None:
-                on_job(cluster)
-            time.sleep(0.5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        reader.join(timeout=10)
-    text = "".join(out)
-    print(f"$ {' '.join(cmd)}\n[exit {proc.returncode}]\n{text[-20000:]}")
-    return proc.returncode, text
+class SlurmRun:
+    """`prefix-study OVERRIDES -- --profile workflow/profiles/slurm TARGETS`
+    against the cluster, started in the background; `finish()` waits for it.
+    Its jobs are the controller's jobs named with its run ID (the plugin names
+    every job of a Snakemake run with that run's ID), so two runs can share
+    the cluster."""
+
+    def __init__(self, cluster, overrides, targets):
+        self.cluster = cluster
+        self.cmd = [str(CLI), *overrides, "--", *PROFILE, *map(str, targets)]
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=cluster.env(), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.out: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.out.extend(self.proc.stdout), daemon=True)
+        self.reader.start()
+        self.deadline = time.monotonic() + SLURM_TIMEOUT
+
+    def run_id(self) -> str | None:
+        """The plugin's `SLURM run ID: <id>` line (None before it is printed)."""
+        m = re.search(r"SLURM run ID: (\S+)", "".join(self.out))
+        return m.group(1) if m else None
+
+    def jobs(self) -> list[dict[str, str]]:
+        """This run's jobs in the controller's records."""
+        run_id = self.run_id()
+        return [j for j in self.cluster.jobs() if run_id and j.get("JobName") == run_id]
+
+    def finish(self, on_job=None) -> tuple[int, str]:
+        """Wait for the run; `on_job(run)` is polled meanwhile. (exit code, output)."""
+        try:
+            while self.proc.poll() is None:
+                assert time.monotonic() < self.deadline, "".join(self.out)[-5000:]
+                if on_job is not None:
+                    on_job(self)
+                time.sleep(0.5)
+        finally:
+            self.stop()
+        text = "".join(self.out)
+        print(f"$ {' '.join(self.cmd)}\n[exit {self.proc.returncode}]\n{text[-20000:]}")
+        return self.proc.returncode, text
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.reader.join(timeout=10)
 
 
 def rule_of(job: dict[str, str]) -> str:
@@ -142,30 +165,30 @@ class CancelEngineJobMidRun:
         self.paths = paths
         self.cancelled: str | None = None
 
-    def __call__(self, cluster):
+    def __call__(self, run: SlurmRun):
         if self.cancelled:
             return
-        for job in cluster.jobs():
+        for job in run.jobs():
             if rule_of(job) != "engine_run" or job["JobState"] != "RUNNING":
                 continue
             bs = job["Comment"].split("_wildcards_", 1)[1]
             if self.paths.log("engine", f"b{bs}").exists():
-                cluster.run("scancel", job["JobId"])
+                run.cluster.run("scancel", job["JobId"])
                 self.cancelled = job["JobId"]
                 return
 
 
-def test_tiny_dag_through_slurm_equals_local_run(slurm, tiny_run, tmp_path):
-    # The local run is built first (by whichever worker asks first): its jobs compile the
-    # numba kernels once, and the SLURM jobs load them from the cache next to the source
-    # instead of compiling them at the same time on the same two cores.
-    local_overrides, local_results, local_run = tiny_run
+def test_tiny_dag_through_slurm_equals_local_run(slurm, failing_run, request, tmp_path):
+    # `failing_run` (the next test's) runs beside this one. The local run (`tiny_run`) is
+    # asked for once this run is done: whichever worker asks first builds it, meanwhile.
     results = tmp_path / "results"
     overrides = [*TINY, TINY_ENGINE_CAPACITIES, f"results_dir={results}"]
     paths = PipelinePaths(compose_config(overrides))
     cancel = CancelEngineJobMidRun(paths)
-    code, out = run_through_slurm(slurm, overrides, [], on_job=cancel)  # the default target: all
+    run = SlurmRun(slurm, overrides, [])  # the default target: all
+    code, out = run.finish(on_job=cancel)
     assert code == 0, out[-5000:]
+    local_overrides, local_results, local_run = request.getfixturevalue("tiny_run")
     planned = job_stats(out)
     local = local_rules()
     assert "stage_config" in local
@@ -177,7 +200,7 @@ def test_tiny_dag_through_slurm_equals_local_run(slurm, tiny_run, tmp_path):
     assert planned["engine_capacity_trace"] == 5
 
     # The controller's records: every non-local job of the DAG ran as a SLURM job.
-    jobs = slurm.jobs()
+    jobs = run.jobs()
     done = [j for j in jobs if j["JobState"] == "COMPLETED"]
     ran = {}
     for j in done:
@@ -219,20 +242,32 @@ def test_tiny_dag_through_slurm_equals_local_run(slurm, tiny_run, tmp_path):
     assert links[0] == links[1] and len(links[0]) >= 20, links
 
 
-def test_failing_job_fails_the_dag_with_its_log_after_one_retry(slurm, tmp_path):
-    """A corrupt dataset passes planning (it exists) and fails the workloads job:
-    the DAG stops after the profile's one retry and shows the rule's log."""
-    bad = tmp_path / "sharegpt.json"
+@pytest.fixture(scope="module")
+def failing_run(slurm, tmp_path_factory):
+    """The run of test_failing_job_fails_the_dag_with_its_log_after_one_retry,
+    started with the module's first test so that it runs beside that test's
+    run: (run, paths). A corrupt dataset passes planning (it exists) and fails
+    the workloads job."""
+    tmp = tmp_path_factory.mktemp("failing")
+    bad = tmp / "sharegpt.json"
     bad.write_text('[{"id": "x", "conversations": [')  # cut off before any complete record
-    results = tmp_path / "results"
-    overrides = [*TINY, f"results_dir={results}", f"dataset.path={bad}"]
+    overrides = [*TINY, f"results_dir={tmp / 'results'}", f"dataset.path={bad}"]
     paths = PipelinePaths(compose_config(overrides))
-    before = {j["JobId"] for j in slurm.jobs()}
-    code, out = run_through_slurm(slurm, overrides, [paths.workload_stream("qa")])
+    run = SlurmRun(slurm, overrides, [paths.workload_stream("qa")])
+    try:
+        yield run, paths
+    finally:
+        run.stop()
+
+
+def test_failing_job_fails_the_dag_with_its_log_after_one_retry(failing_run):
+    """The DAG stops after the profile's one retry and shows the rule's log."""
+    run, paths = failing_run
+    code, out = run.finish()
     assert code != 0
-    new = [j for j in slurm.jobs() if j["JobId"] not in before]
-    assert [rule_of(j) for j in new] == ["workload", "workload"], new  # first attempt + one retry
-    assert all(j["JobState"] == "FAILED" for j in new)
+    jobs = sorted(run.jobs(), key=lambda j: int(j["JobId"]))
+    assert [rule_of(j) for j in jobs] == ["workload", "workload"], jobs  # first attempt + one retry
+    assert all(j["JobState"] == "FAILED" for j in jobs)
     assert "Error in rule workload" in out
     log = paths.stage("workloads") / "logs" / "qa.log"
     assert log.exists() and log.read_text().strip()
