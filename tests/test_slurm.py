@@ -29,7 +29,9 @@ its plan is checked in test_pipeline.py.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -114,8 +116,9 @@ class SlurmRun:
     def __init__(self, cluster, overrides, targets):
         self.cluster = cluster
         self.cmd = [str(CLI), *overrides, "--", *PROFILE, *map(str, targets)]
+        # Its own process group: stop() ends the command and its Snakemake together.
         self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=cluster.env(), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self.out: list[str] = []
         self.reader = threading.Thread(target=lambda: self.out.extend(self.proc.stdout), daemon=True)
         self.reader.start()
@@ -146,8 +149,9 @@ class SlurmRun:
         return self.proc.returncode, text
 
     def stop(self) -> None:
+        """Kill the command and its Snakemake if still running (a failed test)."""
         if self.proc.poll() is None:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         self.reader.join(timeout=10)
 
