@@ -99,8 +99,8 @@ def engine_factory(model_dir):
     return make
 
 
-#: The longest units of work, started first (the SLURM test starts its
-#: cluster, then asks for `tiny_run`: whichever worker asks first builds it), then
+#: The longest units of work, started first (the SLURM test runs the DAG through its
+#: cluster while the other worker builds `tiny_run`, which it compares with after), then
 #: the longest files of `make test-fast` (so no long file starts last).
 LONG_FIRST = ("tests/test_slurm.py", "tests/test_pipeline.py", "tests/test_reliability.py",
               "tests/test_workloads.py", "tests/test_figures.py", "tests/test_replay_properties.py",
