@@ -113,9 +113,13 @@ class SlurmRun:
     every job of a Snakemake run with that run's ID), so two runs can share
     the cluster."""
 
-    def __init__(self, cluster, overrides, targets):
+    def __init__(self, cluster, overrides, targets, logdir: Path):
         self.cluster = cluster
-        self.cmd = [str(CLI), *overrides, "--", *PROFILE, *map(str, targets)]
+        # Its own job log directory: when a run ends, the plugin deletes the empty
+        # directories of its log directory, and with them those of another run's
+        # queued jobs, which then fail on start ("Could not open stdout file").
+        self.cmd = [str(CLI), *overrides, "--", *PROFILE, "--slurm-logdir", str(logdir),
+                    *map(str, targets)]
         # Its own process group: stop() ends the command and its Snakemake together.
         self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=cluster.env(), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -189,7 +193,7 @@ def test_tiny_dag_through_slurm_equals_local_run(slurm, failing_run, request, tm
     overrides = [*TINY, TINY_ENGINE_CAPACITIES, f"results_dir={results}"]
     paths = PipelinePaths(compose_config(overrides))
     cancel = CancelEngineJobMidRun(paths)
-    run = SlurmRun(slurm, overrides, [])  # the default target: all
+    run = SlurmRun(slurm, overrides, [], tmp_path / "slurm_logs")  # the default target: all
     code, out = run.finish(on_job=cancel)
     assert code == 0, out[-5000:]
     local_overrides, local_results, local_run = request.getfixturevalue("tiny_run")
@@ -214,8 +218,9 @@ def test_tiny_dag_through_slurm_equals_local_run(slurm, failing_run, request, tm
     completions = {r["JobId"]: r["JobState"] for r in slurm.completed_jobs()}
     assert all(completions.get(j["JobId"]) == "COMPLETED" for j in done)
 
-    # The cancelled engine job was retried (the profile's `retries: 1`).
+    # The cancelled engine job was retried (the profile's `retries: 1`); no other job failed.
     assert cancel.cancelled, "no engine job was seen running"
+    assert [j for j in jobs if j["JobState"] != "COMPLETED" and j["JobId"] != cancel.cancelled] == []
     (killed,) = [j for j in jobs if j["JobId"] == cancel.cancelled]
     assert killed["JobState"] == "CANCELLED" and completions[cancel.cancelled] == "CANCELLED"
     retried = [j for j in done if j["Comment"] == killed["Comment"]]
@@ -257,7 +262,7 @@ def failing_run(slurm, tmp_path_factory):
     bad.write_text('[{"id": "x", "conversations": [')  # cut off before any complete record
     overrides = [*TINY, f"results_dir={tmp / 'results'}", f"dataset.path={bad}"]
     paths = PipelinePaths(compose_config(overrides))
-    run = SlurmRun(slurm, overrides, [paths.workload_stream("qa")])
+    run = SlurmRun(slurm, overrides, [paths.workload_stream("qa")], tmp / "slurm_logs")
     try:
         yield run, paths
     finally:
