@@ -16,12 +16,12 @@ from prefix_study import env
 
 env.apply()  # jobs inherit it
 
-from prefix_study.config.compose import compose_config
-from prefix_study.config.overrides import overrides_from_snakemake
-from prefix_study.pipeline import PipelinePaths
+from prefix_study.pipeline import PipelinePaths, run_config
 from prefix_study.report.captions import FIGURES, TABLES, caption_path
 
-CFG = compose_config(overrides_from_snakemake(config.get("overrides")))
+# The config `prefix-study` composed for this run (--config composed=...), or
+# composed here from the overrides (snakemake run by hand).
+CFG = run_config(config)
 P = PipelinePaths(CFG)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prefix_study.config.compose import compose_config
-from prefix_study.config.hashing import stage_hash
+from prefix_study.config.hashing import STAGES, stage_hash
 from prefix_study.config.validate import ConfigError
 
 
@@ -142,7 +142,7 @@ def test_load_config_types_workloads_from_a_written_config(tmp_path, default_cfg
     """A run's config.yaml (plain YAML) is typed per kind again when loaded."""
     from omegaconf import OmegaConf
 
-    from prefix_study.config.compose import load_config
+    from prefix_study.config.resolved import load_config
     from prefix_study.config.schema import SummarizationConfig
 
     path = tmp_path / "config.yaml"
@@ -152,6 +152,34 @@ def test_load_config_types_workloads_from_a_written_config(tmp_path, default_cfg
     path.write_text(path.read_text().replace("min_document_tokens: 512", "min_document_tokens: 512\n    max_turns: 3"))
     with pytest.raises(ConfigError, match="workloads.summarization"):
         load_config(path)
+
+
+def test_a_runs_composed_file_is_the_config_composing_gives(tmp_path):
+    """What every Snakemake process of a run reads (`--config composed=`, written by
+    the command) is the config composing the overrides gives: the same YAML, the
+    same stage directories; a file of other overrides, or none, is composed anew."""
+    from omegaconf import OmegaConf
+
+    from prefix_study.config.resolved import write_config
+    from prefix_study.pipeline import PipelinePaths, run_config
+
+    trace = tmp_path / "mc.jsonl"
+    trace.write_text('{"timestamp": 0, "input_length": 1024, "output_length": 8, "hash_ids": [1, 2]}\n')
+    for overrides in ([], ["sweep=tiny", "engine.capacities=[129]", "results_dir=/tmp/a b/r"],
+                      ["tiers=lmcache", "sweep.policies=[lru,arc]"],
+                      ["+workload@workloads.mc=mooncake", f"workloads.mc.trace_path={trace}"]):
+        composed = compose_config(overrides)
+        path = write_config(composed, tmp_path / "configs")
+        assert write_config(composed, tmp_path / "configs") == path  # one file per distinct config
+        read = run_config({"overrides": overrides, "composed": str(path)})
+        assert OmegaConf.to_yaml(read) == OmegaConf.to_yaml(composed)
+        assert OmegaConf.is_readonly(read)
+        paths, read_paths = PipelinePaths(composed), PipelinePaths(read)
+        assert [paths.stage(s) for s in STAGES] == [read_paths.stage(s) for s in STAGES]
+        assert paths.run == read_paths.run
+    other = run_config({"overrides": ["seed=3"], "composed": str(path)})
+    assert other.seed == 3 and OmegaConf.to_yaml(other) == OmegaConf.to_yaml(compose_config(["seed=3"]))
+    assert run_config({"overrides": ["seed=3"], "composed": str(tmp_path / "gone.yaml")}).seed == 3
 
 
 def test_semantics_have_one_home():

@@ -18,12 +18,15 @@ code 2.
 For each combination the command runs
 
     python -m snakemake --profile workflow/profiles/local --cores N [--dry-run] \
-        [SNAKEMAKE_ARG ...] --config overrides=[...]
+        [SNAKEMAKE_ARG ...] --config overrides=[...] composed=<file>
 
 in the project directory (the one holding the Snakefile; the local profile
 is left out when SNAKEMAKE_ARGs choose a profile or an executor), passing the
 overrides as a JSON list of strings: Snakemake reads `--config` values with
 YAML's base loader, which turns that list back into exactly these strings.
+`composed` is the combination's config as the command composed it
+(.snakemake/prefix-study/configs/<hash>.yaml): Snakemake's processes read it
+instead of composing conf/ again.
 """
 
 from __future__ import annotations
@@ -38,11 +41,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from prefix_study.env import apply as apply_env
-from prefix_study.pipeline import config_arg
+from prefix_study.pipeline import composed_arg, config_arg
 
 #: Exit code for an invalid configuration or command line (argparse's too).
 EXIT_CONFIG = 2
 
+#: Each run's composed config, read by its Snakemake processes (config.resolved).
+COMPOSED_DIR = Path(".snakemake") / "prefix-study" / "configs"
 #: The profile used unless the passthrough arguments choose one (or an executor).
 LOCAL_PROFILE = Path("workflow") / "profiles" / "local"
 _PROFILE_OPTIONS = ("--profile", "--workflow-profile", "--executor", "-e")
@@ -163,8 +168,10 @@ def _has_option(extra: Sequence[str], options: Sequence[str]) -> bool:
 
 
 def snakemake_command(overrides: Sequence[str], cores: int | None, dry_run: bool,
-                      extra: Sequence[str], project: Path | None = None) -> list[str]:
-    """The Snakemake command line for one combination.
+                      extra: Sequence[str], project: Path | None = None,
+                      composed: Path | None = None) -> list[str]:
+    """The Snakemake command line for one combination (`composed`: the file
+    of its composed config, `config.resolved.write_config`).
 
     Without a profile or executor in `extra` (or $SNAKEMAKE_PROFILE) it uses
     the project's local profile, workflow/profiles/local.
@@ -182,7 +189,8 @@ def snakemake_command(overrides: Sequence[str], cores: int | None, dry_run: bool
         cmd.append("--dry-run")
     # --config takes any number of values: it goes last, so targets in `extra`
     # are not read as config entries.
-    return cmd + list(extra) + ["--config", config_arg(overrides)]
+    config = [config_arg(overrides)] + ([composed_arg(composed)] if composed is not None else [])
+    return cmd + list(extra) + ["--config", *config]
 
 
 def run_dir_of(cfg: Any, project: Path) -> Path:
@@ -365,6 +373,7 @@ def clear_stale_lock(project: Path, results_dirs: Sequence[Path] = ()) -> str | 
 def main(argv: Sequence[str] | None = None) -> int:
     from omegaconf import OmegaConf
 
+    from prefix_study.config.resolved import write_config
     from prefix_study.config.validate import ConfigError
 
     ours, extra = _split_passthrough(sys.argv[1:] if argv is None else argv)
@@ -408,10 +417,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = clear_stale_lock(project, results_dirs)
         if message:
             print(f"prefix-study: {message}", file=sys.stderr, flush=True)
-    for i, (combo, run) in enumerate(zip(combinations, run_dirs), start=1):
+    for i, (combo, cfg, run) in enumerate(zip(combinations, cfgs, run_dirs), start=1):
         print(f"==> [{i}/{n}] overrides: {' '.join(combo) or '(none)'}", flush=True)
         print(f"    run directory: {_show(run)}", flush=True)
-        cmd = snakemake_command(combo, args.cores, args.dry_run, extra, project)
+        composed = write_config(cfg, project / COMPOSED_DIR)
+        cmd = snakemake_command(combo, args.cores, args.dry_run, extra, project, composed)
         print(f"    $ {shlex.join(['snakemake', *cmd[3:]])}", file=sys.stderr, flush=True)
         rc = subprocess.call(cmd, cwd=project, env=env)
         if rc != 0:

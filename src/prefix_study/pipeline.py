@@ -12,11 +12,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from omegaconf import DictConfig, OmegaConf
+
 from prefix_study.config.hashing import STAGES, capacity_sweep_hash, run_dir, stage_dir
 from prefix_study.config.inputs import dataset_file, trace_file
 from prefix_study.config.schema import EXTERNAL_TRACE_KINDS as EXTERNAL_KINDS
 from prefix_study.config.schema import MIXED_RUN
 from prefix_study.traces.formats import external_block_tokens
+
+
+def run_config(snakemake_config: dict) -> DictConfig:
+    """The Snakefile's config from Snakemake's `--config`: the file that
+    `prefix-study` composed for this run (`composed=<path>`, see
+    `config.resolved`) when it holds these overrides, else composed here
+    from `overrides=[...]` (a Snakemake started by hand)."""
+    value, composed = snakemake_config.get("overrides"), snakemake_config.get("composed")
+    if composed and isinstance(value, list) and Path(composed).is_file():  # no Hydra import
+        from prefix_study.config.resolved import load_config
+
+        cfg = load_config(composed)
+        if list(cfg.overrides) == [str(v) for v in value]:
+            OmegaConf.set_readonly(cfg, True)
+            return cfg
+    from prefix_study.config.compose import compose_config
+    from prefix_study.config.overrides import overrides_from_snakemake
+
+    return compose_config(overrides_from_snakemake(value))
 
 
 def config_arg(overrides: Sequence[str]) -> str:
@@ -30,6 +51,12 @@ def config_arg(overrides: Sequence[str]) -> str:
     backslashes.
     """
     return "overrides=" + json.dumps([str(o) for o in overrides], ensure_ascii=False)
+
+
+def composed_arg(path: Path) -> str:
+    """`composed=<JSON string>` for Snakemake's `--config`: the run's composed
+    config file (`run_config`), quoted like `config_arg`."""
+    return "composed=" + json.dumps(str(path), ensure_ascii=False)
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ class Job:
     @property
     def cfg(self) -> Any:
         """The stage directory's resolved config (`input.cfg`)."""
-        from prefix_study.config.compose import load_config
+        from prefix_study.config.resolved import load_config
 
         return load_config(self.input["cfg"])
 

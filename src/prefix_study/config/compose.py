@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
@@ -27,7 +26,8 @@ from prefix_study.config.schema import (
 )
 from prefix_study.config.inputs import CONF_DIR
 from prefix_study.config.overrides import check_additions, parse_overrides
-from prefix_study.config.validate import ConfigError, typed_workloads, validate
+from prefix_study.config.resolved import finish
+from prefix_study.config.validate import ConfigError
 
 
 _REGISTERED = False
@@ -73,25 +73,6 @@ def hydra_context(conf_dir: Path | str | None = None) -> Iterator[None]:
 def config_groups() -> set[str]:
     """The config groups of conf/ and of the schema (inside `hydra_context`)."""
     return set(GlobalHydra.instance().config_loader().list_groups("")) - {"hydra"}
-
-
-@cache
-def _schema() -> DictConfig:
-    """The structured schema as a config (merging copies it, never changes it)."""
-    return OmegaConf.structured(PrefixStudyConfig)
-
-
-def _finish(cfg: Any, *more: Any) -> DictConfig:
-    """Merge `cfg` (and `more`) onto the schema, type every workload by its kind, validate."""
-    try:
-        cfg = OmegaConf.merge(_schema(), cfg, *more)
-        typed_workloads(cfg)
-    except ConfigError:
-        raise
-    except Exception as exc:  # OmegaConf errors name the key already
-        raise ConfigError(f"invalid configuration: {exc}") from exc
-    validate(cfg)
-    return cfg
 
 
 #: Hydra's compositions of the defaults list in this process, by the state of
@@ -147,11 +128,6 @@ def compose_config(
         raise
     except Exception as exc:  # Hydra/OmegaConf errors name the key already
         raise ConfigError(f"invalid configuration: {exc}") from exc
-    cfg = _finish(composed, {"overrides": overrides})
+    cfg = finish(composed, {"overrides": overrides})
     OmegaConf.set_readonly(cfg, True)
     return cfg
-
-
-def load_config(path: Path | str) -> DictConfig:
-    """Load a resolved config written by a run (`config.yaml`)."""
-    return _finish(OmegaConf.load(path))
