@@ -24,7 +24,7 @@ from prefix_study.cli import config_arg, expand_overrides, snakemake_command
 from prefix_study.config.compose import compose_config
 from prefix_study.config.hashing import STAGES, run_hash
 from prefix_study.config.overrides import overrides_from_snakemake
-from prefix_study.pipeline import PipelinePaths
+from prefix_study.pipeline import PipelinePaths, composed_arg
 
 #: Runs the `prefix-study` command (Snakemake); the tests on the shared run
 #: of the whole DAG (conftest.tiny_run) are also marked `engine` (it starts vLLM).
@@ -55,9 +55,12 @@ def test_overrides_survive_a_cluster_jobs_command_line():
     from snakemake_interface_executor_plugins.utils import format_cli_arg
 
     overrides = [*TINY, "results_dir=/scratch/my results/r1", "sweep.policies=[lru,fifo]", "seed=ünï"]
-    argv = shlex.split(format_cli_arg("--config", [config_arg(overrides)]))
+    composed = Path("/scratch/my project/.snakemake/prefix-study/configs/ab12.yaml")
+    argv = shlex.split(format_cli_arg("--config", [config_arg(overrides), composed_arg(composed)]))
     assert argv[0] == "--config"
-    assert overrides_from_snakemake(parse_config(argv[1:])["overrides"]) == overrides
+    config = parse_config(argv[1:])
+    assert overrides_from_snakemake(config["overrides"]) == overrides
+    assert config["composed"] == str(composed)
 
 
 def test_multirun_expands_like_hydras_basic_sweeper():
@@ -81,6 +84,9 @@ def test_snakemake_command(monkeypatch):
     assert cmd[3:8] == ["--profile", str(ROOT / "workflow/profiles/local"), "--cores", "2", "--dry-run"]
     # --config takes many values: last, so the target "all" is not read as one.
     assert cmd[-4:] == ["replay", "all", "--config", 'overrides=["sweep=tiny"]']
+    composed = ROOT / ".snakemake" / "prefix-study" / "configs" / "ab12.yaml"
+    with_file = snakemake_command(["sweep=tiny"], None, True, ["all"], ROOT, composed)
+    assert with_file[-4:] == ["all", "--config", 'overrides=["sweep=tiny"]', f'composed="{composed}"']
     slurm = snakemake_command([], None, False, ["--profile", "workflow/profiles/slurm"], ROOT)
     assert "--cores" not in slurm and str(ROOT / "workflow/profiles/local") not in slurm
     assert snakemake_command([], 4, False, ["--executor", "slurm"], ROOT)[3:5] == ["--cores", "4"]

@@ -3,7 +3,7 @@
 The command composes each run's config once and writes it here; every
 Snakemake process of the run (the submitting one and each cluster job's)
 reads that file instead of composing `conf/` again: Hydra's import and
-composition cost ~0.8 s of CPU per process, and the jobs of one run all see
+composition cost ~0.5 CPU-s per process, and the jobs of one run all see
 the config the command checked, even if `conf/` changes meanwhile.
 """
 
