@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import polars as pl
@@ -195,6 +196,15 @@ def _capture_some_traffic(server, streams, out: Path, replay: bool, drop_first: 
         records = asyncio.run(send_stream(srv.base_url, SERVED_MODEL, rows, simulator_request_args("script"),
                                           1, progress=False))
         write_client_log(records, str(log))
+        # The server publishes a step's KV events after its responses may have
+        # gone out: stop the capture only once it has seen every batch published
+        # by now (stopped at once, it missed them all in one CI run).
+        probe = KVEventSubscriber(srv.events_endpoint, srv.replay_endpoint)
+        end = _published_so_far(probe)
+        probe.close()
+        deadline = time.monotonic() + 30
+        while sub.highest_seen < end - 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         stop.set()
         worker.join()
