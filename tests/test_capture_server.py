@@ -171,19 +171,29 @@ def test_capture_import_gives_the_derived_traces_hit_rates(server_runs):
         import_trace("vllm_kv_events", dirs["both"] / "capture" / "capture.json", "both", block_tokens=16)
 
 
+def next_seq(srv) -> int:
+    """The next KV-event sequence number the server's publisher will use."""
+    from prefix_study.capture.subscriber import KVEventSubscriber
+    from prefix_study.engine.server import _published_so_far
+
+    probe = KVEventSubscriber(srv.events_endpoint, srv.replay_endpoint)
+    try:
+        return _published_so_far(probe)
+    finally:
+        probe.close()
+
+
 def _capture_some_traffic(server, streams, out: Path, replay: bool, drop_first: bool):
     """A capture (capture.capture) of two requests, dropping its first batch."""
     import asyncio
 
     from prefix_study.capture.client import send_stream, write_client_log
     from prefix_study.capture.subscriber import KVEventSubscriber, capture
-    from prefix_study.engine.server import SERVED_MODEL, _published_so_far, simulator_request_args
+    from prefix_study.engine.server import SERVED_MODEL, simulator_request_args
 
     srv = server["server"]
     srv.post("/reset_prefix_cache")
-    probe = KVEventSubscriber(srv.events_endpoint, srv.replay_endpoint)
-    start = _published_so_far(probe)
-    probe.close()
+    start = next_seq(srv)
     sub = KVEventSubscriber(srv.events_endpoint, srv.replay_endpoint if replay else None, from_seq=start,
                             drop_seqs=[start] if drop_first else [])
     stop = threading.Event()
@@ -199,9 +209,7 @@ def _capture_some_traffic(server, streams, out: Path, replay: bool, drop_first: 
         # The server publishes a step's KV events after its responses may have
         # gone out: stop the capture only once it has seen every batch published
         # by now (stopped at once, it missed them all in one CI run).
-        probe = KVEventSubscriber(srv.events_endpoint, srv.replay_endpoint)
-        end = _published_so_far(probe)
-        probe.close()
+        end = next_seq(srv)
         deadline = time.monotonic() + 30
         while sub.highest_seen < end - 1 and time.monotonic() < deadline:
             time.sleep(0.05)
