@@ -25,8 +25,8 @@ hit a block now (a precise router's lookup). The state is a tuple of arrays
 whose first is an int64 register array, registers[0] = blocks held,
 registers[1] = capacity (a capacity <= 0 serves nothing and never hits).
 
-One `serve` drives everything: the replay stage's whole-trace run (a numba
-loop calling `serve` on runs of whole requests, kernels/_serve.py), a cluster replica (cluster/simulate.py
+One `serve` drives everything: the replay stage's whole-trace run (`serve`
+itself, called on runs of whole requests of 64 K accesses, kernels/_serve.py), a cluster replica (cluster/simulate.py
 holds one state per replica), and the tests of the in-engine hooks
 (engine/eviction.py).
 
