@@ -16,6 +16,10 @@ from prefix_study import env
 
 env.apply()  # jobs inherit it
 
+from prefix_study.run_locks import release_own_locks
+
+release_own_locks()  # a run that ends leaves other runs' locks in place
+
 from prefix_study.pipeline import PipelinePaths, run_config
 from prefix_study.report.captions import FIGURES, TABLES, caption_path
 

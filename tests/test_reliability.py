@@ -206,7 +206,8 @@ def test_killed_run_leaves_a_lock_the_next_run_clears_and_no_litter(tmp_path):
     print(proc.stdout, proc.stderr)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "removed a stale Snakemake lock" in proc.stderr and "snakemake --unlock" in proc.stderr
-    assert not list(locks.glob("*.lock"))
+    # The run released its own lock files and left the directory (run_locks.py, set by the Snakefile).
+    assert locks.is_dir() and not list(locks.glob("*.lock"))
     assert sorted(p.name for p in model.parent.iterdir() if p.name.startswith(".")) == []
     # 11: the model is readable by everyone.
     assert model.stat().st_mode & 0o777 == 0o755
@@ -281,6 +282,32 @@ def test_stale_lock_of_this_results_dir_goes_while_another_run_goes_on(tmp_path)
     finally:
         on_b.kill()
         on_b.wait()
+
+
+def test_a_run_that_ends_leaves_another_runs_locks(tmp_path):
+    """Snakemake's own file persistence, as the Snakefile sets it up
+    (run_locks.py): run A ending removes A's lock files only. Snakemake 9
+    removed the whole lock directory, B's locks with it, and a run taking its
+    lock at that moment failed on its lock file (a CI run of this suite).
+    `snakemake --unlock` (cleanup_locks) still removes every lock."""
+    from snakemake.persistence.file import FilePersistence
+
+    from prefix_study.run_locks import release_own_locks
+
+    release_own_locks()
+    path = tmp_path / ".snakemake"
+    a, b, c = (FilePersistence(path=path) for _ in range(3))
+    a._write_locks("output", ["results A/x.parquet"])
+    b._write_locks("output", ["results B/y.parquet"])
+    locks = path / "locks"
+    assert sorted(p.name for p in locks.iterdir()) == ["0.output.lock", "1.output.lock"]
+    a.unlock()
+    assert [p.read_text() for p in locks.iterdir()] == ["results B/y.parquet\n"]
+    c._write_locks("input", ["data/sharegpt.json"])  # a run starting meanwhile takes its lock
+    b.unlock()
+    assert [p.name for p in locks.iterdir()] == ["0.input.lock"]
+    FilePersistence(path=path).cleanup_locks()  # snakemake --unlock
+    assert not locks.exists()
 
 
 def test_temporary_names_never_match_output_globs(tmp_path):
