@@ -369,7 +369,8 @@ def specialise(gpu_policy: str, lower: tuple[str, ...]):
     bindings = {"serve0": gpu.serve, "contains0": gpu.contains, "serve1": m1.serve, "contains1": m1.contains,
                 "serve2": m2.serve, "contains2": m2.contains}
     # numba keys a cached loop on this file alone: the name also carries the
-    # sources of the policies it inlines, so editing one recompiles the loop.
+    # sources of the policies it calls (their code is in its cache entry), so
+    # editing one recompiles the loop.
     sources = sorted({m.serve.py_func.__code__.co_filename for m in (gpu, m1, m2)})
     inlined = hashlib.blake2b(b"".join(Path(f).read_bytes() for f in sources), digest_size=4).hexdigest()
     base = f"tiers_{gpu_policy}_{'_'.join(padded)}_{_VERSION}{inlined}"

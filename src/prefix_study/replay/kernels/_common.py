@@ -27,9 +27,13 @@ BYPASS = 8
 jit = nb.njit(cache=True, nogil=True, boundscheck=False)
 #: Helpers inlined into their caller by numba.
 inline = nb.njit(cache=True, nogil=True, boundscheck=False, inline="always")
-#: A policy's `serve` (replay/policies.py) is inlined into each loop that
-#: drives it (kernels/_serve.py).
-serve_jit = inline
+#: A policy's `serve` (replay/policies.py): compiled once and called by each
+#: loop that drives it (kernels/_serve.py, tiers/kernel.py). Inlined by numba
+#: instead, its whole body was typed again at every call site: the nine
+#: prefix policies' cluster loops took 31.2 CPU-s to compile against 22.6,
+#: the tier tests' kernels 30.4 against 24.5, for the same run time
+#: (bench/cluster_speed.py, bench/tier_speed.py).
+serve_jit = jit
 
 
 @nb.njit(cache=True, inline="always")
