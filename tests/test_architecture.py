@@ -44,7 +44,7 @@ STAGE_RANK["tiers"] = 6
 #: its environment); later stages read its outputs from files, never its code.
 SEALED_STAGES = {"engine"}
 #: Layers 2..5 above the stage libraries.
-UPPER = [("config", 2), ("pipeline", 3), ("report", 4), ("stages", 5), ("cli", 5), ("capture_cli", 5)]
+UPPER = [("config", 2), ("pipeline", 3), ("run_locks", 3), ("report", 4), ("stages", 5), ("cli", 5), ("capture_cli", 5)]
 
 
 def module_name(path: Path, src: Path = SRC) -> str:
