@@ -26,9 +26,9 @@ whose first is an int64 register array, registers[0] = blocks held,
 registers[1] = capacity (a capacity <= 0 serves nothing and never hits).
 
 One `serve` drives everything: the replay stage's whole-trace run (`serve`
-itself, called on runs of whole requests of 64 K accesses, kernels/_serve.py), a cluster replica (cluster/simulate.py
-holds one state per replica), and the tests of the in-engine hooks
-(engine/eviction.py).
+itself, called on runs of whole requests of 64 K accesses,
+kernels/_serve.py), a cluster replica (cluster/simulate.py holds one state
+per replica), and the tests of the in-engine hooks (engine/eviction.py).
 
 Context: cost is the recompute cost of each access's block (float64[n];
 simulate.py's `recompute_cost`) and category its workload x turn index

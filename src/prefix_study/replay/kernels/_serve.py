@@ -6,13 +6,14 @@ Every online policy is a pair of numba functions over explicit state arrays
 (hits, evictions)` for the whole requests at accesses s..e-1, plus `contains(state,
 id)` for a router's lookup. This module holds what every policy does with
 them: the whole-trace replay (`serve` called from Python on runs of whole
-requests), and a cluster's compiled per-request call (one replica serves, then every replica reports
-its overlap with the next request, what precise routers see).
+requests), and a cluster's compiled per-request call (one replica serves,
+then every replica reports its overlap with the next request, what precise
+routers see).
 
 numba cannot cache a function that takes another jitted function as an
 argument (the dispatcher's identity is part of the cache key), nor a closure
-over one. So `specialise` copies the plain Python loops below (the cluster's), binds the
-policy's `serve` and `contains` as globals, and gives the copy the policy
+over one. So `specialise` copies the cluster's plain Python loops below, binds
+the policy's `serve` and `contains` as globals, and gives the copy the policy
 module's file name: numba then caches it next to the policy (`__pycache__`),
 keyed on that file's time stamp, and a name that carries a hash of this file
 invalidates it when these loops change. (numba does not track callees in other
@@ -42,7 +43,7 @@ def _replay_with(serve: Callable) -> Callable:
     """The whole-trace replay of `serve`: `serve` itself, called from Python on
     runs of whole requests of about CHUNK accesses. A numba loop around it
     would be a second compiled copy of `serve` (linking it re-optimises it:
-    more compile time than `serve` itself, 13.7 s against 11.9 s for the nine
+    more compile time than `serve` itself, 13.7 CPU-s against 11.9 for the nine
     prefix policies) for ~80 calls on a 5 M-access trace."""
 
     def replay(state, ids, flags, cost, category, prefix, hits):
