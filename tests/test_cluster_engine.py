@@ -21,28 +21,24 @@ CAPACITY = 30  # blocks per replica (binding: the stream holds ~90 distinct bloc
 MAX_LEN = 640
 
 
-_BASE: dict[str, tuple] = {}
-
-
+@pytest.fixture(scope="module")
 def base_run(engine_factory) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(stream, requests, block trace) of one engine run with a capacity that does
     not bind: the token ids and hash seed of the trace. Once per module (every
     parameter routes the same stream)."""
-    if not _BASE:
-        stream = check_request_stream(synthetic_stream(seed=11, conversations=8, turns=3), MAX_LEN, "script").frame
-        engine = engine_factory(32, capacity_blocks=2048, max_model_len=MAX_LEN, max_num_seqs=1)
-        base = drive(engine, stream, progress=False).requests
-        _BASE["run"] = stream, base, derive_block_trace(base, 32, engine.none_hash_seed(), engine_block_size=32)
-    return _BASE["run"]
+    stream = check_request_stream(synthetic_stream(seed=11, conversations=8, turns=3), MAX_LEN, "script").frame
+    engine = engine_factory(32, capacity_blocks=2048, max_model_len=MAX_LEN, max_num_seqs=1)
+    base = drive(engine, stream, progress=False).requests
+    return stream, base, derive_block_trace(base, 32, engine.none_hash_seed(), engine_block_size=32)
 
 
 @pytest.mark.parametrize("policy", ["lru", "fifo"])  # the cluster policies vLLM's pool runs (engine.eviction)
 @pytest.mark.parametrize(("router", "variant"), [("dynamo_kv", "precise")])
-def test_two_replicas_cached_tokens_equal_the_engine(engine_factory, router, variant, policy):
+def test_two_replicas_cached_tokens_equal_the_engine(engine_factory, base_run, router, variant, policy):
     from prefix_study.config.compose import compose_config
     from omegaconf import OmegaConf
 
-    stream, base, trace = base_run(engine_factory)
+    stream, base, trace = base_run
     lengths = base.select("request_id", pl.col("num_prompt_tokens").alias("prompt_tokens"),
                           pl.col("output_token_ids").list.len().alias("output_tokens"),
                           pl.col("conversation_id").alias("session_id"))

@@ -24,13 +24,9 @@ def _unlock_own(self) -> None:
     self._lockfile.clear()
 
 
-def _unlock_all(self) -> None:
-    self._delete_locks()
-
-
 def release_own_locks() -> None:
     """Make Snakemake's file persistence release only this run's locks (idempotent)."""
     from snakemake.persistence.file import FilePersistence
 
     FilePersistence.unlock = _unlock_own
-    FilePersistence.cleanup_locks = _unlock_all  # `snakemake --unlock`
+    FilePersistence.cleanup_locks = FilePersistence._delete_locks  # `snakemake --unlock`: every lock
