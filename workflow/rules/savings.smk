@@ -2,7 +2,7 @@
 # TTFT) for the named model and GPU, and under engine.clock=cost_model the
 # engine's TTFT with vs without prefix caching (the engine stage's runs).
 # It prices the per-request hits the replay and mixed stages wrote.
-from prefix_study.savings.stage import comparison_block_size, compare_workloads
+from prefix_study.savings.plan import comparison_block_size, compare_workloads
 
 SAVINGS_BS = comparison_block_size(CFG)
 # Only under the cost-model clock do engine times read as a real GPU's.

@@ -40,8 +40,8 @@ def run(inputs: FigureInputs, cfg: Any, out_dir: str | Path) -> list[Path]:
     """Write `<name>.png` + `.svg` for every figure (report.captions.FIGURES).
 
     cfg: the names in the savings figures' titles (model, hardware) and the
-    block size of the cost figure (savings.stage.comparison_block_size)."""
-    from prefix_study.savings.stage import comparison_block_size
+    block size of the cost figure (savings.plan.comparison_block_size)."""
+    from prefix_study.savings.plan import comparison_block_size
 
     out = Path(out_dir)
     read = pl.read_parquet

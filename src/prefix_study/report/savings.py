@@ -15,7 +15,7 @@ from prefix_study.io import markdown_table
 def savings_index_lines(paths: Any, rel: Callable[[Path], str]) -> list[str]:
     """Markdown lines for `index.md` (paths: PipelinePaths; rel: link maker)."""
     from prefix_study.report.captions import ENGINE_TTFT_FIGURES, caption
-    from prefix_study.savings.stage import comparison_block_size
+    from prefix_study.savings.plan import comparison_block_size
 
     cfg = paths.cfg
     lines = [f"## Memory and time ({cfg.model.name} on {cfg.cost.num_gpus} x {cfg.hardware.name}, "

@@ -7,7 +7,7 @@ without prefix caching (rule `engine_no_prefix_caching`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import polars as pl
 
@@ -15,18 +15,6 @@ from prefix_study.cost.model import CostModel
 from prefix_study.io import markdown_table, write_parquet, write_text
 from prefix_study.savings.equal_memory import equal_memory_markdown, equal_memory_table
 from prefix_study.savings.requests import priced_rows, savings_table, workload_prompt_tokens
-
-
-def comparison_block_size(cfg: Any) -> int:
-    """The block size of the cost figure and the engine comparison."""
-    sizes = sorted(int(b) for b in cfg.engine.block_sizes)
-    return int(cfg.mix.block_size) if int(cfg.mix.block_size) in sizes else sizes[0]
-
-
-def compare_workloads(cfg: Any, engine_workloads: Sequence[str]) -> list[str]:
-    """Workloads the engine stage runs again without prefix caching
-    (cost.compare_workloads that exist)."""
-    return [w for w in cfg.cost.compare_workloads if w in engine_workloads]
 
 
 def savings_markdown(table: pl.DataFrame, cost: CostModel) -> str:
