@@ -170,7 +170,8 @@ def _stream_chunk(count, seed, ring, ring_len, documents, state, system_blocks, 
         new = 1 + np.random.geometric(1.0 / mean_new_blocks)
         if n + max_blocks > out.shape[0]:
             grown = np.empty(2 * out.shape[0] + max_blocks, dtype=np.int64)
-            grown[:n] = out[:n]
+            for q in range(n):  # not grown[:n] = out[:n]: see cluster/approx_index.py `sizes`
+                grown[q] = out[q]
             out = grown
         conv = -1
         if held > 0 and np.random.random() < followup_probability:
@@ -209,7 +210,8 @@ def _stream_chunk(count, seed, ring, ring_len, documents, state, system_blocks, 
             next_id += new
             ring_len[conv] = m
         m = ring_len[conv]
-        out[n:n + m] = ring[conv, :m]
+        for q in range(m):
+            out[n + q] = ring[conv, q]
         n += m
         lengths[i] = m
     state[0], state[1], state[2] = next_id, held, head
