@@ -23,7 +23,7 @@ test: setup
 	$(VENV)/bin/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # The inner loop: every stage library, no vLLM, no Snakemake, no SLURM (goal: under 60 s;
-# 385 tests: 47.0-56.8 s with a warm numba cache, 107 s cold, idle machine 2026-12-04. See README.)
+# 385 tests: 47.0-58.1 s with a warm numba cache, 107 s cold, idle machine 2026-12-04. See README.)
 test-fast: setup
 	$(VENV)/bin/python -m pytest -n 2 --dist loadfile -m "not engine and not slurm and not pipeline" $(PYTEST_ARGS)
 
