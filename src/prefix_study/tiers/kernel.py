@@ -372,8 +372,8 @@ def specialise(gpu_policy: str, lower: tuple[str, ...]):
     # sources of the policies it calls (their code is in its cache entry), so
     # editing one recompiles the loop.
     sources = sorted({m.serve.py_func.__code__.co_filename for m in (gpu, m1, m2)})
-    inlined = hashlib.blake2b(b"".join(Path(f).read_bytes() for f in sources), digest_size=4).hexdigest()
-    base = f"tiers_{gpu_policy}_{'_'.join(padded)}_{_VERSION}{inlined}"
+    callees = hashlib.blake2b(b"".join(Path(f).read_bytes() for f in sources), digest_size=4).hexdigest()
+    base = f"tiers_{gpu_policy}_{'_'.join(padded)}_{_VERSION}{callees}"
     here = __file__
     bindings["_contains_tier"] = _relocate(_contains_tier, bindings, here, f"{base}_contains")
     bindings["_serve_tier"] = _relocate(_serve_tier, bindings, here, f"{base}_serve")
